@@ -1,0 +1,220 @@
+"""Helpers shared by the benchmark scripts: ports, servers, CPU pinning, reporting.
+
+Every benchmark talks only to 127.0.0.1, starts its own servers as subprocesses and
+stops them on exit. Figures are reported as ratios against a baseline measured in the
+same run, because absolute numbers on a shared 2-core machine are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = Path(__file__).resolve().parent
+SERVER_CPU = 0
+CLIENT_CPU = 1
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="short run (smaller, fewer rounds)")
+    return parser.parse_args()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Linear-interpolated percentile (``pct`` in 0..100) of a non-empty sequence."""
+    if not values:
+        raise ValueError("percentile of an empty sequence")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * pct / 100.0
+    low, high = math.floor(rank), math.ceil(rank)
+    if low == high:
+        return ordered[low]
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def median(values: Sequence[float]) -> float:
+    return percentile(values, 50.0)
+
+
+# -- CPU pinning -------------------------------------------------------------
+
+def can_pin() -> bool:
+    return shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+
+
+def taskset_prefix(cpu: int) -> list[str]:
+    """Command prefix pinning a child to ``cpu`` (empty when pinning is not possible)."""
+    return ["taskset", "-c", str(cpu)] if can_pin() else []
+
+
+def pin_self(cpu: int) -> None:
+    """Pin this process (the load generator / client) to ``cpu`` when possible."""
+    if (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, {cpu})
+
+
+# -- servers -----------------------------------------------------------------
+
+def uvicorn_flags() -> list[str]:
+    """The same server settings for every app: uvloop + httptools when installed."""
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return ["--workers", "1", "--no-access-log", "--log-level", "warning",
+            "--loop", loop, "--http", http]
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    base_url: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.base_url = f"http://{HOST}:{self.port}"
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def start_server(name: str, app: str, env: dict[str, str], *, app_dir: Path | None = None,
+                 cpu: int | None = SERVER_CPU, timeout: float = 30.0) -> Server:
+    """Start ``uvicorn --factory APP`` on a free port and wait until ``/health`` answers."""
+    port = free_port()
+    command = [*(taskset_prefix(cpu) if cpu is not None else []), sys.executable, "-m",
+               "uvicorn", app, "--factory", "--host", HOST, "--port", str(port),
+               *uvicorn_flags()]
+    if app_dir is not None:
+        command += ["--app-dir", str(app_dir)]
+    log_path = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env},
+                                   stdout=log, stderr=subprocess.STDOUT)
+    server = Server(name, process, port, log_path)
+    try:
+        wait_for_health(server, timeout)
+    except BaseException:
+        stop_server(server)
+        raise
+    return server
+
+
+def wait_for_health(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=server.base_url, timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"{server.name} exited early:\n{server.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get("/health").status_code == 200:
+                    return
+            time.sleep(0.1)
+    raise RuntimeError(f"{server.name} did not answer /health in {timeout:.0f}s:\n"
+                       f"{server.log_tail()}")
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(timeout=10)
+    with contextlib.suppress(OSError):
+        server.log_path.unlink()
+
+
+@contextlib.contextmanager
+def running_server(name: str, app: str, env: dict[str, str], *,
+                   app_dir: Path | None = None) -> Iterator[Server]:
+    server = start_server(name, app, env, app_dir=app_dir)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def personae_env(data_dir: Path, database_url: str) -> dict[str, str]:
+    """Environment for a real ``personae.api.app:create_app`` server on a given store."""
+    return {"PERSONAE_DATA_DIR": str(data_dir), "PERSONAE_DATABASE_URL": database_url,
+            "PERSONAE_LOG_LEVEL": "warning", "PERSONAE_HOST": HOST}
+
+
+def sqlite_url(directory: Path) -> str:
+    return f"sqlite+aiosqlite:///{(directory / 'personae.db').as_posix()}"
+
+
+# -- store preparation -------------------------------------------------------
+
+async def _admin_key(database_url: str, user: str) -> str:
+    from personae.auth.principal import Role
+    from personae.auth.store import UserStore
+    from personae.db.engine import make_engine, migrate
+
+    engine = make_engine(database_url)
+    try:
+        await migrate(engine)
+        users = UserStore(engine)
+        await users.create_user(user, Role.admin)
+        token, _ = await users.create_key(user, "bench")
+        return token
+    finally:
+        await engine.dispose()
+
+
+def admin_key(database_url: str, user: str = "bench-admin") -> str:
+    """Create an admin user and return a new API key for it (plaintext)."""
+    return asyncio.run(_admin_key(database_url, user))
+
+
+# -- reporting ---------------------------------------------------------------
+
+class Report:
+    """Prints ``name: value`` lines, then one PASS/FAIL line per target."""
+
+    def __init__(self) -> None:
+        self.checks: list[tuple[str, bool, str]] = []
+
+    @staticmethod
+    def value(name: str, value: float | int | str, digits: int = 3) -> None:
+        if isinstance(value, float):
+            value = f"{value:.{digits}f}"
+        print(f"{name}: {value}", flush=True)
+
+    def check(self, name: str, ok: bool, detail: str) -> None:
+        self.checks.append((name, ok, detail))
+
+    def finish(self) -> int:
+        for name, ok, detail in self.checks:
+            print(f"{'PASS' if ok else 'FAIL'} {name}: {detail}", flush=True)
+        return 0 if all(ok for _, ok, _ in self.checks) else 1

@@ -1,0 +1,199 @@
+"""Cached ``GET /v1/personas/{id}`` throughput against a bare FastAPI baseline.
+
+Target: the real endpoint (auth + registry cache hit + pre-serialised body) serves at
+least 80% of the requests per second of a bare FastAPI route returning the same JSON
+from a dict, with the same uvicorn settings, in the same run.
+
+Run: ``.venv/bin/python bench/cached_get.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from _common import (
+    BENCH_DIR,
+    CLIENT_CPU,
+    Report,
+    Server,
+    admin_key,
+    median,
+    parse_args,
+    personae_env,
+    pin_self,
+    sqlite_url,
+    start_server,
+    stop_server,
+    uvicorn_flags,
+)
+from _load import LoadResult, run_load
+from personae.config import Settings
+from personae.personas.files import sync_folder
+from personae.runtime import Runtime, samples_folder
+
+TARGET_RATIO = 0.80
+CONCURRENCY = 32
+INLINE_PERSONA = """\
+id: bench-persona
+name: Meera Iyer
+description: A calm, practical career coach for early-career engineers in India.
+tags: [career, coaching, engineering, english]
+role: career coach
+speciality: First jobs and promotions
+language: en
+system_prompt: >-
+  You help engineers plan their first five years: picking teams, asking for
+  feedback, preparing for promotions and negotiating offers. Be concrete and kind.
+greetings:
+  - Hi, I'm Meera. What's on your mind about work today?
+example_dialogues:
+  - user: Should I switch teams after one year?
+    reply: Maybe. Tell me what you are learning now and what you want to learn next.
+expertise_keywords: [career, promotion, negotiation, feedback, interviews]
+traits:
+  consultation_style: {pace: steady, question_style: one question at a time}
+  personality_traits: {warmth: 8, directness: 7, humor: 4}
+"""
+
+
+def _persona_folder(work: Path) -> tuple[Path, str]:
+    """A folder holding one rich persona: the largest sample, else an inline one."""
+    folder = work / "personas"
+    folder.mkdir()
+    samples = sorted(samples_folder().glob("*.yaml"), key=lambda p: p.stat().st_size)
+    if samples:
+        shutil.copy(samples[-1], folder / samples[-1].name)
+    else:
+        (folder / "bench-persona.yaml").write_text(INLINE_PERSONA, encoding="utf-8")
+    return folder, (samples[-1].stem if samples else "bench-persona")
+
+
+async def _load_persona(settings: Settings, folder: Path) -> str:
+    runtime = await Runtime.open(settings, watch=False)
+    try:
+        report = await sync_folder(runtime.store, folder, author="bench")
+    finally:
+        await runtime.close()
+    if not report.applied or len(report.created) != 1:
+        raise RuntimeError(f"could not load the benchmark persona: {report.to_dict()}")
+    return report.created[0]
+
+
+def prepare_store(work: Path) -> tuple[str, str, str]:
+    """Create the store; returns (database url, persona id, admin API key)."""
+    folder, _ = _persona_folder(work)
+    url = sqlite_url(work)
+    settings = Settings(data_dir=work, database_url=url)
+    persona_id = asyncio.run(_load_persona(settings, folder))
+    return url, persona_id, admin_key(url)
+
+
+def fetch_body(server: Server, path: str, headers: dict[str, str]) -> bytes:
+    response = httpx.get(server.base_url + path, headers=headers, timeout=10)
+    if response.status_code != 200:
+        raise RuntimeError(f"{server.name} {path}: HTTP {response.status_code} "
+                           f"{response.text[:300]}")
+    return response.content
+
+
+def start_all(work: Path, url: str, persona_id: str,
+              headers: dict[str, str]) -> tuple[dict[str, Server], bytes]:
+    """Start the real server, capture its body, then start both bare baselines."""
+    servers: dict[str, Server] = {}
+    try:
+        servers["personae_cached"] = start_server(
+            "personae", "personae.api.app:create_app", personae_env(work, url))
+        body = fetch_body(servers["personae_cached"], f"/v1/personas/{persona_id}", headers)
+        body_file = work / "bare.json"
+        body_file.write_text(json.dumps({persona_id: json.loads(body)}, ensure_ascii=False),
+                             encoding="utf-8")
+        for mode in ("dict", "bytes"):
+            env = {"BENCH_BARE_JSON": str(body_file), "BENCH_BARE_MODE": mode}
+            servers[f"bare_{mode}"] = start_server(f"bare_{mode}", "_bare_app:create_app",
+                                                   env, app_dir=BENCH_DIR)
+    except BaseException:
+        for server in servers.values():
+            stop_server(server)
+        raise
+    return servers, body
+
+
+def check_bodies(servers: dict[str, Server], path: str, headers: dict[str, str],
+                 real_body: bytes, report: Report) -> None:
+    """All three servers must return the same JSON document."""
+    expected = json.loads(real_body)
+    same = all(json.loads(fetch_body(s, path, headers)) == expected for s in servers.values())
+    report.value("body_bytes", len(real_body))
+    report.check("same_json_body", same, "bare and real servers return the same JSON"
+                 if same else "bodies differ between servers")
+
+
+def measure(servers: dict[str, Server], path: str, headers: dict[str, str],
+            rounds: int, seconds: float) -> dict[str, list[LoadResult]]:
+    """Warm each server up, then alternate runs, rotating the order every round."""
+    names = list(servers)
+    for name in names:
+        run_load(servers[name].base_url + path, headers, CONCURRENCY, min(seconds, 2.0))
+    results: dict[str, list[LoadResult]] = {name: [] for name in names}
+    for index in range(rounds):
+        order = names[index % len(names):] + names[:index % len(names)]
+        for name in order:
+            results[name].append(run_load(servers[name].base_url + path, headers,
+                                          CONCURRENCY, seconds))
+    return results
+
+
+def summarise(results: dict[str, list[LoadResult]], report: Report) -> None:
+    rps = {name: median([r.rps for r in runs]) for name, runs in results.items()}
+    for name in ("bare_dict", "bare_bytes", "personae_cached"):
+        report.value(f"{name}_rps", rps[name], 1)
+        report.value(f"{name}_runs", " ".join(f"{r.rps:.0f}" for r in results[name]))
+    vs_dict = rps["personae_cached"] / rps["bare_dict"]
+    vs_bytes = rps["personae_cached"] / rps["bare_bytes"]
+    report.value("ratio_vs_bare_dict", vs_dict)
+    report.value("ratio_vs_bare_bytes", vs_bytes)
+    for name, runs in results.items():
+        bad = sum(r.non_2xx + r.errors for r in runs)
+        total = sum(r.requests for r in runs)
+        report.value(f"{name}_requests", total)
+        report.check(f"{name}_all_2xx", bad == 0 and total > 0,
+                     f"{bad} non-2xx responses or socket errors in {total} requests")
+    report.check("ratio_vs_bare_dict", vs_dict >= TARGET_RATIO,
+                 f"{vs_dict:.3f} (target >= {TARGET_RATIO:.2f})")
+
+
+def main() -> int:
+    args = parse_args(__doc__ or "")
+    rounds, seconds = (2, 3.0) if args.quick else (3, 10.0)
+    pin_self(CLIENT_CPU)
+    report = Report()
+    with tempfile.TemporaryDirectory(prefix="bench-cached-get-") as tmp:
+        work = Path(tmp)
+        url, persona_id, key = prepare_store(work)
+        headers = {"Authorization": f"Bearer {key}"}
+        path = f"/v1/personas/{persona_id}"
+        report.value("persona_id", persona_id)
+        report.value("server_flags", " ".join(uvicorn_flags()))
+        servers, body = start_all(work, url, persona_id, headers)
+        try:
+            check_bodies(servers, path, headers, body, report)
+            results = measure(servers, path, headers, rounds, seconds)
+        finally:
+            for server in servers.values():
+                stop_server(server)
+        report.value("load_generator", results["bare_dict"][0].tool)
+        report.value("concurrency", CONCURRENCY)
+        report.value("rounds_x_seconds", f"{rounds}x{seconds:g}")
+        summarise(results, report)
+    return report.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

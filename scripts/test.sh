@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite: bash scripts/test.sh [pytest args...]
+#
+#  1. creates .venv (if missing) and installs the project with its dev extras;
+#  2. starts a throwaway PostgreSQL cluster (initdb into a temp dir, free port on
+#     127.0.0.1, durability off) and exports PERSONAE_TEST_POSTGRES_URL and
+#     PERSONAE_REQUIRE_POSTGRES=1 so the postgres-parametrized tests run, not skip;
+#  3. runs `ruff check .` and then pytest with the given arguments.
+# The cluster is stopped and its directory removed on exit, failure or Ctrl-C.
+# The exit status is pytest's (or the first failing setup step's).
+#
+# Environment:
+#   PERSONAE_SKIP_POSTGRES=1      SQLite only: no cluster, PostgreSQL tests are skipped.
+#   PERSONAE_TEST_POSTGRES_URL=…  use this existing server instead of starting one
+#                                 (a SQLAlchemy URL; its database must exist).
+#   PYTHON=…                      interpreter used to create .venv (default python3).
+#
+# PostgreSQL server binaries are looked up in /usr/lib/postgresql/*/bin (newest
+# first), then on PATH; as root they are installed with apt-get when missing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PYTHON="${PYTHON:-python3}"
+VENV="$ROOT/.venv"
+PG_DB=personae_test
+PG_SUPERUSER=postgres
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+is_root() { [[ "$(id -u)" -eq 0 ]]; }
+now_ms() { local t="${EPOCHREALTIME/[.,]/}"; echo $((t / 1000)); }
+
+APT_UPDATED=0
+apt_install() {
+    is_root && command -v apt-get >/dev/null 2>&1 || return 1
+    export DEBIAN_FRONTEND=noninteractive
+    if [[ $APT_UPDATED -eq 0 ]]; then
+        log "apt-get update"
+        apt-get update -qq || return 1
+        APT_UPDATED=1
+    fi
+    log "apt-get install $*"
+    apt-get install -y -qq --no-install-recommends "$@" </dev/null
+}
+
+# --------------------------------------------------------------------------- venv
+
+venv_ok() { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; }
+
+if ! venv_ok; then
+    command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found: install Python 3.11 or newer"
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+        die "Python 3.11 or newer is required, $PYTHON is $("$PYTHON" -V 2>&1)"
+    log "creating .venv with $("$PYTHON" -V 2>&1)"
+    if ! "$PYTHON" -m venv "$VENV" || ! venv_ok; then
+        # Debian ships venv/ensurepip separately (python3-venv).
+        apt_install python3-venv ||
+            die "could not create .venv: install the venv module (Debian: apt-get install python3-venv)"
+        "$PYTHON" -m venv "$VENV"
+        venv_ok || die "could not create a working .venv"
+    fi
+fi
+
+log "installing personae[dev] into .venv"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+# --------------------------------------------------------------------- PostgreSQL
+
+PG_BIN=""
+PG_TMP=""
+PG_OS_USER=""
+PG_PID=""
+
+find_pg_bin() {
+    local dir
+    while IFS= read -r dir; do
+        if [[ -x "$dir/pg_ctl" && -x "$dir/initdb" && -x "$dir/postgres" ]]; then
+            echo "$dir"
+            return 0
+        fi
+    done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -rV)
+    if command -v pg_ctl >/dev/null 2>&1; then
+        dir="$(dirname "$(command -v pg_ctl)")"
+        if [[ -x "$dir/initdb" && -x "$dir/postgres" ]]; then
+            echo "$dir"
+            return 0
+        fi
+    fi
+    return 1
+}
+
+# Run a server-side command as the cluster owner (initdb/postgres refuse root).
+as_pg() {
+    (
+        cd "$PG_TMP"
+        if is_root; then
+            exec runuser -u "$PG_OS_USER" -- "$@"
+        else
+            exec "$@"
+        fi
+    )
+}
+
+# Stop the server (immediate: nothing in it is worth a checkpoint), reap it, and
+# delete the cluster directory.
+# shellcheck disable=SC2317  # invoked from the EXIT trap
+stop_cluster() {
+    [[ -n "$PG_TMP" && -d "$PG_TMP" ]] || return 0
+    local pidfile="$PG_TMP/data/postmaster.pid" pid
+    if [[ -f "$pidfile" ]]; then
+        as_pg "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m immediate -w -t 30 stop \
+            >/dev/null 2>&1 || true
+        if [[ -f "$pidfile" ]]; then
+            pid="$(head -n 1 "$pidfile" 2>/dev/null || true)"
+            if [[ "$pid" =~ ^[0-9]+$ ]]; then
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+        fi
+    fi
+    if [[ -n "$PG_PID" ]]; then
+        wait "$PG_PID" 2>/dev/null || true
+        PG_PID=""
+    fi
+    rm -rf "$PG_TMP"
+    PG_TMP=""
+}
+
+# shellcheck disable=SC2317  # invoked from the EXIT trap
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_cluster
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    "$VENV/bin/python" -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+start_cluster() {
+    local started port attempt version
+    started="$(now_ms)"
+
+    if ! PG_BIN="$(find_pg_bin)"; then
+        if is_root; then
+            apt_install postgresql || die "could not install PostgreSQL with apt-get"
+            PG_BIN="$(find_pg_bin)" || die "PostgreSQL installed but pg_ctl/initdb not found"
+        else
+            die "PostgreSQL server binaries (pg_ctl, initdb) not found in /usr/lib/postgresql/*/bin or on PATH.
+       Install them (Debian: sudo apt-get install postgresql), or run SQLite-only:
+       PERSONAE_SKIP_POSTGRES=1 bash scripts/test.sh"
+        fi
+        started="$(now_ms)"
+    fi
+    version="$("$PG_BIN/postgres" --version)"
+
+    if is_root; then
+        if id -u postgres >/dev/null 2>&1; then
+            PG_OS_USER=postgres
+        else
+            PG_OS_USER=nobody
+        fi
+        # The owner must be able to reach the directory: stay out of root's TMPDIR.
+        PG_TMP="$(mktemp -d /tmp/personae-pg.XXXXXX)"
+        mkdir "$PG_TMP/socket"
+        chown -R "$PG_OS_USER" "$PG_TMP"
+    else
+        PG_TMP="$(mktemp -d "${TMPDIR:-/tmp}/personae-pg.XXXXXX")"
+        mkdir "$PG_TMP/socket"
+    fi
+
+    if ! as_pg "$PG_BIN/initdb" -D "$PG_TMP/data" -U "$PG_SUPERUSER" --auth=trust \
+        --encoding=UTF8 --locale=C --no-sync >"$PG_TMP/initdb.log" 2>&1; then
+        cat "$PG_TMP/initdb.log" >&2
+        die "initdb failed"
+    fi
+    cat >>"$PG_TMP/data/postgresql.conf" <<EOF
+
+# throwaway test cluster (scripts/test.sh)
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$PG_TMP/socket'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 200
+EOF
+
+    # The server runs as a child of this script (not daemonized through pg_ctl), so
+    # this script reaps it on exit and no zombie is left behind on machines whose
+    # init does not reap orphans.
+    local ready=0
+    for attempt in 1 2 3 4 5; do
+        port="$(free_port)"
+        as_pg "$PG_BIN/postgres" -D "$PG_TMP/data" -p "$port" \
+            </dev/null >"$PG_TMP/postgres.log" 2>&1 &
+        PG_PID=$!
+        for _ in $(seq 1 240); do
+            if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" -U "$PG_SUPERUSER"; then
+                ready=1
+                break
+            fi
+            kill -0 "$PG_PID" 2>/dev/null || break # exited: most likely the port was taken
+            sleep 0.25
+        done
+        [[ $ready -eq 1 ]] && break
+        cat "$PG_TMP/postgres.log" >&2 || true
+        as_pg "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
+        wait "$PG_PID" 2>/dev/null || true
+        PG_PID=""
+        log "PostgreSQL did not start on port $port (attempt $attempt of 5)"
+    done
+    [[ $ready -eq 1 ]] || die "could not start PostgreSQL (log above)"
+
+    "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U "$PG_SUPERUSER" "$PG_DB"
+
+    export PERSONAE_TEST_POSTGRES_URL="postgresql+asyncpg://$PG_SUPERUSER@127.0.0.1:$port/$PG_DB"
+    export PERSONAE_REQUIRE_POSTGRES=1
+    log "$version ready on 127.0.0.1:$port in $(($(now_ms) - started)) ms ($PG_TMP)"
+}
+
+if [[ "${PERSONAE_SKIP_POSTGRES:-0}" == 1 ]]; then
+    log "PERSONAE_SKIP_POSTGRES=1: SQLite only, PostgreSQL tests will be skipped"
+    unset PERSONAE_TEST_POSTGRES_URL PERSONAE_REQUIRE_POSTGRES
+elif [[ -n "${PERSONAE_TEST_POSTGRES_URL:-}" ]]; then
+    log "using the PostgreSQL server from PERSONAE_TEST_POSTGRES_URL"
+    export PERSONAE_REQUIRE_POSTGRES=1
+else
+    start_cluster
+fi
+
+# -------------------------------------------------------------------------- tests
+
+log "ruff check ."
+"$VENV/bin/ruff" check .
+
+log "pytest $*"
+status=0
+"$VENV/bin/pytest" "$@" || status=$?
+exit "$status"

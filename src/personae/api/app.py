@@ -1,0 +1,41 @@
+"""The HTTP application: ``create_app(settings)`` builds a fresh app (no globals)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from personae import __version__
+from personae.api.errors import install_error_handlers
+from personae.api.routes import health, me, personas
+from personae.config import Settings, get_settings
+from personae.runtime import Runtime
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await Runtime.open(settings)
+        app.state.runtime = runtime
+        app.state.local_admin = (await runtime.auth.local_admin()
+                                 if settings.keyless_allowed else None)
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="Personae",
+        version=__version__,
+        summary="Define an AI persona once; use it everywhere.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(me.router, prefix="/v1")
+    app.include_router(personas.router, prefix="/v1")
+    return app

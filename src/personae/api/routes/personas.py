@@ -1,0 +1,213 @@
+"""``/v1/personas``: the registry over HTTP (thin: parse, authorise via the service, shape)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile, status
+
+from personae.api.deps import CurrentPrincipal, PersonaServiceDep
+from personae.api.schemas import (
+    ArchiveRequest,
+    PersonaCreate,
+    PersonaPatch,
+    PersonaReplace,
+    RollbackRequest,
+)
+from personae.errors import InvalidInput, PreconditionRequired
+from personae.personas.language import normalize_language
+from personae.personas.records import PersonaRecord
+from personae.personas.registry import serialise
+from personae.personas.schema import Status, Visibility
+from personae.personas.transfer import EXPORT_FORMATS, export_definition, import_bytes
+
+router = APIRouter(prefix="/personas", tags=["personas"])
+JSON = "application/json"
+
+
+def _record_response(record: PersonaRecord, status_code: int = 200) -> Response:
+    cached = serialise(record)
+    return Response(cached.body, status_code, media_type=JSON, headers={"ETag": cached.etag})
+
+
+def _base_version(body_version: int | None, if_match: str | None) -> int:
+    """The version a write is based on: the body's ``base_version`` or ``If-Match``."""
+    if body_version is not None:
+        return body_version
+    if if_match:
+        try:
+            return int(if_match.strip().removeprefix("W/").strip('"'))
+        except ValueError:
+            raise InvalidInput(f"If-Match must be a persona version such as \"3\", "
+                               f"got {if_match!r}") from None
+    raise PreconditionRequired(
+        "say which version your change is based on: 'base_version' in the body "
+        "or an If-Match header (the ETag from GET)")
+
+
+@router.get("")
+async def list_personas(
+    principal: CurrentPrincipal, service: PersonaServiceDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    tag: str | None = None, language: str | None = None, status: Status | None = None,
+    owner: Annotated[str | None, Query(description="'me', 'global' or a user id")] = None,
+    q: Annotated[str | None, Query(description="text in id, name, description, tags")] = None,
+    include_archived: bool = False,
+) -> dict[str, Any]:
+    if language:
+        try:
+            language = normalize_language(language)
+        except ValueError as exc:
+            raise InvalidInput(f"language: {exc}") from None
+    page = await service.list(
+        principal, limit=limit, offset=offset, tag=tag, language=language, status=status,
+        owner=principal.user_id if owner == "me" else owner, text=q,
+        include_archived=include_archived)
+    return {"data": [s.public() for s in page.data], "count": page.count,
+            "limit": limit, "offset": offset}
+
+
+@router.post("", status_code=201)
+async def create_persona(body: PersonaCreate, principal: CurrentPrincipal,
+                         service: PersonaServiceDep) -> Response:
+    record = await service.create(principal, body.definition, visibility=body.visibility,
+                                  global_scope=body.global_, note=body.note)
+    return _record_response(record, 201)
+
+
+@router.post("/import", status_code=201)
+async def import_persona(
+    principal: CurrentPrincipal, service: PersonaServiceDep,
+    file: Annotated[UploadFile, File(description="persona JSON/YAML or Character Card "
+                                                 "(JSON, PNG, CHARX)")],
+    id: Annotated[str | None, Form(description="id for the new persona")] = None,
+    visibility: Annotated[Visibility, Form()] = Visibility.private,
+    global_: Annotated[bool, Form(alias="global")] = False,
+) -> dict[str, Any]:
+    imported = import_bytes(await file.read(), file.filename, id)
+    created = [
+        (await service.create(principal, definition, visibility=visibility,
+                              global_scope=global_, note=f"imported from {file.filename}"))
+        .public()
+        for definition in imported.definitions
+    ]
+    return {"data": created, "count": len(created), "warnings": imported.warnings,
+            "source_format": imported.source_format}
+
+
+@router.get("/{persona_id}")
+async def get_persona(persona_id: str, principal: CurrentPrincipal, service: PersonaServiceDep,
+                      request: Request) -> Response:
+    cached = await service.get(principal, persona_id)
+    if request.headers.get("if-none-match") == cached.etag:
+        return Response(status_code=304, headers={"ETag": cached.etag})
+    return Response(cached.body, media_type=JSON, headers={"ETag": cached.etag})
+
+
+@router.put("/{persona_id}")
+async def replace_persona(persona_id: str, body: PersonaReplace, principal: CurrentPrincipal,
+                          service: PersonaServiceDep,
+                          if_match: Annotated[str | None, Header()] = None) -> Response:
+    record = await service.replace(
+        principal, persona_id, body.definition,
+        base_version=_base_version(body.base_version, if_match), note=body.note,
+        visibility=body.visibility)
+    return _record_response(record)
+
+
+@router.patch("/{persona_id}")
+async def patch_persona(persona_id: str, body: PersonaPatch, principal: CurrentPrincipal,
+                        service: PersonaServiceDep,
+                        if_match: Annotated[str | None, Header()] = None) -> Response:
+    record = await service.patch(
+        principal, persona_id, body.definition or {},
+        base_version=_base_version(body.base_version, if_match), note=body.note,
+        visibility=body.visibility)
+    return _record_response(record)
+
+
+@router.delete("/{persona_id}", response_model=None)
+async def delete_persona(
+    persona_id: str, principal: CurrentPrincipal, service: PersonaServiceDep,
+    hard: Annotated[bool, Query(description="delete for good (admins only)")] = False,
+) -> Response:
+    if hard:
+        await service.hard_delete(principal, persona_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return _record_response(await service.set_status(principal, persona_id, Status.archived))
+
+
+@router.post("/{persona_id}/archive")
+async def archive_persona(persona_id: str, principal: CurrentPrincipal,
+                          service: PersonaServiceDep, body: ArchiveRequest | None = None
+                          ) -> Response:
+    body = body or ArchiveRequest()
+    record = await service.set_status(principal, persona_id, Status.archived,
+                                      base_version=body.base_version, note=body.note)
+    return _record_response(record)
+
+
+@router.post("/{persona_id}/restore")
+async def restore_persona(persona_id: str, principal: CurrentPrincipal,
+                          service: PersonaServiceDep, body: ArchiveRequest | None = None
+                          ) -> Response:
+    body = body or ArchiveRequest()
+    record = await service.set_status(principal, persona_id, body.status or Status.active,
+                                      base_version=body.base_version, note=body.note)
+    return _record_response(record)
+
+
+@router.get("/{persona_id}/versions")
+async def list_versions(persona_id: str, principal: CurrentPrincipal,
+                        service: PersonaServiceDep) -> dict[str, Any]:
+    versions = await service.versions(principal, persona_id)
+    return {"data": [v.public(with_definition=False) for v in versions],
+            "count": len(versions)}
+
+
+@router.get("/{persona_id}/versions/{number}")
+async def get_version(persona_id: str, number: int, principal: CurrentPrincipal,
+                      service: PersonaServiceDep) -> dict[str, Any]:
+    return (await service.version(principal, persona_id, number)).public()
+
+
+@router.get("/{persona_id}/diff")
+async def diff_versions(
+    persona_id: str, principal: CurrentPrincipal, service: PersonaServiceDep,
+    from_: Annotated[int | None, Query(alias="from", ge=1)] = None,
+    to: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    current = (await service.get(principal, persona_id)).record.version
+    new = to or current
+    old = from_ or max(new - 1, 1)
+    return await service.diff(principal, persona_id, old, new)
+
+
+@router.post("/{persona_id}/rollback")
+async def rollback_persona(persona_id: str, body: RollbackRequest, principal: CurrentPrincipal,
+                           service: PersonaServiceDep) -> Response:
+    record = await service.rollback(principal, persona_id, body.version,
+                                    base_version=body.base_version, note=body.note)
+    return _record_response(record)
+
+
+@router.get("/{persona_id}/prompt")
+async def rendered_prompt(persona_id: str, principal: CurrentPrincipal,
+                          service: PersonaServiceDep) -> dict[str, Any]:
+    from personae.personas.prompt import build_system_prompt
+
+    record = (await service.get(principal, persona_id)).record
+    return {"persona_id": persona_id, "version": record.version,
+            "system_prompt": build_system_prompt(record.definition)}
+
+
+@router.get("/{persona_id}/export", response_model=None)
+async def export_persona(
+    persona_id: str, principal: CurrentPrincipal, service: PersonaServiceDep,
+    format: Annotated[str, Query(description=" | ".join(EXPORT_FORMATS))] = "json",
+) -> Response:
+    record = (await service.get(principal, persona_id)).record
+    content, media_type, filename = export_definition(record.definition, format)
+    return Response(content, media_type=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -1,0 +1,120 @@
+"""The only module that reads and writes users and API keys.
+
+Keys are shown once at creation and stored as SHA-256 hashes: they are 256-bit random
+tokens, so a fast hash is safe and keeps authentication off the hot path's budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from personae.auth.principal import Principal, Role
+from personae.db.tables import api_keys, users, utcnow
+from personae.errors import Conflict, NotFound
+
+KEY_PREFIX = "pk_"
+
+
+def hash_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    name: str
+    role: Role
+    created_at: datetime
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    user_id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked: bool
+
+
+class UserStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def create_user(self, name: str, role: Role, user_id: str | None = None) -> User:
+        user = User(id=user_id or uuid.uuid4().hex, name=name, role=role, created_at=utcnow(),
+                    disabled=False)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(users.insert().values(
+                    id=user.id, name=name, role=role.value, created_at=user.created_at,
+                    disabled=False))
+        except IntegrityError as exc:
+            raise Conflict(f"a user named '{name}' already exists") from exc
+        return user
+
+    async def get_user(self, name_or_id: str) -> User | None:
+        query = sa.select(users).where(sa.or_(users.c.name == name_or_id,
+                                              users.c.id == name_or_id))
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return _user(row) if row else None
+
+    async def list_users(self) -> list[User]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(users).order_by(users.c.name))).mappings()
+            return [_user(r) for r in rows]
+
+    async def create_key(self, user_name_or_id: str, name: str = "default") -> tuple[str, ApiKey]:
+        """Make a key for a user; returns the plaintext token (shown once) and its record."""
+        user = await self.get_user(user_name_or_id)
+        if user is None:
+            raise NotFound(f"no user named '{user_name_or_id}'")
+        token = KEY_PREFIX + secrets.token_urlsafe(32)
+        key = ApiKey(id=uuid.uuid4().hex, user_id=user.id, name=name, prefix=token[:10],
+                     created_at=utcnow(), revoked=False)
+        async with self.engine.begin() as conn:
+            await conn.execute(api_keys.insert().values(
+                id=key.id, user_id=user.id, name=name, prefix=key.prefix,
+                key_hash=hash_key(token), created_at=key.created_at))
+        return token, key
+
+    async def list_keys(self, user_id: str | None = None) -> list[ApiKey]:
+        query = sa.select(api_keys).order_by(api_keys.c.created_at)
+        if user_id:
+            query = query.where(api_keys.c.user_id == user_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [ApiKey(id=r["id"], user_id=r["user_id"], name=r["name"], prefix=r["prefix"],
+                       created_at=r["created_at"], revoked=r["revoked_at"] is not None)
+                for r in rows]
+
+    async def revoke_key(self, key_id: str) -> None:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(api_keys.update().where(api_keys.c.id == key_id)
+                                        .values(revoked_at=utcnow()))
+        if result.rowcount != 1:
+            raise NotFound(f"no API key with id '{key_id}'")
+
+    async def principal_for_token(self, token: str) -> Principal | None:
+        query = (sa.select(users.c.id, users.c.name, users.c.role)
+                 .join(api_keys, api_keys.c.user_id == users.c.id)
+                 .where(api_keys.c.key_hash == hash_key(token), api_keys.c.revoked_at.is_(None),
+                        users.c.disabled.is_(False)))
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return Principal(row[0], row[1], Role(row[2])) if row else None
+
+
+def _user(row: sa.RowMapping) -> User:
+    return User(id=row["id"], name=row["name"], role=Role(row["role"]),
+                created_at=row["created_at"], disabled=row["disabled"])

@@ -1,0 +1,1 @@
+"""The ``personae`` command line: a thin Typer adapter over the core services."""

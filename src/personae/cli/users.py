@@ -1,0 +1,122 @@
+"""``personae users`` and ``personae keys``: who may call the API, and with which key."""
+
+from __future__ import annotations
+
+import typer
+
+from personae.auth.principal import Role
+from personae.auth.store import ApiKey, User
+from personae.cli import output
+from personae.cli.session import in_runtime, user_id_for
+from personae.runtime import Runtime
+
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
+
+
+def _user_data(user: User) -> dict[str, object]:
+    return {"id": user.id, "name": user.name, "role": user.role.value,
+            "created_at": user.created_at.isoformat(), "disabled": user.disabled}
+
+
+def _key_data(key: ApiKey, owner: str) -> dict[str, object]:
+    return {"id": key.id, "user_id": key.user_id, "user": owner, "name": key.name,
+            "prefix": key.prefix, "created_at": key.created_at.isoformat(),
+            "revoked": key.revoked}
+
+
+@users_app.command("create")
+def create_user(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Unique user name."),
+    role: Role = typer.Option(Role.member, "--role", help="admin or member."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a user (then give them a key with `personae keys create NAME`)."""
+
+    async def work(runtime: Runtime) -> User:
+        return await runtime.users.create_user(name, role)
+
+    user = in_runtime(ctx, work)
+    if as_json:
+        output.emit_json(_user_data(user))
+        return
+    output.say(f"Created {user.role.value} '{user.name}' (id {user.id}).", style="green")
+    output.say(f"Next: personae keys create {user.name}")
+
+
+@users_app.command("list")
+def list_users(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """List users."""
+
+    async def work(runtime: Runtime) -> list[User]:
+        return await runtime.users.list_users()
+
+    found = in_runtime(ctx, work)
+    if as_json:
+        output.emit_json([_user_data(u) for u in found])
+        return
+    rows = [(u.name, u.id, u.role.value, output.when(u.created_at),
+             "disabled" if u.disabled else "") for u in found]
+    output.show(output.table(("name", "id", "role", "created", ""), rows,
+                             keep_whole=("name", "id")))
+
+
+@keys_app.command("create")
+def create_key(
+    ctx: typer.Context,
+    user: str = typer.Argument(..., help="User name or id."),
+    name: str = typer.Option("default", "--name", help="A label for the key."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create an API key; the token is shown once and cannot be shown again."""
+
+    async def work(runtime: Runtime) -> tuple[str, ApiKey]:
+        return await runtime.users.create_key(user, name)
+
+    token, key = in_runtime(ctx, work)
+    if as_json:
+        output.emit_json({"token": token, **_key_data(key, user)})
+        return
+    output.say(f"API key '{key.name}' for {user} (key id {key.id}):")
+    output.emit_text(token)
+    output.warn("store this key now: it cannot be shown again. "
+                "Send it as 'Authorization: Bearer <key>'.")
+
+
+@keys_app.command("list")
+def list_keys(
+    ctx: typer.Context,
+    user: str | None = typer.Argument(None, help="Only this user's keys (name or id)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List API keys (prefixes only: the tokens themselves are never stored)."""
+
+    async def work(runtime: Runtime) -> tuple[list[ApiKey], dict[str, str]]:
+        user_id = await user_id_for(runtime, user) if user else None
+        names = {u.id: u.name for u in await runtime.users.list_users()}
+        return await runtime.users.list_keys(user_id), names
+
+    keys, names = in_runtime(ctx, work)
+    if as_json:
+        output.emit_json([_key_data(k, names.get(k.user_id, k.user_id)) for k in keys])
+        return
+    rows = [(k.id, names.get(k.user_id, k.user_id), k.name, k.prefix + "…",
+             output.when(k.created_at), "revoked" if k.revoked else "active") for k in keys]
+    output.show(output.table(("id", "user", "name", "prefix", "created", "state"), rows,
+                             keep_whole=("id",)))
+
+
+@keys_app.command("revoke")
+def revoke_key(ctx: typer.Context,
+               key_id: str = typer.Argument(..., help="Key id (see `personae keys list`).")
+               ) -> None:
+    """Revoke an API key; servers stop accepting it within seconds."""
+
+    async def work(runtime: Runtime) -> None:
+        await runtime.users.revoke_key(key_id)
+
+    in_runtime(ctx, work)
+    output.say(f"Revoked key {key_id}.", style="green")

@@ -1,0 +1,85 @@
+"""Settings from the environment (``PERSONAE_*``), an optional config file, and defaults.
+
+Nothing is read at import time: call :func:`get_settings` (cached) or build a
+:class:`Settings` explicitly, as tests and ``create_app(settings)`` do.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, YamlConfigSettingsSource
+
+
+def default_data_dir() -> Path:
+    return Path(user_data_dir("personae", appauthor=False))
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; every field can be set as ``PERSONAE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="PERSONAE_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default is SQLite in data_dir/personae.db",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    anonymous_loopback: bool = Field(
+        default=True,
+        description="Requests without an API key act as the local admin, "
+        "only while the server is bound to a loopback address.",
+    )
+    cache_ttl_seconds: float = Field(default=30.0, gt=0)
+    cache_max_entries: int = Field(default=10_000, gt=0)
+    change_poll_seconds: float = Field(default=0.25, gt=0)
+    migrate_on_start: bool = True
+    log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str | None) -> str | None:
+        if value and value.startswith(("postgres://", "postgresql://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'personae.db'}"
+
+    @property
+    def keyless_allowed(self) -> bool:
+        return self.anonymous_loopback and is_loopback_host(self.host)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                   dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def]
+        config_file = os.environ.get("PERSONAE_CONFIG")
+        sources = [init_settings, env_settings]
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,115 @@
+"""Table definitions (SQLAlchemy Core). Migrations mirror these; stores query them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+Timestamp = sa.DateTime(timezone=True)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False, default=utcnow),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("users.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", Timestamp, nullable=False, default=utcnow),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
+
+personas = sa.Table(
+    "personas",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner_id", sa.String(64), sa.ForeignKey("users.id", ondelete="RESTRICT"),
+              nullable=True, index=True),
+    sa.Column("visibility", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("current_version", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, index=True),
+    sa.Column("display_name", sa.String(200), nullable=True),
+    sa.Column("language", sa.String(35), nullable=False, index=True),
+    sa.Column("search_text", sa.Text, nullable=False),
+    sa.Column("definition_hash", sa.String(64), nullable=False),
+    sa.Column("source_hash", sa.String(64), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+persona_versions = sa.Table(
+    "persona_versions",
+    metadata,
+    sa.Column("persona_id", sa.String(64), sa.ForeignKey("personas.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    # JSON (not JSONB) keeps key order, so trait blocks render in the author's order.
+    sa.Column("definition", sa.JSON, nullable=False),
+    sa.Column("definition_hash", sa.String(64), nullable=False),
+    sa.Column("author", sa.String(100), nullable=False),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+persona_tags = sa.Table(
+    "persona_tags",
+    metadata,
+    sa.Column("persona_id", sa.String(64), sa.ForeignKey("personas.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("tag", sa.String(100), primary_key=True, index=True),
+)
+
+persona_metrics = sa.Table(
+    "persona_metrics",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("persona_id", sa.String(64), sa.ForeignKey("personas.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("bucket_start", Timestamp, nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False, default=0),
+    sa.Column("total", sa.Float, nullable=False, default=0.0),
+    sa.Column("minimum", sa.Float, nullable=True),
+    sa.Column("maximum", sa.Float, nullable=True),
+    sa.UniqueConstraint("persona_id", "version", "metric", "bucket_start",
+                        name="uq_persona_metrics_cell"),
+)
+
+# Every persona write appends here in its own transaction; other processes read it to
+# invalidate their caches (SQLite polls it; PostgreSQL also gets NOTIFY).
+change_log = sa.Table(
+    "change_log",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("persona_id", sa.String(64), nullable=True),
+    sa.Column("changed_at", Timestamp, nullable=False),
+)

@@ -1,0 +1,283 @@
+"""Build a persona's system prompt from its definition.
+
+The prompt is a pure function of the definition: the same definition always gives
+the same bytes, so prompts can be cached, diffed and hashed. Trait blocks are
+rendered generically (a new ``pricing_model`` or ``availability`` block shows up
+with no code change). Knowledge items are left out on purpose: they are retrieved
+per message, not pasted into every prompt.
+
+A definition may carry its own ``prompt_template`` (Jinja2). It runs in a sandbox
+because templates are persona data written by users, not code we trust.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from personae.personas.language import language_name
+from personae.personas.schema import LanguagePolicy, PersonaDefinition
+
+_INDENT = "  "
+_ARTICLES = ("a ", "an ", "the ")
+# Vowel-initial words that still take "a" ("a European", "a unique", "a one-off").
+_A_BEFORE_VOWEL = re.compile(r"(?i)^(eu|uni|use|usu|uti|one\b|once\b)")
+_MAX_REPEAT = 100_000  # longest string/list a template may build with "*"
+_MAX_BITS = 4096  # largest integer a template may build with "**"
+
+
+# --------------------------------------------------------------------------- traits
+
+
+def _label(key: Any) -> str:
+    """``consultation_style`` -> ``Consultation style``; the rest of the case is kept."""
+    text = " ".join(str(key).replace("_", " ").split())
+    return text[:1].upper() + text[1:]
+
+
+def _is_scalar(value: Any) -> bool:
+    return not isinstance(value, Mapping | list | tuple)
+
+
+def _scalar(value: Any) -> str:
+    """Plain text for one value: no quotes, booleans as yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return ""
+    return str(value).strip()
+
+
+def _prefixed(prefix: str, text: str, depth: int) -> list[str]:
+    """Put ``text`` after ``prefix``, indenting continuation lines under it."""
+    first, *rest = text.splitlines() or [""]
+    pad = _INDENT * (depth + 1)
+    return [prefix + first, *(pad + line if line.strip() else "" for line in rest)]
+
+
+def _pair(prefix: str, key: Any, value: Any, depth: int) -> list[str]:
+    """``Key: value``, or ``Key:`` followed by the nested block; nothing if empty."""
+    if _is_scalar(value):
+        text = _scalar(value)
+        return _prefixed(f"{prefix}{_label(key)}: ", text, depth) if text else []
+    nested = _block(value, depth + 1)
+    return [f"{prefix}{_label(key)}:", *nested] if nested else []
+
+
+def _mapping_lines(mapping: Mapping[Any, Any], depth: int) -> list[str]:
+    pad = _INDENT * depth
+    lines: list[str] = []
+    for key, value in mapping.items():
+        lines.extend(_pair(f"{pad}- ", key, value, depth))
+    return lines
+
+
+def _list_item(item: Any, depth: int) -> list[str]:
+    """One list element; a mapping element reads like YAML (first key on the bullet)."""
+    pad = _INDENT * depth
+    if _is_scalar(item):
+        text = _scalar(item)
+        return _prefixed(f"{pad}- ", text, depth) if text else []
+    if not isinstance(item, Mapping):
+        return _block(item, depth + 1)
+    lines: list[str] = []
+    for key, value in item.items():
+        lines.extend(_pair(f"{pad}  " if lines else f"{pad}- ", key, value, depth + 1))
+    return lines
+
+
+def _block(value: Any, depth: int) -> list[str]:
+    if isinstance(value, Mapping):
+        return _mapping_lines(value, depth)
+    if isinstance(value, list | tuple):
+        return [line for item in value for line in _list_item(item, depth)]
+    text = _scalar(value)
+    return [_INDENT * depth + text] if text else []
+
+
+def render_trait(name: str, value: Any) -> str:
+    """One trait block: a ``## Heading`` and its body, or ``""`` when it says nothing.
+
+    Text becomes a paragraph, lists become bullets and mappings ``- Key: value``
+    lines, nested to any depth, so any JSON-shaped trait renders without code.
+    """
+    body = _scalar(value) if _is_scalar(value) else "\n".join(_block(value, 0))
+    return f"## {_label(name)}\n{body}" if body else ""
+
+
+# ------------------------------------------------------------------------- sections
+
+
+def _with_article(phrase: str) -> str:
+    if phrase.lower().startswith(_ARTICLES):
+        return phrase
+    vowel = phrase[:1].lower() in "aeiou" and not _A_BEFORE_VOWEL.match(phrase)
+    return f"{'an' if vowel else 'a'} {phrase}"
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _identity(definition: PersonaDefinition) -> str:
+    """``You are Tina Kulkarni, a Vedic Marriage astrologer.`` with whatever is known."""
+    role = (definition.role or "").strip()
+    speciality = (definition.speciality or "").strip()
+    name = definition.shown_name
+    if role and speciality:
+        if role.lower().startswith(_ARTICLES):
+            return _sentence(f"You are {name}, {role}, specialising in {speciality}")
+        return _sentence(f"You are {name}, {_with_article(f'{speciality} {role}')}")
+    if role:
+        return _sentence(f"You are {name}, {_with_article(role)}")
+    if speciality:
+        return _sentence(f"You are {name}, a specialist in {speciality}")
+    return f"You are {name}."
+
+
+def _language(definition: PersonaDefinition) -> str:
+    name = language_name(definition.language)
+    if definition.language_policy is LanguagePolicy.strict:
+        text = f"Always answer in {name}, whatever language the user writes in."
+    elif definition.language_policy is LanguagePolicy.prefer:
+        text = f"Answer in {name} unless the user asks for another language."
+    else:
+        text = "Answer in the language the user writes in."
+    return f"## Language\n{text}"
+
+
+def _examples(definition: PersonaDefinition) -> str:
+    if not definition.example_dialogues:
+        return ""
+    pairs = [
+        f"User: {exchange.user}\n{definition.shown_name}: {exchange.reply}"
+        for exchange in definition.example_dialogues
+    ]
+    return "## Example exchanges\n" + "\n\n".join(pairs)
+
+
+def _trait_blocks(definition: PersonaDefinition) -> dict[str, str]:
+    blocks = {name: render_trait(name, value) for name, value in definition.traits.items()}
+    return {name: block for name, block in blocks.items() if block}
+
+
+def _sections(definition: PersonaDefinition) -> dict[str, str]:
+    """Every default section in prompt order; empty ones are kept as ``""``."""
+    keywords = ", ".join(definition.expertise_keywords)
+    return {
+        "identity": _identity(definition),
+        "description": definition.description.strip(),
+        "instructions": definition.system_prompt.strip(),
+        "expertise": f"## Expertise\n{keywords}" if keywords else "",
+        "traits": "\n\n".join(_trait_blocks(definition).values()),
+        "language": _language(definition),
+        "examples": _examples(definition),
+    }
+
+
+def _tidy(text: str) -> str:
+    """Trailing spaces off every line, no leading or trailing blank lines."""
+    return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
+
+
+def _default_prompt(sections: Mapping[str, str]) -> str:
+    return _tidy("\n\n".join(text for text in sections.values() if text.strip()))
+
+
+# ------------------------------------------------------------------------ templates
+
+
+class _PromptSandbox(ImmutableSandboxedEnvironment):
+    """Sandbox that also refuses arithmetic big enough to exhaust memory or CPU."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str,
+                   left: Any, right: Any) -> Any:
+        if operator == "**" and _power_bits(left, right) > _MAX_BITS:
+            raise SecurityError("the result of '**' is too large")
+        if operator == "*" and _repeat_size(left, right) > _MAX_REPEAT:
+            raise SecurityError("the result of '*' is too long")
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _power_bits(base: Any, exponent: Any) -> int:
+    """Rough size in bits of ``base ** exponent`` for integers; 0 otherwise."""
+    if _is_int(base) and _is_int(exponent):
+        return abs(exponent) * max(base.bit_length(), 1)
+    return 0
+
+
+def _repeat_size(left: Any, right: Any) -> int:
+    """Length of ``sequence * count`` (either order); 0 when not a repetition."""
+    for sequence, count in ((left, right), (right, left)):
+        if isinstance(sequence, str | list | tuple) and _is_int(count):
+            return len(sequence) * count
+    return 0
+
+
+_ENV = _PromptSandbox(
+    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
+)
+_TEMPLATE_FILE = "<template>"
+_RUNTIME_ERRORS = (
+    jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError,
+    AttributeError, RecursionError,
+)
+
+
+@lru_cache(maxsize=256)
+def compile_template(text: str) -> jinja2.Template:
+    """Compile a persona's prompt template once; syntax errors name their line."""
+    try:
+        return _ENV.from_string(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ValueError(f"line {exc.lineno}: {exc.message or 'invalid syntax'}") from None
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line a runtime error came from, if the traceback shows it."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == _TEMPLATE_FILE]
+    return frames[-1].lineno if frames else None
+
+
+def _render_template(definition: PersonaDefinition, sections: dict[str, str]) -> str:
+    template = compile_template(definition.prompt_template or "")
+    persona = definition.model_dump(mode="json")
+    persona["shown_name"] = definition.shown_name
+    try:
+        text = template.render(
+            persona=persona,
+            sections=sections,
+            traits=_trait_blocks(definition),
+            default=_default_prompt(sections),
+        )
+    except _RUNTIME_ERRORS as exc:
+        line = _template_line(exc)
+        where = f"line {line}: " if line else ""
+        raise ValueError(f"prompt template failed: {where}{exc}") from None
+    return _tidy(text)
+
+
+# --------------------------------------------------------------------------- public
+
+
+def build_system_prompt(definition: PersonaDefinition) -> str:
+    """The persona's system prompt: its own template if it has one, else the default.
+
+    Raises ValueError when the persona's template cannot be compiled or rendered.
+    """
+    sections = _sections(definition)
+    if definition.prompt_template:
+        return _render_template(definition, sections)
+    return _default_prompt(sections)

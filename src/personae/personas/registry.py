@@ -1,0 +1,78 @@
+"""Cached persona reads, invalidated on every write in this process and in others.
+
+The cache keeps each persona's record and its API body serialised once, so a hot read
+costs a dict lookup. Entries also expire after a TTL, a backstop in case a change
+notification is ever missed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from personae.db.changes import ChangeFeed, make_feed
+from personae.personas.records import PersonaRecord
+from personae.personas.store import NOTIFY_CHANNEL, PersonaStore
+
+
+@dataclass(frozen=True, slots=True)
+class CachedPersona:
+    record: PersonaRecord
+    body: bytes  # the API JSON, encoded once
+    etag: str
+
+
+def serialise(record: PersonaRecord) -> CachedPersona:
+    body = json.dumps(record.public(), ensure_ascii=False, separators=(",", ":")).encode()
+    return CachedPersona(record=record, body=body, etag=f'"{record.version}"')
+
+
+class PersonaRegistry:
+    """Read-through cache over :class:`PersonaStore` (negative results cached too)."""
+
+    def __init__(self, store: PersonaStore, *, ttl_seconds: float = 30.0,
+                 max_entries: int = 10_000, poll_seconds: float = 0.25) -> None:
+        self.store = store
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, CachedPersona | None]] = OrderedDict()
+        self._epoch = 0  # bumped on every invalidation; a load racing a write is discarded
+        self._feed: ChangeFeed = make_feed(
+            store.engine, NOTIFY_CHANNEL, self.invalidate, since=store.changes_since,
+            last=store.last_change, poll_seconds=poll_seconds)
+
+    async def start(self) -> None:
+        await self._feed.start()
+
+    async def stop(self) -> None:
+        await self._feed.stop()
+
+    async def get(self, persona_id: str) -> CachedPersona | None:
+        hit = self._entries.get(persona_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        epoch = self._epoch
+        record = await self.store.get(persona_id)
+        entry = serialise(record) if record is not None else None
+        if epoch == self._epoch:
+            self._remember(persona_id, entry)
+        return entry
+
+    def _remember(self, persona_id: str, entry: CachedPersona | None) -> None:
+        self._entries[persona_id] = (time.monotonic() + self.ttl, entry)
+        self._entries.move_to_end(persona_id)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def invalidate(self, persona_id: str | None = None) -> None:
+        """Forget one persona, or everything when ``persona_id`` is None."""
+        self._epoch += 1
+        if persona_id is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(persona_id, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)

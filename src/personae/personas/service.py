@@ -1,0 +1,179 @@
+"""Persona operations with their access rules; adapters (API, CLI) call only this.
+
+Access: global personas (no owner) are readable by everyone and writable by admins;
+a user's persona is readable by its owner, by admins, and by everyone when public,
+and writable by its owner and admins. A persona the caller may not read is reported
+as not found, so private ids do not leak.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonpatch
+
+from personae.auth.principal import Principal
+from personae.errors import InvalidInput, NotFound, PermissionDenied
+from personae.personas.records import ListQuery, NewVersion, Page, PersonaRecord, VersionRecord
+from personae.personas.registry import CachedPersona, PersonaRegistry
+from personae.personas.schema import DEFINITION_FIELDS, PersonaDefinition, Status, Visibility
+from personae.personas.store import PersonaStore
+from personae.personas.validation import ALIASES, parse_persona
+
+
+def can_read(principal: Principal, record: PersonaRecord) -> bool:
+    return (principal.is_admin or record.owner_id is None
+            or record.visibility is Visibility.public or record.owner_id == principal.user_id)
+
+
+def can_write(principal: Principal, record: PersonaRecord) -> bool:
+    return principal.is_admin or (
+        record.owner_id is not None and record.owner_id == principal.user_id)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: mappings merge, ``null`` deletes, the rest replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _traits_nested(changes: dict[str, Any]) -> dict[str, Any]:
+    """Top-level trait keys in a patch (``{"pricing": ...}``) patch ``traits`` instead."""
+    loose = {k: v for k, v in changes.items() if k not in DEFINITION_FIELDS and k not in ALIASES}
+    if not loose:
+        return changes
+    nested = {k: v for k, v in changes.items() if k not in loose}
+    traits = nested.get("traits")
+    nested["traits"] = {**(traits if isinstance(traits, dict) else {}), **loose}
+    return nested
+
+
+class PersonaService:
+    def __init__(self, store: PersonaStore, registry: PersonaRegistry) -> None:
+        self.store = store
+        self.registry = registry
+
+    # -- reads -------------------------------------------------------------
+
+    async def get(self, principal: Principal, persona_id: str) -> CachedPersona:
+        cached = await self.registry.get(persona_id)
+        if cached is None or not can_read(principal, cached.record):
+            raise NotFound(f"persona '{persona_id}' not found")
+        return cached
+
+    async def list(self, principal: Principal, **filters: Any) -> Page:
+        query = ListQuery(viewer_id=principal.user_id, admin=principal.is_admin, **filters)
+        return await self.store.list(query)
+
+    async def versions(self, principal: Principal, persona_id: str) -> list[VersionRecord]:
+        await self.get(principal, persona_id)
+        return await self.store.versions(persona_id)
+
+    async def version(self, principal: Principal, persona_id: str, number: int) -> VersionRecord:
+        await self.get(principal, persona_id)
+        found = await self.store.version(persona_id, number)
+        if found is None:
+            raise NotFound(f"persona '{persona_id}' has no version {number}")
+        return found
+
+    async def diff(self, principal: Principal, persona_id: str, old: int,
+                   new: int) -> dict[str, Any]:
+        before = (await self.version(principal, persona_id, old)).definition.to_data()
+        after = (await self.version(principal, persona_id, new)).definition.to_data()
+        patch = jsonpatch.make_patch(before, after).patch
+        changed = sorted({op["path"].split("/")[1] for op in patch if op["path"].count("/")})
+        return {"persona_id": persona_id, "from": old, "to": new,
+                "changed_fields": changed, "patch": patch}
+
+    # -- writes ------------------------------------------------------------
+
+    async def create(self, principal: Principal, raw: Any, *, visibility: Visibility =
+                     Visibility.private, global_scope: bool = False, note: str = "",
+                     author: str | None = None) -> PersonaRecord:
+        definition = raw if isinstance(raw, PersonaDefinition) else parse_persona(raw)
+        if global_scope and not principal.is_admin:
+            raise PermissionDenied("only admins can create global personas")
+        owner = None if global_scope else principal.user_id
+        visibility = Visibility.public if global_scope else visibility
+        new = NewVersion(definition, author or principal.name, note or "created")
+        await self.store.create(new, owner, visibility)
+        return await self._fresh(definition.id)
+
+    async def replace(self, principal: Principal, persona_id: str, raw: Any, *,
+                      base_version: int, note: str = "",
+                      visibility: Visibility | None = None) -> PersonaRecord:
+        record = await self._writable(principal, persona_id)
+        data = dict(raw) if isinstance(raw, dict) else raw
+        if isinstance(data, dict):
+            data.setdefault("id", persona_id)
+        definition = parse_persona(data)
+        if definition.id != persona_id:
+            raise InvalidInput(f"id: cannot change a persona's id ('{persona_id}' -> "
+                               f"'{definition.id}'); create a new persona instead")
+        return await self._write(principal, record, definition, base_version, note, visibility)
+
+    async def patch(self, principal: Principal, persona_id: str, changes: dict[str, Any], *,
+                    base_version: int, note: str = "",
+                    visibility: Visibility | None = None) -> PersonaRecord:
+        record = await self._writable(principal, persona_id)
+        merged = merge_patch(record.definition.to_data(), _traits_nested(changes))
+        return await self.replace(principal, persona_id, merged, base_version=base_version,
+                                  note=note, visibility=visibility)
+
+    async def set_status(self, principal: Principal, persona_id: str, status: Status, *,
+                         base_version: int | None = None, note: str = "") -> PersonaRecord:
+        record = await self._writable(principal, persona_id)
+        if record.status is status:
+            return record
+        definition = record.definition.model_copy(update={"status": status})
+        base = record.version if base_version is None else base_version
+        default_note = "archived" if status is Status.archived else f"status set to {status}"
+        return await self._write(principal, record, definition, base, note or default_note)
+
+    async def rollback(self, principal: Principal, persona_id: str, to_version: int, *,
+                       base_version: int | None = None, note: str = "") -> PersonaRecord:
+        record = await self._writable(principal, persona_id)
+        target = await self.version(principal, persona_id, to_version)
+        base = record.version if base_version is None else base_version
+        return await self._write(principal, record, target.definition, base,
+                                 note or f"rollback to version {to_version}")
+
+    async def hard_delete(self, principal: Principal, persona_id: str) -> None:
+        await self.get(principal, persona_id)
+        if not principal.is_admin:
+            raise PermissionDenied("only admins can delete a persona for good; archive it instead")
+        await self.store.delete(persona_id)
+        self.registry.invalidate(persona_id)
+
+    # -- helpers -----------------------------------------------------------
+
+    async def _writable(self, principal: Principal, persona_id: str) -> PersonaRecord:
+        record = (await self.get(principal, persona_id)).record
+        if not can_write(principal, record):
+            who = "admins" if record.is_global else "its owner and admins"
+            raise PermissionDenied(f"persona '{persona_id}' can only be changed by {who}")
+        return record
+
+    async def _write(self, principal: Principal, record: PersonaRecord,
+                     definition: PersonaDefinition, base_version: int, note: str,
+                     visibility: Visibility | None = None) -> PersonaRecord:
+        new = NewVersion(definition, principal.name, note or "updated", visibility=visibility)
+        try:
+            await self.store.append_version(record.id, new, base_version)
+        finally:
+            self.registry.invalidate(record.id)
+        return await self._fresh(record.id)
+
+    async def _fresh(self, persona_id: str) -> PersonaRecord:
+        self.registry.invalidate(persona_id)
+        cached = await self.registry.get(persona_id)
+        if cached is None:
+            raise NotFound(f"persona '{persona_id}' not found")
+        return cached.record

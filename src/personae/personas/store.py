@@ -1,0 +1,318 @@
+"""The only module that reads and writes persona rows.
+
+Every write is one transaction that appends an immutable version, moves the persona's
+``current_version`` forward by compare-and-set (so a stale write fails instead of
+overwriting), and records a change for other processes' caches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from personae.db.engine import is_sqlite
+from personae.db.tables import change_log, persona_tags, persona_versions, personas, utcnow
+from personae.errors import Conflict, NotFound, VersionConflict
+from personae.personas.records import (
+    ListQuery,
+    NewVersion,
+    Page,
+    PersonaRecord,
+    PersonaSummary,
+    SourceState,
+    VersionRecord,
+)
+from personae.personas.schema import PersonaDefinition, Status, Visibility
+
+NOTIFY_CHANNEL = "personae_changes"
+ALL_PERSONAS = "*"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _search_text(definition: PersonaDefinition) -> str:
+    parts = [definition.id, definition.name, definition.display_name or "",
+             definition.description, definition.role or "", definition.speciality or "",
+             " ".join(definition.tags)]
+    return " ".join(p for p in parts if p).lower()
+
+
+def _row_values(new: NewVersion, number: int, now: datetime) -> dict[str, Any]:
+    definition = new.definition
+    return {
+        "status": definition.status.value,
+        "current_version": number,
+        "name": definition.name,
+        "display_name": definition.display_name,
+        "language": definition.language,
+        "search_text": _search_text(definition),
+        "definition_hash": definition.content_hash(),
+        "source_hash": new.source_hash,
+        "updated_at": now,
+    }
+
+
+def _version_values(persona_id: str, new: NewVersion, number: int, now: datetime) -> dict:
+    return {
+        "persona_id": persona_id,
+        "number": number,
+        "definition": new.definition.to_data(),
+        "definition_hash": new.definition.content_hash(),
+        "author": new.author,
+        "note": new.note,
+        "created_at": now,
+    }
+
+
+class PersonaStore:
+    """Persona persistence over an async engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.notifies = not is_sqlite(engine.url)
+
+    # -- reads -------------------------------------------------------------
+
+    async def get(self, persona_id: str) -> PersonaRecord | None:
+        query = (
+            sa.select(personas, persona_versions.c.definition)
+            .join(persona_versions, sa.and_(
+                persona_versions.c.persona_id == personas.c.id,
+                persona_versions.c.number == personas.c.current_version))
+            .where(personas.c.id == persona_id)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            return None
+        return PersonaRecord(
+            id=row["id"], owner_id=row["owner_id"], visibility=Visibility(row["visibility"]),
+            status=Status(row["status"]), version=row["current_version"],
+            definition=PersonaDefinition.model_validate(row["definition"]),
+            definition_hash=row["definition_hash"], created_at=_aware(row["created_at"]),
+            updated_at=_aware(row["updated_at"]),
+        )
+
+    async def list(self, query: ListQuery) -> Page:
+        where = self._filters(query)
+        count_q = sa.select(sa.func.count()).select_from(personas).where(*where)
+        page_q = (
+            sa.select(personas).where(*where)
+            .order_by(personas.c.name, personas.c.id).limit(query.limit).offset(query.offset)
+        )
+        async with self.engine.connect() as conn:
+            total = (await conn.execute(count_q)).scalar_one()
+            rows = (await conn.execute(page_q)).mappings().all()
+            tags = await self._tags_for(conn, [r["id"] for r in rows])
+        summaries = [
+            PersonaSummary(
+                id=r["id"], name=r["name"], display_name=r["display_name"],
+                language=r["language"], status=Status(r["status"]),
+                visibility=Visibility(r["visibility"]), owner_id=r["owner_id"],
+                version=r["current_version"], tags=tags.get(r["id"], []),
+                updated_at=_aware(r["updated_at"]),
+            )
+            for r in rows
+        ]
+        return Page(data=summaries, count=total)
+
+    @staticmethod
+    def _filters(query: ListQuery) -> list[sa.ColumnElement[bool]]:
+        where: list[sa.ColumnElement[bool]] = []
+        if not query.admin:
+            where.append(sa.or_(personas.c.owner_id.is_(None),
+                                personas.c.visibility == Visibility.public.value,
+                                personas.c.owner_id == query.viewer_id))
+        if query.status is not None:
+            where.append(personas.c.status == query.status.value)
+        elif not query.include_archived:
+            where.append(personas.c.status != Status.archived.value)
+        if query.language:
+            where.append(personas.c.language == query.language)
+        if query.owner == "global":
+            where.append(personas.c.owner_id.is_(None))
+        elif query.owner:
+            where.append(personas.c.owner_id == query.owner)
+        if query.tag:
+            tagged = sa.select(persona_tags.c.persona_id).where(persona_tags.c.tag == query.tag)
+            where.append(personas.c.id.in_(tagged))
+        if query.text:
+            pattern = "%" + query.text.lower().replace("\\", "\\\\").replace("%", "\\%") \
+                .replace("_", "\\_") + "%"
+            where.append(personas.c.search_text.like(pattern, escape="\\"))
+        return where
+
+    @staticmethod
+    async def _tags_for(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, list[str]]:
+        if not ids:
+            return {}
+        rows = await conn.execute(
+            sa.select(persona_tags.c.persona_id, persona_tags.c.tag)
+            .where(persona_tags.c.persona_id.in_(ids)).order_by(persona_tags.c.tag))
+        found: dict[str, list[str]] = {}
+        for persona_id, tag in rows:
+            found.setdefault(persona_id, []).append(tag)
+        return found
+
+    async def versions(self, persona_id: str) -> list[VersionRecord]:
+        query = (sa.select(persona_versions).where(persona_versions.c.persona_id == persona_id)
+                 .order_by(persona_versions.c.number))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [self._version(row) for row in rows]
+
+    async def version(self, persona_id: str, number: int) -> VersionRecord | None:
+        query = sa.select(persona_versions).where(
+            persona_versions.c.persona_id == persona_id, persona_versions.c.number == number)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return self._version(row) if row else None
+
+    @staticmethod
+    def _version(row: Any) -> VersionRecord:
+        return VersionRecord(
+            persona_id=row["persona_id"], number=row["number"],
+            definition=PersonaDefinition.model_validate(row["definition"]),
+            definition_hash=row["definition_hash"], author=row["author"], note=row["note"],
+            created_at=_aware(row["created_at"]),
+        )
+
+    async def source_states(self) -> dict[str, SourceState]:
+        query = sa.select(personas.c.id, personas.c.owner_id, personas.c.current_version,
+                          personas.c.definition_hash, personas.c.source_hash)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {r[0]: SourceState(r[0], r[1], r[2], r[3], r[4]) for r in rows}
+
+    async def count(self) -> int:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(sa.select(sa.func.count()).select_from(personas))) \
+                .scalar_one()
+
+    # -- writes ------------------------------------------------------------
+
+    async def create(self, new: NewVersion, owner_id: str | None,
+                     visibility: Visibility) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await self._insert_new(conn, [(new, owner_id, visibility)])
+                await self._record_changes(conn, [new.definition.id])
+        except IntegrityError as exc:
+            if await self.get(new.definition.id) is not None:
+                raise Conflict(f"a persona with id '{new.definition.id}' already exists",
+                               {"persona_id": new.definition.id}) from exc
+            raise
+
+    async def append_version(self, persona_id: str, new: NewVersion, base_version: int) -> int:
+        """Write ``new`` as the next version if ``base_version`` is still current."""
+        async with self.engine.begin() as conn:
+            number = await self._append(conn, persona_id, new, base_version)
+            await self._record_changes(conn, [persona_id])
+        return number
+
+    async def _append(self, conn: AsyncConnection, persona_id: str, new: NewVersion,
+                      base_version: int) -> int:
+        now = utcnow()
+        number = base_version + 1
+        values = _row_values(new, number, now)
+        if new.visibility is not None:
+            values["visibility"] = new.visibility.value
+        result = await conn.execute(
+            personas.update()
+            .where(personas.c.id == persona_id, personas.c.current_version == base_version)
+            .values(**values))
+        if result.rowcount != 1:
+            current = (await conn.execute(sa.select(personas.c.current_version)
+                                          .where(personas.c.id == persona_id))).scalar()
+            if current is None:
+                raise NotFound(f"persona '{persona_id}' does not exist")
+            raise VersionConflict(persona_id, base_version, current)
+        await conn.execute(persona_versions.insert(),
+                           [_version_values(persona_id, new, number, now)])
+        await conn.execute(persona_tags.delete().where(persona_tags.c.persona_id == persona_id))
+        await self._insert_tags(conn, [(persona_id, new.definition.tags)])
+        return number
+
+    async def _insert_new(self, conn: AsyncConnection,
+                          items: Sequence[tuple[NewVersion, str | None, Visibility]]) -> None:
+        now = utcnow()
+        rows = [
+            {"id": new.definition.id, "owner_id": owner, "visibility": visibility.value,
+             "created_at": now, **_row_values(new, 1, now)}
+            for new, owner, visibility in items
+        ]
+        await conn.execute(personas.insert(), rows)
+        await conn.execute(persona_versions.insert(),
+                           [_version_values(n.definition.id, n, 1, now) for n, _, _ in items])
+        await self._insert_tags(conn, [(n.definition.id, n.definition.tags) for n, _, _ in items])
+
+    @staticmethod
+    async def _insert_tags(conn: AsyncConnection,
+                           items: Iterable[tuple[str, list[str]]]) -> None:
+        rows = [{"persona_id": pid, "tag": tag} for pid, tags in items for tag in tags]
+        if rows:
+            await conn.execute(persona_tags.insert(), rows)
+
+    async def set_source_hashes(self, conn: AsyncConnection,
+                                hashes: Sequence[tuple[str, str]]) -> None:
+        if hashes:
+            await conn.execute(
+                personas.update().where(personas.c.id == sa.bindparam("pid"))
+                .values(source_hash=sa.bindparam("hash")),
+                [{"pid": pid, "hash": digest} for pid, digest in hashes])
+
+    async def apply_batch(
+        self,
+        creates: Sequence[tuple[NewVersion, str | None, Visibility]],
+        updates: Sequence[tuple[str, NewVersion, int]],
+        source_hashes: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Create and update many personas in one transaction: all or nothing."""
+        async with self.engine.begin() as conn:
+            if creates:
+                await self._insert_new(conn, creates)
+            for persona_id, new, base in updates:
+                await self._append(conn, persona_id, new, base)
+            await self.set_source_hashes(conn, source_hashes)
+            if creates or updates:
+                changed = [n.definition.id for n, _, _ in creates] + [u[0] for u in updates]
+                await self._record_changes(conn, changed if len(changed) <= 100 else [None])
+
+    async def delete(self, persona_id: str) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(personas.delete().where(personas.c.id == persona_id))
+            await self._record_changes(conn, [persona_id])
+        return result.rowcount == 1
+
+    async def _record_changes(self, conn: AsyncConnection, ids: Sequence[str | None]) -> None:
+        now = utcnow()
+        await conn.execute(change_log.insert(),
+                           [{"persona_id": pid, "changed_at": now} for pid in ids])
+        if self.notifies:
+            for pid in ids:
+                await conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL,
+                                                               pid or ALL_PERSONAS)))
+
+    # -- change feed -------------------------------------------------------
+
+    async def changes_since(self, seq: int) -> tuple[list[str | None], int]:
+        """Persona ids changed after ``seq`` (None means "everything") and the new mark."""
+        query = (sa.select(change_log.c.seq, change_log.c.persona_id)
+                 .where(change_log.c.seq > seq).order_by(change_log.c.seq))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        if not rows:
+            return [], seq
+        return [r[1] for r in rows], rows[-1][0]
+
+    async def last_change(self) -> int:
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(sa.select(sa.func.max(change_log.c.seq)))).scalar()
+        return int(value or 0)

@@ -1,0 +1,80 @@
+"""Import and export of single personas in every format we speak.
+
+Import detects the format from the bytes: a PNG or CHARX is a Character Card; JSON
+with a card ``spec`` (or V1 ``first_mes``) is a card; other JSON or YAML is a persona
+file (one persona or a list). Export gives persona JSON/YAML or a V3 card (JSON/PNG).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from personae.errors import InvalidInput
+from personae.personas import cards
+from personae.personas.files import dump_definition, parse_document, personas_in
+from personae.personas.schema import PersonaDefinition
+from personae.personas.validation import parse_persona
+
+EXPORT_FORMATS = ("json", "yaml", "card", "card-png")
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+
+
+@dataclass
+class Imported:
+    definitions: list[PersonaDefinition]
+    warnings: list[str] = field(default_factory=list)
+    source_format: str = "persona"
+
+
+def _looks_like_card(document: object) -> bool:
+    if not isinstance(document, dict):
+        return False
+    spec = document.get("spec")
+    return (isinstance(spec, str) and spec.startswith("chara_card")) or "first_mes" in document
+
+
+def import_bytes(content: bytes, filename: str | None = None,
+                 persona_id: str | None = None) -> Imported:
+    """Parse an uploaded file into definitions, or raise a clear InvalidInput."""
+    if not content:
+        raise InvalidInput("the uploaded file is empty")
+    if len(content) > MAX_IMPORT_BYTES:
+        raise InvalidInput(f"the uploaded file is larger than {MAX_IMPORT_BYTES} bytes")
+    if content.startswith((b"\x89PNG", b"PK\x03\x04")):
+        return _from_card(content, filename, persona_id)
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput("not a persona file or Character Card: expected JSON, YAML, "
+                           "PNG or CHARX") from None
+    is_json = text.lstrip().startswith(("{", "["))
+    document = parse_document(text, filename or "upload", as_json=is_json)
+    if _looks_like_card(document):
+        return _from_card(content, filename, persona_id)
+    items = personas_in(document)
+    if persona_id and len(items) != 1:
+        raise InvalidInput("an id can only be given when the file holds one persona")
+    return Imported([parse_persona(raw, default_id=persona_id, source=filename)
+                     for raw in items])
+
+
+def _from_card(content: bytes, filename: str | None, persona_id: str | None) -> Imported:
+    result = cards.import_card(content, filename=filename, persona_id=persona_id)
+    return Imported([result.definition], result.warnings, result.source_format)
+
+
+def export_definition(definition: PersonaDefinition, fmt: str) -> tuple[bytes, str, str]:
+    """Return (content, media type, file name) for ``fmt`` in EXPORT_FORMATS."""
+    if fmt == "json":
+        return (dump_definition(definition, "json").encode(), "application/json",
+                f"{definition.id}.json")
+    if fmt == "yaml":
+        return (dump_definition(definition, "yaml").encode(), "application/yaml",
+                f"{definition.id}.yaml")
+    if fmt == "card":
+        body = json.dumps(cards.card_from_persona(definition), ensure_ascii=False, indent=2)
+        return body.encode(), "application/json", f"{definition.id}.card.json"
+    if fmt == "card-png":
+        return cards.export_card_png(definition), "image/png", f"{definition.id}.png"
+    raise InvalidInput(f"unknown export format '{fmt}': use one of {', '.join(EXPORT_FORMATS)}")

@@ -1,0 +1,62 @@
+"""Everything a process needs, built from Settings once: engine, stores, caches, services.
+
+Adapters (API, CLI, workers) open a :class:`Runtime` and close it on exit; nothing is
+built at import time, so tests can run several runtimes side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from personae.auth.service import Authenticator
+from personae.auth.store import UserStore
+from personae.config import Settings
+from personae.db.engine import make_engine, migrate
+from personae.personas.files import SyncReport, sync_folder
+from personae.personas.registry import PersonaRegistry
+from personae.personas.service import PersonaService
+from personae.personas.store import PersonaStore
+
+
+def samples_folder() -> Path:
+    return Path(str(resources.files("personae.personas") / "samples"))
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    store: PersonaStore
+    registry: PersonaRegistry
+    personas: PersonaService
+    users: UserStore
+    auth: Authenticator
+
+    @classmethod
+    async def open(cls, settings: Settings, *, watch: bool = True) -> Runtime:
+        """Connect, migrate if configured, and (with ``watch``) follow other writers."""
+        engine = make_engine(settings.resolved_database_url)
+        if settings.migrate_on_start:
+            await migrate(engine)
+        store = PersonaStore(engine)
+        registry = PersonaRegistry(store, ttl_seconds=settings.cache_ttl_seconds,
+                                   max_entries=settings.cache_max_entries,
+                                   poll_seconds=settings.change_poll_seconds)
+        if watch:
+            await registry.start()
+        users = UserStore(engine)
+        return cls(settings, engine, store, registry, PersonaService(store, registry),
+                   users, Authenticator(users))
+
+    async def close(self) -> None:
+        await self.registry.stop()
+        await self.engine.dispose()
+
+    async def load_samples(self, author: str = "personae") -> SyncReport:
+        report = await sync_folder(self.store, samples_folder(), author=author)
+        self.registry.invalidate()
+        return report

@@ -1,0 +1,57 @@
+"""Who may do what over HTTP."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Api
+
+
+async def test_requests_without_a_valid_key_are_refused(api: Api) -> None:
+    anonymous = await api.client.get("/v1/personas")
+    assert anonymous.status_code == 401
+    assert "API key is required" in anonymous.json()["error"]["message"]
+    wrong = await api.client.get("/v1/personas", headers={"Authorization": "Bearer pk_nope"})
+    assert wrong.status_code == 401
+    malformed = await api.client.get("/v1/personas", headers={"Authorization": "Basic abc"})
+    assert malformed.status_code == 401
+
+
+async def test_me_reports_the_caller(api: Api) -> None:
+    me = (await api.client.get("/v1/me", headers=api.as_("alice"))).json()
+    assert me["name"] == "alice" and me["role"] == "member"
+
+
+async def test_member_cannot_edit_global_persona(api: Api) -> None:
+    await api.client.post("/v1/personas", json={"definition": {"id": "g", "name": "G"},
+                                                "global": True}, headers=api.as_("admin"))
+    patch = await api.client.patch("/v1/personas/g", json={"definition": {"description": "x"},
+                                                           "base_version": 1},
+                                   headers=api.as_("alice"))
+    assert patch.status_code == 403
+    assert patch.json()["error"]["code"] == "forbidden"
+    member_global = await api.client.post(
+        "/v1/personas", json={"definition": {"id": "h", "name": "H"}, "global": True},
+        headers=api.as_("alice"))
+    assert member_global.status_code == 403
+
+
+async def test_member_cannot_read_another_members_private_persona(api: Api) -> None:
+    await api.client.post("/v1/personas", json={"definition": {"id": "secret", "name": "S"}},
+                          headers=api.as_("alice"))
+    bob = api.as_("bob")
+    for path in ("", "/versions", "/versions/1", "/prompt", "/export", "/diff"):
+        response = await api.client.get(f"/v1/personas/secret{path}", headers=bob)
+        assert response.status_code == 404, path
+    listing = (await api.client.get("/v1/personas?q=secret", headers=bob)).json()
+    assert listing["count"] == 0
+    assert (await api.client.get("/v1/personas/secret", headers=api.as_("alice"))).status_code \
+        == 200
+
+
+async def test_revoked_key_stops_working(api: Api) -> None:
+    assert (await api.client.get("/v1/me", headers=api.as_("bob"))).status_code == 200
+    bob = await api.runtime.users.get_user("bob")
+    assert bob is not None
+    (key,) = await api.runtime.users.list_keys(bob.id)
+    await api.runtime.users.revoke_key(key.id)
+    api.runtime.auth.forget()  # other processes drop their short-lived key cache by TTL
+    assert (await api.client.get("/v1/me", headers=api.as_("bob"))).status_code == 401

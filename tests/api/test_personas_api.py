@@ -1,0 +1,133 @@
+"""The /v1/personas API end to end: real app, real database, real keys."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Api
+
+TINA = {"id": "tina", "name": "Tina Kulkarni", "language": "hi", "greeting": "नमस्ते",
+        "pricing_model": {"per_minute": "INR 30"}}
+
+
+async def _create(api: Api, who: str = "admin", **extra: object) -> dict:
+    body = {"definition": TINA, **extra}
+    response = await api.client.post("/v1/personas", json=body, headers=api.as_(who))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_create_get_and_etag(api: Api) -> None:
+    created = await _create(api, **{"global": True})
+    assert created["version"] == 1 and created["scope"] == "global"
+    assert created["definition"]["traits"] == {"pricing_model": {"per_minute": "INR 30"}}
+    got = await api.client.get("/v1/personas/tina", headers=api.as_("bob"))
+    assert got.status_code == 200 and got.headers["etag"] == '"1"'
+    assert got.json() == created
+    again = await api.client.get("/v1/personas/tina",
+                                 headers={**api.as_("bob"), "If-None-Match": '"1"'})
+    assert again.status_code == 304
+
+
+async def test_validation_error_names_the_field(api: Api) -> None:
+    response = await api.client.post(
+        "/v1/personas", json={"definition": {"name": "X", "greetings": [" "]}},
+        headers=api.as_("alice"))
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["message"] == "greetings[0]: must not be empty"
+    assert error["details"]["errors"] == [{"path": "greetings[0]",
+                                           "message": "must not be empty"}]
+
+
+async def test_malformed_body_is_a_4xx_in_the_error_shape(api: Api) -> None:
+    response = await api.client.post("/v1/personas", content=b"{not json",
+                                      headers={**api.as_("alice"),
+                                               "Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
+    missing = await api.client.post("/v1/personas", json={"nope": 1}, headers=api.as_("alice"))
+    assert missing.status_code == 422
+    assert "definition: is required" in missing.json()["error"]["message"]
+
+
+async def test_update_needs_base_version_and_rejects_stale(api: Api) -> None:
+    await _create(api, "alice")
+    url, alice = "/v1/personas/tina", api.as_("alice")
+    no_base = await api.client.patch(url, json={"definition": {"description": "x"}},
+                                     headers=alice)
+    assert no_base.status_code == 428
+    ok = await api.client.patch(url, json={"definition": {"description": "x"}},
+                                headers={**alice, "If-Match": '"1"'})
+    assert ok.status_code == 200 and ok.json()["version"] == 2
+    stale = await api.client.put(url, json={"definition": TINA, "base_version": 1},
+                                 headers=alice)
+    assert stale.status_code == 409
+    assert stale.json()["error"]["details"]["current_version"] == 2
+    put = await api.client.put(url, json={"definition": TINA, "base_version": 2}, headers=alice)
+    assert put.status_code == 200 and put.json()["definition"].get("description") is None
+
+
+async def test_id_cannot_change_on_put(api: Api) -> None:
+    await _create(api, "alice")
+    response = await api.client.put("/v1/personas/tina",
+                                    json={"definition": {**TINA, "id": "other"},
+                                          "base_version": 1}, headers=api.as_("alice"))
+    assert response.status_code == 400
+    assert "cannot change a persona's id" in response.json()["error"]["message"]
+
+
+async def test_versions_diff_rollback(api: Api) -> None:
+    await _create(api, "alice")
+    alice = api.as_("alice")
+    await api.client.patch("/v1/personas/tina", json={"definition": {"description": "v2"},
+                                                       "base_version": 1}, headers=alice)
+    versions = (await api.client.get("/v1/personas/tina/versions", headers=alice)).json()
+    assert [v["version"] for v in versions["data"]] == [1, 2]
+    v1 = (await api.client.get("/v1/personas/tina/versions/1", headers=alice)).json()
+    assert "description" not in v1["definition"]
+    diff = (await api.client.get("/v1/personas/tina/diff?from=1&to=2", headers=alice)).json()
+    assert diff["changed_fields"] == ["description"]
+    rolled = await api.client.post("/v1/personas/tina/rollback", json={"version": 1},
+                                   headers=alice)
+    assert rolled.json()["version"] == 3
+    missing = await api.client.get("/v1/personas/tina/versions/9", headers=alice)
+    assert missing.status_code == 404
+
+
+async def test_archive_restore_and_hard_delete(api: Api) -> None:
+    await _create(api, "alice")
+    alice = api.as_("alice")
+    archived = await api.client.post("/v1/personas/tina/archive", headers=alice)
+    assert archived.json()["status"] == "archived"
+    listing = (await api.client.get("/v1/personas", headers=alice)).json()
+    assert listing["count"] == 0
+    restored = await api.client.post("/v1/personas/tina/restore", headers=alice)
+    assert restored.json()["status"] == "active"
+    forbidden = await api.client.delete("/v1/personas/tina?hard=true", headers=alice)
+    assert forbidden.status_code == 403
+    gone = await api.client.delete("/v1/personas/tina?hard=true", headers=api.as_("admin"))
+    assert gone.status_code == 204
+    assert (await api.client.get("/v1/personas/tina", headers=alice)).status_code == 404
+
+
+async def test_list_filters_and_pagination(api: Api) -> None:
+    for index in range(5):
+        body = {"definition": {"id": f"p{index}", "name": f"P{index}",
+                               "language": "hi" if index < 2 else "en",
+                               "tags": ["astro"] if index % 2 else []}, "global": True}
+        await api.client.post("/v1/personas", json=body, headers=api.as_("admin"))
+    bob = api.as_("bob")
+    page = (await api.client.get("/v1/personas?limit=2&offset=2", headers=bob)).json()
+    assert page["count"] == 5 and [p["id"] for p in page["data"]] == ["p2", "p3"]
+    hindi = (await api.client.get("/v1/personas?language=Hindi", headers=bob)).json()
+    assert [p["id"] for p in hindi["data"]] == ["p0", "p1"]
+    tagged = (await api.client.get("/v1/personas?tag=astro", headers=bob)).json()
+    assert [p["id"] for p in tagged["data"]] == ["p1", "p3"]
+    bad = await api.client.get("/v1/personas?language=notalanguage123", headers=bob)
+    assert bad.status_code == 400
+
+
+async def test_prompt_renders_a_brand_new_trait(api: Api) -> None:
+    await _create(api, "alice")
+    prompt = (await api.client.get("/v1/personas/tina/prompt", headers=api.as_("alice"))).json()
+    assert "## Pricing model\n- Per minute: INR 30" in prompt["system_prompt"]

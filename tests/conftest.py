@@ -1,0 +1,59 @@
+"""Shared fixtures: a database URL per test, on SQLite and on PostgreSQL.
+
+``database_url`` runs each test that asks for it twice, ids ``sqlite`` and
+``postgres``. The PostgreSQL variant gets a brand-new database on the server named
+by ``PERSONAE_TEST_POSTGRES_URL`` and drops it afterwards; without that variable it
+is skipped, or fails when ``PERSONAE_REQUIRE_POSTGRES=1`` (``scripts/test.sh`` sets
+both). Select one side with ``-k sqlite`` / ``-k postgres`` or ``-m "not postgres"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from tests.support import postgres as pg
+
+
+def sqlite_url_for(directory: Path) -> str:
+    return f"sqlite+aiosqlite:///{(directory / 'personae.db').as_posix()}"
+
+
+def _postgres_server() -> str:
+    """The configured server URL; skips (or fails, when required) if there is none."""
+    url = pg.server_url()
+    if url is not None:
+        return url
+    message = f"{pg.POSTGRES_URL_ENV} is not set (run scripts/test.sh to start a server)"
+    if pg.postgres_required():
+        pytest.fail(f"{message}, but {pg.REQUIRE_POSTGRES_ENV} is set", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """SQLAlchemy async URL of an empty database private to this test."""
+    if request.param == "sqlite":
+        yield sqlite_url_for(tmp_path)
+        return
+    async with pg.temporary_database(_postgres_server()) as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """SQLAlchemy async URL of an empty SQLite database private to this test."""
+    return sqlite_url_for(tmp_path)
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """SQLAlchemy async URL of an empty PostgreSQL database private to this test."""
+    async with pg.temporary_database(_postgres_server()) as url:
+        yield url

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suite, benchmarks and multi-process tests."""
