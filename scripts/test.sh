@@ -19,7 +19,13 @@
 # first), then on PATH; as root they are installed with apt-get when missing.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+SCRIPT_DIR="$(dirname -- "${BASH_SOURCE[0]:-$0}")"
+ROOT="$(cd -- "$SCRIPT_DIR/.." && pwd)"
+[[ -f "$ROOT/pyproject.toml" && -d "$ROOT/src/personae" ]] ||
+    die "not the personae repository root: $ROOT (run this file from its scripts/ directory)"
 cd "$ROOT"
 
 PYTHON="${PYTHON:-python3}"
@@ -27,8 +33,6 @@ VENV="$ROOT/.venv"
 PG_DB=personae_test
 PG_SUPERUSER=postgres
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 is_root() { [[ "$(id -u)" -eq 0 ]]; }
 now_ms() { local t="${EPOCHREALTIME/[.,]/}"; echo $((t / 1000)); }
 

@@ -25,7 +25,7 @@ def _postgres_server() -> str:
     url = pg.server_url()
     if url is not None:
         return url
-    message = f"{pg.POSTGRES_URL_ENV} is not set (run scripts/test.sh to start a server)"
+    message = f"{pg.POSTGRES_URL_ENV} is not set (scripts/test.sh starts a server)"
     if pg.postgres_required():
         pytest.fail(f"{message}, but {pg.REQUIRE_POSTGRES_ENV} is set", pytrace=False)
     pytest.skip(message)

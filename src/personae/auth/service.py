@@ -6,7 +6,7 @@ import time
 
 from personae.auth.principal import LOCAL_ADMIN_ID, Principal, Role
 from personae.auth.store import UserStore
-from personae.errors import AuthenticationRequired
+from personae.errors import AuthenticationRequired, Conflict
 
 KEY_CACHE_SECONDS = 5.0
 
@@ -40,5 +40,11 @@ class Authenticator:
         """The user keyless loopback requests act as; created on first use."""
         user = await self.users.get_user(LOCAL_ADMIN_ID)
         if user is None:
-            user = await self.users.create_user(LOCAL_ADMIN_ID, Role.admin, user_id=LOCAL_ADMIN_ID)
+            try:
+                user = await self.users.create_user(LOCAL_ADMIN_ID, Role.admin,
+                                                    user_id=LOCAL_ADMIN_ID)
+            except Conflict:  # another process created it first
+                user = await self.users.get_user(LOCAL_ADMIN_ID)
+        if user is None:
+            raise AuthenticationRequired("the local admin user could not be created")
         return Principal(user.id, user.name, user.role)

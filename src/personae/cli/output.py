@@ -7,6 +7,7 @@ straight into ``jq`` while warnings and errors still reach the terminal.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable
 from datetime import datetime
@@ -23,6 +24,7 @@ from personae.errors import PersonaeError, ValidationFailed
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+PIPE_WIDTH = 200
 
 
 def emit_json(data: Any) -> None:
@@ -44,19 +46,19 @@ def emit_code(text: str, lexer: str) -> None:
 
 
 def say(message: str, style: str | None = None) -> None:
-    console.print(Text(message, style=style or ""))
+    console.print(Text(message, style=style or ""), soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    err_console.print(Text(f"warning: {message}", style="yellow"))
+    err_console.print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
 
 
 def error(message: str) -> None:
-    err_console.print(Text(f"error: {message}", style="red"))
+    err_console.print(Text(f"error: {message}", style="red"), soft_wrap=True)
 
 
 def detail(message: str) -> None:
-    err_console.print(Text(f"  {message}", style="red"))
+    err_console.print(Text(f"  {message}", style="red"), soft_wrap=True)
 
 
 def report_error(exc: PersonaeError) -> None:
@@ -89,24 +91,28 @@ def when(moment: datetime) -> str:
 
 
 def table(columns: Iterable[str], rows: Iterable[Iterable[Any]], *,
-          keep_whole: Iterable[str] = ()) -> Table:
-    """A Rich table whose ``keep_whole`` columns are never wrapped or cut."""
-    rows = [[("" if cell is None else str(cell)) for cell in row] for row in rows]
+          wrap: Iterable[str] = ()) -> Table:
+    """A Rich table where only the ``wrap`` columns give up width; the rest stay whole."""
+    cells = [[("" if cell is None else str(cell)) for cell in row] for row in rows]
     names = list(columns)
     grid = Table(show_edge=False, header_style="bold")
     for index, name in enumerate(names):
-        if name in keep_whole:
-            widest = max([len(name), *(len(row[index]) for row in rows)])
-            grid.add_column(name, no_wrap=True, min_width=widest)
-        else:
+        if name in wrap:
             grid.add_column(name, overflow="fold")
-    for row in rows:
+        else:
+            widest = max([len(name), *(len(row[index]) for row in cells)])
+            grid.add_column(name, min_width=widest, overflow="fold")
+    for row in cells:
         grid.add_row(*(Text(cell) for cell in row))
     return grid
 
 
 def show(renderable: Any) -> None:
-    console.print(renderable)
+    """Print a renderable; when piped, use a wide page rather than wrap at 80 columns."""
+    if console.is_terminal or "COLUMNS" in os.environ:
+        console.print(renderable)
+    else:
+        Console(file=console.file, width=PIPE_WIDTH, highlight=False).print(renderable)
 
 
 def stdout_is_terminal() -> bool:

@@ -60,8 +60,7 @@ def list_users(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         return
     rows = [(u.name, u.id, u.role.value, output.when(u.created_at),
              "disabled" if u.disabled else "") for u in found]
-    output.show(output.table(("name", "id", "role", "created", ""), rows,
-                             keep_whole=("name", "id")))
+    output.show(output.table(("name", "id", "role", "created", ""), rows))
 
 
 @keys_app.command("create")
@@ -106,7 +105,7 @@ def list_keys(
     rows = [(k.id, names.get(k.user_id, k.user_id), k.name, k.prefix + "…",
              output.when(k.created_at), "revoked" if k.revoked else "active") for k in keys]
     output.show(output.table(("id", "user", "name", "prefix", "created", "state"), rows,
-                             keep_whole=("id",)))
+                             wrap=("name",)))
 
 
 @keys_app.command("revoke")

@@ -44,7 +44,13 @@ def alembic_config() -> Config:
     return config
 
 
+MIGRATION_LOCK_ID = 7_263_551  # PostgreSQL advisory lock: one migrator at a time
+
+
 def _upgrade(connection: Connection, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"),
+                           {"id": MIGRATION_LOCK_ID})
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)

@@ -18,6 +18,7 @@ from personae.personas.validation import parse_persona
 
 EXPORT_FORMATS = ("json", "yaml", "card", "card-png")
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
+NOT_RECOGNISED = "not a persona file or Character Card: expected JSON, YAML, PNG or CHARX"
 
 
 @dataclass
@@ -46,10 +47,16 @@ def import_bytes(content: bytes, filename: str | None = None,
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InvalidInput("not a persona file or Character Card: expected JSON, YAML, "
-                           "PNG or CHARX") from None
+        raise InvalidInput(NOT_RECOGNISED) from None
     is_json = text.lstrip().startswith(("{", "["))
-    document = parse_document(text, filename or "upload", as_json=is_json)
+    try:
+        document = parse_document(text, filename or "upload", as_json=is_json)
+    except InvalidInput as exc:
+        if is_json:
+            raise
+        raise InvalidInput(f"{NOT_RECOGNISED} ({exc.message})") from None
+    if not isinstance(document, dict | list):
+        raise InvalidInput(NOT_RECOGNISED)
     if _looks_like_card(document):
         return _from_card(content, filename, persona_id)
     items = personas_in(document)
