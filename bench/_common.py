@@ -164,6 +164,16 @@ def running_server(name: str, app: str, env: dict[str, str], *,
         stop_server(server)
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from ``/proc``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
 def personae_env(data_dir: Path, database_url: str) -> dict[str, str]:
     """Environment for a real ``personae.api.app:create_app`` server on a given store."""
     return {"PERSONAE_DATA_DIR": str(data_dir), "PERSONAE_DATABASE_URL": database_url,

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -28,6 +30,7 @@ from _common import (
     parse_args,
     personae_env,
     pin_self,
+    process_cpu_seconds,
     sqlite_url,
     start_server,
     stop_server,
@@ -135,34 +138,54 @@ def check_bodies(servers: dict[str, Server], path: str, headers: dict[str, str],
                  if same else "bodies differ between servers")
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One timed run against one server: the load result and the server's CPU time."""
+
+    load: LoadResult
+    server_cpu_s: float
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return 1e6 * self.server_cpu_s / self.load.requests if self.load.requests else math.nan
+
+
+def timed_run(server: Server, path: str, headers: dict[str, str], seconds: float) -> Sample:
+    before = process_cpu_seconds(server.process.pid)
+    load = run_load(server.base_url + path, headers, CONCURRENCY, seconds)
+    return Sample(load, process_cpu_seconds(server.process.pid) - before)
+
+
 def measure(servers: dict[str, Server], path: str, headers: dict[str, str],
-            rounds: int, seconds: float) -> dict[str, list[LoadResult]]:
+            rounds: int, seconds: float) -> dict[str, list[Sample]]:
     """Warm each server up, then alternate runs, rotating the order every round."""
     names = list(servers)
     for name in names:
         run_load(servers[name].base_url + path, headers, CONCURRENCY, min(seconds, 2.0))
-    results: dict[str, list[LoadResult]] = {name: [] for name in names}
+    results: dict[str, list[Sample]] = {name: [] for name in names}
     for index in range(rounds):
         order = names[index % len(names):] + names[:index % len(names)]
         for name in order:
-            results[name].append(run_load(servers[name].base_url + path, headers,
-                                          CONCURRENCY, seconds))
+            results[name].append(timed_run(servers[name], path, headers, seconds))
     return results
 
 
-def summarise(results: dict[str, list[LoadResult]], report: Report) -> None:
-    rps = {name: median([r.rps for r in runs]) for name, runs in results.items()}
+def summarise(results: dict[str, list[Sample]], report: Report) -> None:
+    rps = {name: median([r.load.rps for r in runs]) for name, runs in results.items()}
+    cpu = {name: median([r.cpu_us_per_request for r in runs]) for name, runs in results.items()}
     for name in ("bare_dict", "bare_bytes", "personae_cached"):
         report.value(f"{name}_rps", rps[name], 1)
-        report.value(f"{name}_runs", " ".join(f"{r.rps:.0f}" for r in results[name]))
+        report.value(f"{name}_runs_rps", " ".join(f"{r.load.rps:.0f}" for r in results[name]))
+        report.value(f"{name}_server_cpu_us_per_req", cpu[name], 1)
     vs_dict = rps["personae_cached"] / rps["bare_dict"]
-    vs_bytes = rps["personae_cached"] / rps["bare_bytes"]
     report.value("ratio_vs_bare_dict", vs_dict)
-    report.value("ratio_vs_bare_bytes", vs_bytes)
+    report.value("ratio_vs_bare_bytes", rps["personae_cached"] / rps["bare_bytes"])
+    # CPU per request is far less sensitive to other load on the machine than rps.
+    report.value("cpu_ratio_vs_bare_dict", cpu["bare_dict"] / cpu["personae_cached"])
+    report.value("cpu_ratio_vs_bare_bytes", cpu["bare_bytes"] / cpu["personae_cached"])
     for name, runs in results.items():
-        bad = sum(r.non_2xx + r.errors for r in runs)
-        total = sum(r.requests for r in runs)
-        report.value(f"{name}_requests", total)
+        bad = sum(r.load.non_2xx + r.load.errors for r in runs)
+        total = sum(r.load.requests for r in runs)
         report.check(f"{name}_all_2xx", bad == 0 and total > 0,
                      f"{bad} non-2xx responses or socket errors in {total} requests")
     report.check("ratio_vs_bare_dict", vs_dict >= TARGET_RATIO,
@@ -188,7 +211,7 @@ def main() -> int:
         finally:
             for server in servers.values():
                 stop_server(server)
-        report.value("load_generator", results["bare_dict"][0].tool)
+        report.value("load_generator", results["bare_dict"][0].load.tool)
         report.value("concurrency", CONCURRENCY)
         report.value("rounds_x_seconds", f"{rounds}x{seconds:g}")
         summarise(results, report)

@@ -46,7 +46,12 @@ apt_install() {
         APT_UPDATED=1
     fi
     log "apt-get install $*"
-    apt-get install -y -qq --no-install-recommends "$@" </dev/null
+    local out rc=0
+    out="$(mktemp)"
+    apt-get install -y -q --no-install-recommends "$@" </dev/null >"$out" 2>&1 || rc=$?
+    [[ $rc -eq 0 ]] || cat "$out" >&2
+    rm -f "$out"
+    return "$rc"
 }
 
 # --------------------------------------------------------------------------- venv
@@ -61,7 +66,7 @@ if ! venv_ok; then
     if ! "$PYTHON" -m venv "$VENV" || ! venv_ok; then
         # Debian ships venv/ensurepip separately (python3-venv).
         apt_install python3-venv ||
-            die "could not create .venv: install the venv module (Debian: apt-get install python3-venv)"
+            die "could not create .venv with $PYTHON (is its venv module installed? Debian: python3-venv)"
         "$PYTHON" -m venv "$VENV"
         venv_ok || die "could not create a working .venv"
     fi
@@ -86,7 +91,7 @@ find_pg_bin() {
         fi
     done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -rV)
     if command -v pg_ctl >/dev/null 2>&1; then
-        dir="$(dirname "$(command -v pg_ctl)")"
+        dir="$(dirname "$(readlink -f "$(command -v pg_ctl)")")"
         if [[ -x "$dir/initdb" && -x "$dir/postgres" ]]; then
             echo "$dir"
             return 0
@@ -209,7 +214,9 @@ EOF
             </dev/null >"$PG_TMP/postgres.log" 2>&1 &
         PG_PID=$!
         for _ in $(seq 1 240); do
-            if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" -U "$PG_SUPERUSER"; then
+            # Asked through our own socket directory, so a server of someone else that
+            # grabbed the port meanwhile can't pass for ours.
+            if "$PG_BIN/pg_isready" -q -h "$PG_TMP/socket" -p "$port" -U "$PG_SUPERUSER"; then
                 ready=1
                 break
             fi

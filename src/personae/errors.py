@@ -60,6 +60,7 @@ class ValidationFailed(InvalidInput):
 
     def __init__(self, issues: list[FieldIssue], source: str | None = None) -> None:
         self.issues = issues
+        self.source = source
         prefix = f"{source}: " if source else ""
         summary = "; ".join(str(issue) for issue in issues[:5])
         more = f" (and {len(issues) - 5} more)" if len(issues) > 5 else ""

@@ -39,6 +39,8 @@ class Runtime:
     @classmethod
     async def open(cls, settings: Settings, *, watch: bool = True) -> Runtime:
         """Connect, migrate if configured, and (with ``watch``) follow other writers."""
+        if settings.database_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.resolved_database_url)
         if settings.migrate_on_start:
             await migrate(engine)

@@ -131,3 +131,11 @@ async def test_prompt_renders_a_brand_new_trait(api: Api) -> None:
     await _create(api, "alice")
     prompt = (await api.client.get("/v1/personas/tina/prompt", headers=api.as_("alice"))).json()
     assert "## Pricing model\n- Per minute: INR 30" in prompt["system_prompt"]
+
+
+async def test_a_write_that_changes_nothing_makes_no_version(api: Api) -> None:
+    await _create(api, "alice")
+    same = await api.client.put("/v1/personas/tina", json={"definition": TINA, "base_version": 1},
+                                headers=api.as_("alice"))
+    assert same.status_code == 200
+    assert same.json()["version"] == 1

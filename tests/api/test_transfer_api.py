@@ -97,3 +97,13 @@ async def test_card_with_invalid_embedded_json(api: Api) -> None:
     response = await _upload(api, "bad.png", buffer.getvalue())
     assert response.status_code == 400
     assert "JSON" in response.json()["error"]["message"]
+
+
+async def test_multi_persona_import_is_all_or_nothing(api: Api) -> None:
+    await _upload(api, "one.yaml", b"id: taken\nname: Taken\n")
+    both = b"- {id: fresh, name: Fresh}\n- {id: taken, name: Again}\n"
+    response = await _upload(api, "both.yaml", both)
+    assert response.status_code == 409
+    assert "'taken' already exists" in response.json()["error"]["message"]
+    assert (await api.client.get("/v1/personas/fresh", headers=api.as_("alice"))).status_code \
+        == 404

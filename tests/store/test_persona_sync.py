@@ -126,3 +126,15 @@ async def test_export_then_sync_round_trips(runtime: Runtime, folder: Path,
     report = await sync_folder(runtime.store, out, author="sync")
     assert sorted(report.unchanged) == ["adv", "genz", "mohit", "priyanka"]
     assert not report.updated and not report.created
+
+
+async def test_sync_for_an_owner_is_private_by_default(
+    runtime: Runtime, people: dict[str, Principal], folder: Path
+) -> None:
+    alice = people["alice"]
+    await sync_folder(runtime.store, folder, author="alice", owner_id=alice.user_id)
+    record = await runtime.store.get("mohit")
+    assert record is not None
+    assert record.owner_id == alice.user_id
+    assert record.visibility.value == "private"
+    assert (await runtime.personas.list(people["bob"])).count == 0

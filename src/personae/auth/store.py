@@ -100,10 +100,16 @@ class UserStore:
 
     async def revoke_key(self, key_id: str) -> None:
         async with self.engine.begin() as conn:
-            result = await conn.execute(api_keys.update().where(api_keys.c.id == key_id)
-                                        .values(revoked_at=utcnow()))
-        if result.rowcount != 1:
+            result = await conn.execute(
+                api_keys.update()
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow()))
+            exists = result.rowcount == 1 or (await conn.execute(
+                sa.select(api_keys.c.id).where(api_keys.c.id == key_id))).first() is not None
+        if not exists:
             raise NotFound(f"no API key with id '{key_id}'")
+        if result.rowcount != 1:
+            raise Conflict(f"API key '{key_id}' is already revoked")
 
     async def principal_for_token(self, token: str) -> Principal | None:
         query = (sa.select(users.c.id, users.c.name, users.c.role)

@@ -11,7 +11,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 
 from personae.auth.principal import Principal
@@ -81,7 +80,7 @@ def _check_file(path: Path, seen: dict[str, str]) -> list[str]:
 
 
 def validate(
-    paths: list[Path] = typer.Argument(..., metavar="PATH...", exists=True,
+    paths: list[Path] = typer.Argument(..., metavar="PATH", exists=True,
                                        help="Persona files or folders of them."),
 ) -> None:
     """Check persona files without touching the database; exit 1 if any is invalid."""
@@ -173,7 +172,7 @@ def import_file(
     """Import personas from a persona file or a Character Card."""
     content, name = read_input(file)
     filename = None if name == "<stdin>" else Path(name).name
-    imported: Imported = import_bytes(content, filename, persona_id)
+    imported = _with_id(import_bytes(content, filename, persona_id), persona_id)
     visibility = Visibility.public if public else Visibility.private
 
     async def work(runtime: Runtime, principal: Principal) -> list[PersonaRecord]:
@@ -194,9 +193,18 @@ def import_file(
                    f"{imported.source_format}.", style="green")
 
 
+def _with_id(imported: Imported, persona_id: str | None) -> Imported:
+    """Make ``--id`` win over an id inside a persona file (cards already honour it)."""
+    if persona_id is None or [d.id for d in imported.definitions] == [persona_id]:
+        return imported
+    data = {**imported.definitions[0].to_data(), "id": persona_id}
+    imported.definitions = [parse_persona(data, source="--id")]
+    return imported
+
+
 def export(
     ctx: typer.Context,
-    persona_id: str | None = typer.Argument(None, metavar="[ID]"),
+    persona_id: str | None = typer.Argument(None, metavar="ID"),
     fmt: ExportFormat = typer.Option(ExportFormat.yaml, "--format", help="Output format."),
     out: Path | None = typer.Option(None, "-o", "--output", help="File or folder to write."),
     all_dir: Path | None = typer.Option(None, "--all", metavar="DIR",
@@ -220,9 +228,7 @@ def export(
     elif fmt is ExportFormat.card_png and output.stdout_is_terminal():
         raise InvalidInput("card-png is binary: pass -o FILE (or redirect standard output)")
     else:
-        stream = click.get_binary_stream("stdout")
-        stream.write(content)
-        stream.flush()
+        typer.echo(content, nl=False)
 
 
 def _export_all(ctx: typer.Context, folder: Path, fmt: ExportFormat) -> None:

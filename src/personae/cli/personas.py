@@ -175,9 +175,9 @@ def history(ctx: typer.Context, persona_id: str = typer.Argument(..., metavar="I
 def diff(
     ctx: typer.Context,
     persona_id: str = typer.Argument(..., metavar="ID"),
-    old: int | None = typer.Argument(None, metavar="[FROM]", min=1,
+    old: int | None = typer.Argument(None, metavar="FROM", min=1,
                                      help="Default: the version before TO."),
-    new: int | None = typer.Argument(None, metavar="[TO]", min=1, help="Default: current."),
+    new: int | None = typer.Argument(None, metavar="TO", min=1, help="Default: current."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON patch instead."),
 ) -> None:
     """Show what changed between two versions, as a diff of their YAML."""

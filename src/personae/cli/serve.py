@@ -17,10 +17,11 @@ from personae import __version__
 from personae.cli import output
 from personae.cli.session import in_runtime, settings_for
 from personae.config import Settings, get_settings, is_loopback_host
+from personae.db.engine import migrate
 from personae.runtime import Runtime
 
 KEYLESS_NOTE = ("Keyless access: requests without an API key act as the local admin "
-                "(only because the server is bound to 127.0.0.1).")
+                "(only because the server is bound to {host}).")
 KEYS_NOTE = "API keys required (create one: personae keys create USER)"
 
 
@@ -31,7 +32,8 @@ class Preparation:
 
 
 async def _prepare(runtime: Runtime) -> Preparation:
-    """Migrations already ran on open; seed samples into an empty store."""
+    """Migrate, and seed samples into an empty store so a first run has something to show."""
+    await migrate(runtime.engine)
     loaded = 0
     if await runtime.store.count() == 0:
         loaded = len((await runtime.load_samples()).created)
@@ -60,7 +62,8 @@ def _banner(settings: Settings, prep: Preparation) -> None:
     output.say(f"  URL:       {url}")
     output.say(f"  API docs:  {url}/docs")
     output.say(f"  Database:  {output.safe_url(settings.resolved_database_url)}")
-    output.say(f"  Auth:      {KEYLESS_NOTE if settings.keyless_allowed else KEYS_NOTE}")
+    auth = KEYLESS_NOTE.format(host=settings.host) if settings.keyless_allowed else KEYS_NOTE
+    output.say(f"  Auth:      {auth}")
     if prep.samples_loaded:
         output.say(f"  Loaded {prep.samples_loaded} sample personas into the empty database.")
     if not is_loopback_host(settings.host) and prep.active_keys == 0:
@@ -86,7 +89,8 @@ def serve(
         "host": host or base.host, "port": port or base.port,
         "workers": workers or base.workers})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    prep = in_runtime(ctx, _prepare, settings=settings)
+    prep = in_runtime(ctx, _prepare,
+                      settings=settings.model_copy(update={"migrate_on_start": False}))
     _export_environment(settings)
     _banner(settings, prep)
     uvicorn.run("personae.api.app:create_app", factory=True, host=settings.host,

@@ -16,10 +16,12 @@ from typing import Any, TypeVar
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from personae.auth.principal import Principal
+from personae.cli.output import safe_url
 from personae.config import Settings
-from personae.errors import InvalidInput, NotFound
+from personae.errors import InvalidInput, NotFound, PersonaeError
 from personae.runtime import Runtime
 
 T = TypeVar("T")
@@ -54,13 +56,29 @@ def in_runtime(ctx: typer.Context, work: Callable[[Runtime], Awaitable[T]], *,
     chosen = settings or settings_for(ctx)
 
     async def main() -> T:
-        runtime = await Runtime.open(chosen, watch=False)
+        runtime = await _open(chosen)
         try:
             return await work(runtime)
         finally:
             await runtime.close()
 
     return asyncio.run(main())
+
+
+async def _open(settings: Settings) -> Runtime:
+    """Open the runtime and check the connection, naming the database if that fails."""
+    try:
+        runtime = await Runtime.open(settings, watch=False)
+        try:
+            async with runtime.engine.connect():
+                return runtime
+        except BaseException:
+            await runtime.close()
+            raise
+    except (OSError, SQLAlchemyError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        url = safe_url(settings.resolved_database_url)
+        raise PersonaeError(f"cannot open the database {url}: {reason}") from exc
 
 
 def as_admin(ctx: typer.Context,

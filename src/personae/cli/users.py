@@ -59,8 +59,8 @@ def list_users(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         output.emit_json([_user_data(u) for u in found])
         return
     rows = [(u.name, u.id, u.role.value, output.when(u.created_at),
-             "disabled" if u.disabled else "") for u in found]
-    output.show(output.table(("name", "id", "role", "created", ""), rows))
+             "disabled" if u.disabled else "active") for u in found]
+    output.show(output.table(("name", "id", "role", "created", "state"), rows))
 
 
 @keys_app.command("create")

@@ -20,9 +20,6 @@ def is_sqlite(url: str | sa.URL) -> bool:
 def make_engine(url: str) -> AsyncEngine:
     """An engine tuned per backend: SQLite gets WAL and foreign keys, PostgreSQL a pool."""
     if is_sqlite(url):
-        database = sa.make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30})
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

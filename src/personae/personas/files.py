@@ -144,9 +144,11 @@ class _Plan:
 
 
 async def sync_folder(store: PersonaStore, folder: Path, *, author: str,
-                      owner_id: str | None = None, visibility: Visibility = Visibility.public,
+                      owner_id: str | None = None, visibility: Visibility | None = None,
                       skip_invalid: bool = False, dry_run: bool = False) -> SyncReport:
     """Upsert every persona file under ``folder``; see the module docstring."""
+    if visibility is None:  # global personas are public; a user's are private by default
+        visibility = Visibility.public if owner_id is None else Visibility.private
     plan = _Plan(await store.source_states(), owner_id)
     for path in discover(folder):
         _plan_file(plan, path, folder, author, visibility)

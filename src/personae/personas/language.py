@@ -19,9 +19,13 @@ def normalize_language(value: str) -> str:
     if langcodes.tag_is_valid(text) and langcodes.Language.get(text).is_valid():
         return langcodes.standardize_tag(text)
     try:
-        return langcodes.find(text).to_tag()
+        found = langcodes.find(text)
     except LookupError:
-        raise ValueError(f"{value!r} is not a known language name or BCP-47 code") from None
+        found = None
+    names = {found.display_name().lower(), found.autonym().lower()} if found else set()
+    if found is None or text.lower() not in names:  # find() also matches loosely
+        raise ValueError(f"{value!r} is not a known language name or BCP-47 code")
+    return found.to_tag()
 
 
 @lru_cache(maxsize=512)

@@ -13,7 +13,7 @@ from typing import Any
 import jsonpatch
 
 from personae.auth.principal import Principal
-from personae.errors import InvalidInput, NotFound, PermissionDenied
+from personae.errors import InvalidInput, NotFound, PermissionDenied, VersionConflict
 from personae.personas.records import ListQuery, NewVersion, Page, PersonaRecord, VersionRecord
 from personae.personas.registry import CachedPersona, PersonaRegistry
 from personae.personas.schema import DEFINITION_FIELDS, PersonaDefinition, Status, Visibility
@@ -98,13 +98,23 @@ class PersonaService:
                      Visibility.private, global_scope: bool = False, note: str = "",
                      author: str | None = None) -> PersonaRecord:
         definition = raw if isinstance(raw, PersonaDefinition) else parse_persona(raw)
+        (record,) = await self.create_many(principal, [definition], visibility=visibility,
+                                           global_scope=global_scope, note=note, author=author)
+        return record
+
+    async def create_many(self, principal: Principal, definitions: list[PersonaDefinition], *,
+                          visibility: Visibility = Visibility.private,
+                          global_scope: bool = False, note: str = "",
+                          author: str | None = None) -> list[PersonaRecord]:
+        """Create several personas, all or none (an import of a multi-persona file)."""
         if global_scope and not principal.is_admin:
             raise PermissionDenied("only admins can create global personas")
         owner = None if global_scope else principal.user_id
         visibility = Visibility.public if global_scope else visibility
-        new = NewVersion(definition, author or principal.name, note or "created")
-        await self.store.create(new, owner, visibility)
-        return await self._fresh(definition.id)
+        items = [(NewVersion(d, author or principal.name, note or "created"), owner, visibility)
+                 for d in definitions]
+        await self.store.create(items)
+        return [await self._fresh(d.id) for d in definitions]
 
     async def replace(self, principal: Principal, persona_id: str, raw: Any, *,
                       base_version: int, note: str = "",
@@ -164,6 +174,11 @@ class PersonaService:
     async def _write(self, principal: Principal, record: PersonaRecord,
                      definition: PersonaDefinition, base_version: int, note: str,
                      visibility: Visibility | None = None) -> PersonaRecord:
+        if base_version != record.version:
+            raise VersionConflict(record.id, base_version, record.version)
+        if definition.content_hash() == record.definition_hash and visibility in (
+                None, record.visibility):
+            return record  # nothing changed: no new version
         new = NewVersion(definition, principal.name, note or "updated", visibility=visibility)
         try:
             await self.store.append_version(record.id, new, base_version)

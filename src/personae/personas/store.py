@@ -198,16 +198,20 @@ class PersonaStore:
 
     # -- writes ------------------------------------------------------------
 
-    async def create(self, new: NewVersion, owner_id: str | None,
-                     visibility: Visibility) -> None:
+    async def create(self, items: Sequence[tuple[NewVersion, str | None, Visibility]]) -> None:
+        """Create personas in one transaction; an existing id fails them all (409)."""
+        ids = [new.definition.id for new, _, _ in items]
         try:
             async with self.engine.begin() as conn:
-                await self._insert_new(conn, [(new, owner_id, visibility)])
-                await self._record_changes(conn, [new.definition.id])
+                await self._insert_new(conn, items)
+                await self._record_changes(conn, ids)
         except IntegrityError as exc:
-            if await self.get(new.definition.id) is not None:
-                raise Conflict(f"a persona with id '{new.definition.id}' already exists",
-                               {"persona_id": new.definition.id}) from exc
+            states = await self.source_states()
+            taken = [pid for pid in ids if pid in states]
+            if taken:
+                names = ", ".join(f"'{pid}'" for pid in taken)
+                raise Conflict(f"a persona with id {names} already exists",
+                               {"persona_ids": taken}) from exc
             raise
 
     async def append_version(self, persona_id: str, new: NewVersion, base_version: int) -> int:

@@ -62,8 +62,9 @@ def import_bytes(content: bytes, filename: str | None = None,
     items = personas_in(document)
     if persona_id and len(items) != 1:
         raise InvalidInput("an id can only be given when the file holds one persona")
-    return Imported([parse_persona(raw, default_id=persona_id, source=filename)
-                     for raw in items])
+    if persona_id and isinstance(items[0], dict):
+        items = [{**items[0], "id": persona_id}]
+    return Imported([parse_persona(raw, source=filename) for raw in items])
 
 
 def _from_card(content: bytes, filename: str | None, persona_id: str | None) -> Imported:

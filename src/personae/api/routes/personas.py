@@ -86,12 +86,10 @@ async def import_persona(
     global_: Annotated[bool, Form(alias="global")] = False,
 ) -> dict[str, Any]:
     imported = import_bytes(await file.read(), file.filename, id)
-    created = [
-        (await service.create(principal, definition, visibility=visibility,
-                              global_scope=global_, note=f"imported from {file.filename}"))
-        .public()
-        for definition in imported.definitions
-    ]
+    records = await service.create_many(principal, imported.definitions, visibility=visibility,
+                                        global_scope=global_,
+                                        note=f"imported from {file.filename}")
+    created = [record.public() for record in records]
     return {"data": created, "count": len(created), "warnings": imported.warnings,
             "source_format": imported.source_format}
 
