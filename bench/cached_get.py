@@ -211,7 +211,10 @@ def main() -> int:
         finally:
             for server in servers.values():
                 stop_server(server)
-        report.value("load_generator", results["bare_dict"][0].load.tool)
+        tool = results["bare_dict"][0].load.tool
+        report.value("load_generator", tool)
+        if tool != "wrk":
+            report.value("load_generator_note", "client-bound: install wrk for meaningful ratios")
         report.value("concurrency", CONCURRENCY)
         report.value("rounds_x_seconds", f"{rounds}x{seconds:g}")
         summarise(results, report)

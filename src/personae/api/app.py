@@ -35,7 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # The persona router goes first: its cached GET is the hot path and routes match in order.
+    app.include_router(personas.router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(me.router, prefix="/v1")
-    app.include_router(personas.router, prefix="/v1")
     return app

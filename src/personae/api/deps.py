@@ -1,4 +1,8 @@
-"""Dependencies shared by routes: the runtime, the caller, the services."""
+"""Dependencies shared by routes: the runtime, the caller, the services.
+
+All are ``async def``: FastAPI runs plain ``def`` dependencies in a thread pool, which
+would cost more than the cached read they guard.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from personae.personas.service import PersonaService
 from personae.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
@@ -41,7 +45,7 @@ async def get_principal(request: Request) -> Principal:
         "(create one with `personae keys create USER`)")
 
 
-def get_persona_service(request: Request) -> PersonaService:
+async def get_persona_service(request: Request) -> PersonaService:
     return request.app.state.runtime.personas
 
 

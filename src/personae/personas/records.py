@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from personae.personas.schema import PersonaDefinition, Status, Visibility
+from personae.personas.schema import PersonaDefinition, Status, Visibility, hash_data
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +115,22 @@ class ListQuery:
 
 @dataclass(frozen=True, slots=True)
 class NewVersion:
-    """A version to write: the definition and who wrote it, and why."""
+    """A version to write: the definition and who wrote it, and why.
+
+    ``data`` and ``digest`` are computed once here; a bulk sync writes thousands.
+    """
 
     definition: PersonaDefinition
     author: str
     note: str = ""
     source_hash: str | None = None
     visibility: Visibility | None = None
+    data: dict[str, Any] = field(init=False)
+    digest: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", self.definition.to_data())
+        object.__setattr__(self, "digest", hash_data(self.data))
 
 
 @dataclass(frozen=True, slots=True)

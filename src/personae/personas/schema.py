@@ -149,8 +149,13 @@ class PersonaDefinition(_Strict):
 
     def content_hash(self) -> str:
         """Hash of the content. Key order counts: trait blocks render in that order."""
-        payload = json.dumps(self.to_data(), ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(payload.encode()).hexdigest()
+        return hash_data(self.to_data())
+
+
+def hash_data(data: dict[str, Any]) -> str:
+    """The content hash of a definition's ``to_data()`` form."""
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 # Field names a definition accepts, used to spot typos among unknown keys.

@@ -53,7 +53,7 @@ def _row_values(new: NewVersion, number: int, now: datetime) -> dict[str, Any]:
         "display_name": definition.display_name,
         "language": definition.language,
         "search_text": _search_text(definition),
-        "definition_hash": definition.content_hash(),
+        "definition_hash": new.digest,
         "source_hash": new.source_hash,
         "updated_at": now,
     }
@@ -63,8 +63,8 @@ def _version_values(persona_id: str, new: NewVersion, number: int, now: datetime
     return {
         "persona_id": persona_id,
         "number": number,
-        "definition": new.definition.to_data(),
-        "definition_hash": new.definition.content_hash(),
+        "definition": new.data,
+        "definition_hash": new.digest,
         "author": new.author,
         "note": new.note,
         "created_at": now,
