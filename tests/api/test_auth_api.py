@@ -55,3 +55,20 @@ async def test_revoked_key_stops_working(api: Api) -> None:
     await api.runtime.users.revoke_key(key.id)
     api.runtime.auth.forget()  # other processes drop their short-lived key cache by TTL
     assert (await api.client.get("/v1/me", headers=api.as_("bob"))).status_code == 401
+
+
+async def test_openapi_and_offline_docs_are_served(api: Api) -> None:
+    schema = (await api.client.get("/openapi.json")).json()
+    assert "/v1/personas/{persona_id}" in schema["paths"]
+    page = await api.client.get("/docs")
+    assert page.status_code == 200
+    assert "/docs-assets/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    script = await api.client.get("/docs-assets/swagger-ui-bundle.js")
+    assert script.status_code == 200
+
+
+async def test_unknown_route_uses_the_error_shape(api: Api) -> None:
+    response = await api.client.get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"

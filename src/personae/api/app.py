@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from personae import __version__
+from personae.api.docs import install_docs
 from personae.api.errors import install_error_handlers
 from personae.api.routes import health, me, personas
 from personae.config import Settings, get_settings
@@ -33,8 +34,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Define an AI persona once; use it everywhere.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
     # The persona router goes first: its cached GET is the hot path and routes match in order.
     app.include_router(personas.router, prefix="/v1")
     app.include_router(health.router)
