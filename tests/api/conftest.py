@@ -27,6 +27,11 @@ class Api:
 async def api(database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     """The real app on a real database, with an admin and two members holding keys."""
     settings = Settings(data_dir=tmp_path, database_url=database_url, anonymous_loopback=False)
+    async for harness in serve_app(settings):
+        yield harness
+
+
+async def serve_app(settings: Settings) -> AsyncIterator[Api]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         users = app.state.runtime.users

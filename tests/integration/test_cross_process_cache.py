@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.support.servers import api_server
 
 from personae.config import Settings
 from personae.runtime import Runtime
+from tests.support.servers import api_server
 
 pytestmark = pytest.mark.slow
 

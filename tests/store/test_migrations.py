@@ -21,7 +21,7 @@ async def test_migrations_match_the_declared_tables(database_url: str) -> None:
         assert await current_revision(engine) is None
         await migrate(engine)
         await migrate(engine)  # idempotent: a second start changes nothing
-        assert await current_revision(engine) == "0001"
+        assert await current_revision(engine) == "0002"
         async with engine.connect() as connection:
             assert await connection.run_sync(_differences) == []
             tables = await connection.run_sync(

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, WebSocket
+from starlette.requests import HTTPConnection
 
 from personae.auth.principal import Principal
 from personae.config import is_loopback_host
+from personae.conversations.engine import ConversationService
 from personae.errors import AuthenticationRequired
 from personae.personas.service import PersonaService
 from personae.runtime import Runtime
@@ -21,7 +23,7 @@ async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def _token(request: Request) -> str | None:
+def _token(request: HTTPConnection) -> str | None:
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
@@ -33,8 +35,17 @@ def _token(request: Request) -> str | None:
 
 async def get_principal(request: Request) -> Principal:
     """The caller, from an API key; keyless only on a loopback-bound local server."""
+    return await principal_for(request, _token(request))
+
+
+async def websocket_principal(websocket: WebSocket) -> Principal:
+    """Browsers cannot set headers on a WebSocket: ``?api_key=`` is accepted there too."""
+    return await principal_for(websocket, _token(websocket) or
+                               websocket.query_params.get("api_key"))
+
+
+async def principal_for(request: HTTPConnection, token: str | None) -> Principal:
     runtime: Runtime = request.app.state.runtime
-    token = _token(request)
     if token:
         return await runtime.auth.authenticate(token)
     client = request.client.host if request.client else ""
@@ -49,6 +60,11 @@ async def get_persona_service(request: Request) -> PersonaService:
     return request.app.state.runtime.personas
 
 
+async def get_conversations(request: Request) -> ConversationService:
+    return request.app.state.runtime.conversations
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ConversationsDep = Annotated[ConversationService, Depends(get_conversations)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 PersonaServiceDep = Annotated[PersonaService, Depends(get_persona_service)]

@@ -113,3 +113,38 @@ change_log = sa.Table(
     sa.Column("persona_id", sa.String(64), nullable=True),
     sa.Column("changed_at", Timestamp, nullable=False),
 )
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("users.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    # No foreign key: history must outlive a persona's hard delete.
+    sa.Column("persona_id", sa.String(64), nullable=False),
+    sa.Column("persona_version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open | closed | expired
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_active_at", Timestamp, nullable=False, index=True),
+    sa.Column("turns", sa.Integer, nullable=False, default=0),
+    sa.Column("response_ms_total", sa.Float, nullable=False, default=0.0),
+    # One turn at a time: a turn claims the session by compare-and-set on these.
+    sa.Column("turn_id", sa.String(32), nullable=True),
+    sa.Column("turn_started_at", Timestamp, nullable=True),
+    sa.Column("meta", sa.JSON, nullable=False, default=dict),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("session_id", sa.String(32), sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("role", sa.String(16), nullable=False),  # user | assistant | event
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("persona_id", sa.String(64), nullable=False),
+    sa.Column("persona_version", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # complete | interrupted | failed
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("meta", sa.JSON, nullable=False, default=dict),
+)

@@ -1,0 +1,300 @@
+"""Conversations: a user, a session, a persona, and a model, with no HTTP in sight.
+
+A turn is an async stream of events. The user's message is committed before the
+model is called; the reply is committed when the stream ends, as ``complete``,
+``interrupted`` (the client went away, or the model failed mid-reply) or ``failed``.
+A session is pinned to the persona version it started with (or last switched to).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from datetime import timedelta
+from typing import Any
+
+from personae.auth.principal import Principal
+from personae.conversations.context import build_messages
+from personae.conversations.events import (
+    Delta,
+    Done,
+    MessageSaved,
+    PersonaSwitched,
+    TurnEvent,
+    TurnFailed,
+)
+from personae.conversations.knowledge import KnowledgeCache, RankedItem
+from personae.conversations.store import ConversationStore, MessageRecord, SessionRecord
+from personae.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PersonaeError,
+    TurnInProgress,
+)
+from personae.personas.prompt import build_system_prompt
+from personae.personas.schema import PersonaDefinition, Status
+from personae.personas.service import PersonaService
+from personae.providers.base import Finished, TextDelta, Usage
+from personae.providers.registry import ProviderRegistry
+
+DEFAULT_REPLY_TOKENS = 256
+HISTORY_LIMIT = 400
+MAX_MESSAGE_CHARS = 32_000
+
+
+class ConversationService:
+    def __init__(self, store: ConversationStore, personas: PersonaService,
+                 providers: ProviderRegistry, *, turn_stale: timedelta = timedelta(minutes=10),
+                 knowledge_items: int = 3) -> None:
+        self.store = store
+        self.personas = personas
+        self.providers = providers
+        self.turn_stale = turn_stale
+        self.knowledge_items = knowledge_items
+        self._knowledge = KnowledgeCache()
+        self._definitions: OrderedDict[tuple[str, int], PersonaDefinition] = OrderedDict()
+
+    # -- sessions ----------------------------------------------------------
+
+    async def open(self, principal: Principal, persona_id: str,
+                   meta: dict[str, Any] | None = None) -> tuple[SessionRecord, list[TurnEvent]]:
+        """Start a session; the persona's greeting is its first message."""
+        definition, version = await self._usable_persona(principal, persona_id)
+        session = await self.store.create_session(principal.user_id, persona_id, version, meta)
+        greeting = await self._greet(session.id, definition, version)
+        return session, [MessageSaved(greeting)] if greeting else []
+
+    async def get(self, principal: Principal, session_id: str) -> SessionRecord:
+        session = await self.store.get_session(principal.user_id, session_id)
+        if session is None:
+            raise NotFound(f"session '{session_id}' not found")
+        return session
+
+    async def list(self, principal: Principal, limit: int = 50,
+                   offset: int = 0) -> tuple[list[SessionRecord], int]:
+        return await self.store.list_sessions(principal.user_id, limit, offset)
+
+    async def history(self, principal: Principal, session_id: str) -> list[MessageRecord]:
+        await self.get(principal, session_id)
+        return await self.store.messages(session_id)
+
+    async def delete(self, principal: Principal, session_id: str) -> None:
+        if not await self.store.delete_session(principal.user_id, session_id):
+            raise NotFound(f"session '{session_id}' not found")
+
+    async def switch(self, principal: Principal, session_id: str,
+                     persona_id: str) -> list[TurnEvent]:
+        """Hand the session to another persona: it greets; history is kept, marked."""
+        session = await self._open_session(principal, session_id)
+        definition, version = await self._usable_persona(principal, persona_id)
+        turn = await self._claim(session.id)
+        try:
+            await self.store.switch_persona(session.id, persona_id, version)
+            note = await self.store.add_message(
+                session.id, "event", f"switched to {definition.shown_name}", persona_id,
+                version, meta={"from": session.persona_id, "to": persona_id})
+            events: list[TurnEvent] = [
+                PersonaSwitched(persona_id, version, definition.shown_name, definition.language,
+                                definition.voice.model_dump(mode="json")),
+                MessageSaved(note)]
+            greeting = await self._greet(session.id, definition, version)
+            if greeting:
+                events.append(MessageSaved(greeting))
+            return events
+        finally:
+            await self.store.finish_turn(session.id, turn, None)
+
+    # -- turns -------------------------------------------------------------
+
+    async def send(self, principal: Principal, session_id: str,
+                   text: str) -> AsyncIterator[TurnEvent]:
+        """One turn. Raises before the first event on 404/409/4xx; streams after."""
+        if not text.strip():
+            raise InvalidInput("content: must not be empty")
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise InvalidInput(f"content: longer than {MAX_MESSAGE_CHARS} characters")
+        session = await self._open_session(principal, session_id)
+        turn = await self._claim(session.id)
+        return self._turn(session, turn, text)
+
+    async def _turn(self, session: SessionRecord, turn: str,
+                    text: str) -> AsyncIterator[TurnEvent]:
+        response_ms: float | None = None
+        try:
+            definition = await self._definition(session.persona_id, session.persona_version)
+            user = await self.store.add_message(session.id, "user", text, session.persona_id,
+                                                session.persona_version)
+            yield MessageSaved(user)
+            started = time.perf_counter()
+            # aclosing: if our consumer goes away, the reply (and the model) stop now and
+            # the partial reply is saved as interrupted before the turn is released.
+            async with aclosing(self._reply(session, definition, text)) as replies:
+                async for event in replies:
+                    yield event
+            response_ms = (time.perf_counter() - started) * 1000
+        finally:
+            await asyncio.shield(self.store.finish_turn(session.id, turn, response_ms))
+
+    async def _reply(self, session: SessionRecord, definition: PersonaDefinition,
+                     text: str) -> AsyncIterator[TurnEvent]:
+        llm, settings = self.providers.resolve(definition.model)
+        reply_tokens = settings.max_tokens or DEFAULT_REPLY_TOKENS
+        knowledge = self._knowledge.index(session.persona_id, session.persona_version,
+                                          definition).top(text, self.knowledge_items)
+        history = await self.store.messages(session.id, limit=HISTORY_LIMIT)
+        messages = build_messages(
+            system_prompt=build_system_prompt(definition), knowledge=knowledge,
+            history=history[:-1], user_text=text, persona_id=session.persona_id,
+            names=await self._names(history), context_window=llm.context_window,
+            reply_tokens=reply_tokens, count=llm.count_tokens)
+        run = _Run(knowledge)
+        try:
+            async with aclosing(llm.stream(messages, settings)) as stream:
+                async for event in stream:
+                    if isinstance(event, TextDelta) and event.text:
+                        run.delta(event.text)
+                        yield Delta(event.text)
+                    elif isinstance(event, Finished):
+                        run.finished = event
+        except PersonaeError as exc:
+            run.error = exc
+        except (asyncio.CancelledError, GeneratorExit):
+            run.cancelled = True
+            raise
+        finally:
+            saved = await asyncio.shield(self._save_reply(session, run))
+        if run.error is not None:
+            yield TurnFailed(run.error.code, run.error.message, run.error.status, saved)
+        else:
+            yield Done(saved, run.usage())
+
+    async def _save_reply(self, session: SessionRecord, run: _Run) -> MessageRecord:
+        saved = await self.store.add_message(
+            session.id, "assistant", run.text(), session.persona_id, session.persona_version,
+            status=run.status(), meta=run.meta())
+        await self.store.record_metrics(session.persona_id, session.persona_version,
+                                        run.metrics())
+        return saved
+
+    # -- helpers -----------------------------------------------------------
+
+    async def _claim(self, session_id: str) -> str:
+        turn = await self.store.claim_turn(session_id, self.turn_stale)
+        if turn is None:
+            raise TurnInProgress(
+                f"session '{session_id}' is already answering a message; "
+                "wait for that reply to finish, then send again")
+        return turn
+
+    async def _open_session(self, principal: Principal, session_id: str) -> SessionRecord:
+        session = await self.get(principal, session_id)
+        if session.status != "open":
+            raise Conflict(f"session '{session_id}' is {session.status}; start a new one")
+        return session
+
+    async def _usable_persona(self, principal: Principal,
+                              persona_id: str) -> tuple[PersonaDefinition, int]:
+        record = (await self.personas.get(principal, persona_id)).record
+        if record.status is Status.archived:
+            raise Conflict(f"persona '{persona_id}' is archived; restore it to talk to it")
+        self._remember(persona_id, record.version, record.definition)
+        return record.definition, record.version
+
+    async def _definition(self, persona_id: str, version: int) -> PersonaDefinition:
+        found = self._definitions.get((persona_id, version))
+        if found is None:
+            stored = await self.personas.store.version(persona_id, version)
+            if stored is None:
+                raise NotFound(f"persona '{persona_id}' version {version} no longer exists")
+            found = self._remember(persona_id, version, stored.definition)
+        return found
+
+    def _remember(self, persona_id: str, version: int,
+                  definition: PersonaDefinition) -> PersonaDefinition:
+        self._definitions[(persona_id, version)] = definition
+        self._definitions.move_to_end((persona_id, version))
+        while len(self._definitions) > 1024:
+            self._definitions.popitem(last=False)
+        return definition
+
+    async def _names(self, history: list[MessageRecord]) -> dict[str, str]:
+        names = {}
+        for persona_id, version in {(m.persona_id, m.persona_version) for m in history}:
+            try:
+                names[persona_id] = (await self._definition(persona_id, version)).shown_name
+            except NotFound:
+                names[persona_id] = persona_id
+        return names
+
+    async def _greet(self, session_id: str, definition: PersonaDefinition,
+                     version: int) -> MessageRecord | None:
+        if not definition.greeting:
+            return None
+        return await self.store.add_message(session_id, "assistant", definition.greeting,
+                                            definition.id, version, meta={"greeting": True})
+
+
+class _Run:
+    """Book-keeping for one reply while it streams."""
+
+    def __init__(self, knowledge: list[RankedItem]) -> None:
+        self.knowledge = knowledge
+        self.parts: list[str] = []
+        self.started = time.perf_counter()
+        self.first_token_ms: float | None = None
+        self.finished: Finished | None = None
+        self.error: PersonaeError | None = None
+        self.cancelled = False
+
+    def delta(self, text: str) -> None:
+        if self.first_token_ms is None:
+            self.first_token_ms = (time.perf_counter() - self.started) * 1000
+        self.parts.append(text)
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def status(self) -> str:
+        if self.finished is not None and self.error is None and not self.cancelled:
+            return "complete"
+        return "interrupted" if self.parts else "failed"
+
+    def usage(self) -> dict[str, int]:
+        usage = self.finished.usage if self.finished else Usage()
+        return {"prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens}
+
+    def meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "knowledge": [{"label": r.label, "index": r.index, "score": round(r.score, 3)}
+                          for r in self.knowledge],
+            "usage": self.usage(),
+            "time_to_first_token_ms": _rounded(self.first_token_ms),
+            "response_ms": round((time.perf_counter() - self.started) * 1000, 1),
+        }
+        if self.finished is not None:
+            meta["provider"], meta["model"] = self.finished.provider, self.finished.model
+            meta["finish_reason"] = self.finished.finish_reason
+        if self.error is not None:
+            meta["error"] = {"code": self.error.code, "message": self.error.message}
+        return meta
+
+    def metrics(self) -> dict[str, float]:
+        usage = self.usage()
+        values = {"turns": 1.0, "prompt_tokens": float(usage["prompt_tokens"]),
+                  "completion_tokens": float(usage["completion_tokens"]),
+                  "response_ms": (time.perf_counter() - self.started) * 1000}
+        if self.first_token_ms is not None:
+            values["time_to_first_token_ms"] = self.first_token_ms
+        if self.error is not None or self.cancelled:
+            values["errors" if self.error is not None else "interrupted"] = 1.0
+        return values
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None

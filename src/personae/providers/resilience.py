@@ -1,0 +1,288 @@
+"""Retries, deadlines, circuit breakers and fallback around any :class:`LLM`.
+
+Providers fail in ways worth treating differently: a 503 is worth another try, a
+400 is not, and a provider that keeps failing should be skipped quickly instead of
+making every user wait for its timeout. Retrying is only safe before the first
+delta: once text has reached the user, restarting would duplicate or contradict
+it, so a later failure propagates and the caller marks the reply interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import aclosing
+from dataclasses import replace
+from typing import Literal
+
+from personae.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from personae.providers.base import LLM, ChatMessage, Finished, GenerationSettings, StreamEvent
+
+BreakerState = Literal["closed", "open", "half_open"]
+CLOSE_BOUND_SECONDS = 5.0  # closing an abandoned stream must not hang the caller
+
+
+class CircuitBreaker:
+    """Stops calling a provider after ``failures`` consecutive failures.
+
+    Open: calls are rejected at once. After ``reset_seconds`` one probe call is let
+    through (half-open); its success closes the circuit, its failure re-opens it.
+    """
+
+    def __init__(self, failures: int, reset_seconds: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.failures = failures
+        self.reset_seconds = reset_seconds
+        self._clock = clock
+        self._state: BreakerState = "closed"
+        self._consecutive = 0
+        self._opened_at = 0.0
+        self._probing = False
+
+    @property
+    def state(self) -> BreakerState:
+        return self._state
+
+    def retry_after(self) -> float:
+        """Seconds until a probe will be let through (0 when calls pass now)."""
+        if self._state != "open":
+            return 0.0
+        return max(0.0, self._opened_at + self.reset_seconds - self._clock())
+
+    def acquire(self, provider: str) -> None:
+        """Admit one call or raise ProviderUnavailable; admitted calls must report back."""
+        if self._state == "open" and self.retry_after() <= 0:
+            self._state, self._probing = "half_open", False
+        if self._state == "closed":
+            return
+        if self._state == "half_open" and not self._probing:
+            self._probing = True
+            return
+        wait = self.retry_after() if self._state == "open" else self.reset_seconds
+        reason = "a probe is in progress" if self._state == "half_open" else (
+            f"after {self._consecutive} consecutive failures")
+        raise ProviderUnavailable(
+            provider, f"circuit open {reason}; retry after {wait:.1f}s",
+            details={"retry_after": round(wait, 3)})
+
+    def record_success(self) -> None:
+        if self._state == "open":
+            return
+        self._state, self._consecutive, self._probing = "closed", 0, False
+
+    def record_failure(self) -> None:
+        if self._state == "open":
+            return
+        self._consecutive += 1
+        if self._state == "half_open" or self._consecutive >= self.failures:
+            self._state, self._opened_at, self._probing = "open", self._clock(), False
+
+    def release(self) -> None:
+        """An admitted call ended without a verdict (cancelled): free the probe slot."""
+        self._probing = False
+
+
+class _NoBreaker(CircuitBreaker):
+    """Stands in for providers that were given no breaker."""
+
+    def __init__(self) -> None:
+        super().__init__(failures=1, reset_seconds=1.0)
+
+    def acquire(self, provider: str) -> None:
+        return None
+
+    def record_failure(self) -> None:
+        return None
+
+
+class ResilientLLM:
+    """An :class:`LLM` that tries a chain of providers, primary first.
+
+    Each provider gets ``1 + retries`` attempts (backoff with jitter) on retryable
+    errors, all within ``timeout`` seconds to the first event; the same bound applies
+    to every later gap between events. Fallbacks get ``settings.model`` cleared: a
+    model name belongs to the primary provider, and each fallback uses its own.
+    The providers belong to whoever built them, so :meth:`aclose` leaves them open.
+    """
+
+    def __init__(self, chain: Sequence[LLM], breakers: dict[str, CircuitBreaker],
+                 retries: int, timeout: float, backoff_base: float = 0.2,
+                 backoff_max: float = 5.0) -> None:
+        if not chain:
+            raise ValueError("ResilientLLM needs at least one provider")
+        self.chain = list(chain)
+        self.breakers = breakers
+        self.retries = retries
+        self.timeout = timeout
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.name = self.chain[0].name
+        self.context_window = self.chain[0].context_window
+
+    def count_tokens(self, text: str) -> int:
+        return self.chain[0].count_tokens(text)
+
+    async def aclose(self) -> None:
+        return None
+
+    async def stream(self, messages: Sequence[ChatMessage],
+                     settings: GenerationSettings) -> AsyncIterator[StreamEvent]:
+        failures: list[ProviderError] = []
+        for index, llm in enumerate(self.chain):
+            wanted = settings if index == 0 else replace(settings, model=None)
+            breaker = self.breakers.get(llm.name) or _NoBreaker()
+            try:
+                events, first = await self._start(llm, breaker, messages, wanted)
+            except ProviderError as exc:
+                failures.append(exc)
+                continue
+            async with aclosing(self._relay(llm, breaker, events, first)) as relay:
+                async for event in relay:
+                    yield event
+            return
+        raise all_failed(failures)
+
+    async def _start(self, llm: LLM, breaker: CircuitBreaker, messages: Sequence[ChatMessage],
+                     settings: GenerationSettings,
+                     ) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
+        """Retry until one attempt yields its first event, within the deadline."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._attempts(llm, breaker, messages, settings)
+        except TimeoutError:
+            breaker.record_failure()
+            raise ProviderTimeout(llm.name, f"no response within {self.timeout:g}s",
+                                  retryable=True) from None
+
+    async def _attempts(self, llm: LLM, breaker: CircuitBreaker,
+                        messages: Sequence[ChatMessage], settings: GenerationSettings,
+                        ) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
+        error: ProviderError | None = None
+        for attempt in range(1 + self.retries):
+            if attempt:
+                await asyncio.sleep(self._backoff(attempt))
+            try:
+                breaker.acquire(llm.name)
+            except ProviderUnavailable:
+                if error is None:
+                    raise
+                raise error from None  # the circuit opened because of this cause
+            try:
+                return await _first_event(llm, breaker, messages, settings)
+            except ProviderError as exc:
+                error = exc
+                if not exc.retryable:
+                    raise
+        assert error is not None
+        raise error
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential, with full jitter so retrying callers do not stampede together."""
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        return ceiling * (0.5 + random.random() / 2)
+
+    async def _relay(self, llm: LLM, breaker: CircuitBreaker,
+                     events: AsyncIterator[StreamEvent],
+                     first: StreamEvent) -> AsyncIterator[StreamEvent]:
+        """Pass events on; a failure here propagates, since text has already streamed."""
+        verdict_given = False
+        try:
+            event = first
+            while not isinstance(event, Finished):
+                yield event
+                event = await self._next(llm, events)
+            breaker.record_success()
+            verdict_given = True
+            yield event if event.provider else replace(event, provider=llm.name)
+        except ProviderError as exc:
+            _record(breaker, exc)
+            verdict_given = True
+            raise
+        finally:
+            if not verdict_given:  # the caller stopped early: the provider was working
+                breaker.record_success()
+            await _close(events)
+
+    async def _next(self, llm: LLM, events: AsyncIterator[StreamEvent]) -> StreamEvent:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await anext(events)
+        except TimeoutError:
+            raise ProviderTimeout(llm.name, f"stalled: no output for {self.timeout:g}s",
+                                  retryable=True) from None
+        except StopAsyncIteration:
+            raise ProviderError(llm.name, "stream ended before the reply finished",
+                                retryable=True) from None
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise unexpected(llm.name, exc) from exc
+
+
+async def _first_event(llm: LLM, breaker: CircuitBreaker, messages: Sequence[ChatMessage],
+                       settings: GenerationSettings,
+                       ) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
+    """One attempt: open the stream and wait for its first event, reporting the outcome."""
+    events = aiter(llm.stream(messages, settings))
+    try:
+        first = await anext(events)
+    except ProviderError as exc:
+        _record(breaker, exc)
+        raise
+    except StopAsyncIteration:
+        breaker.record_failure()
+        raise ProviderError(llm.name, "stream ended without a reply", retryable=True) from None
+    except Exception as exc:
+        breaker.record_failure()
+        raise unexpected(llm.name, exc) from exc
+    except BaseException:  # cancelled (deadline or caller): no verdict on the provider
+        breaker.release()
+        await _close(events)
+        raise
+    return events, first
+
+
+def _record(breaker: CircuitBreaker, exc: ProviderError) -> None:
+    """Only failures that say something about the provider's health count."""
+    if exc.retryable:
+        breaker.record_failure()
+    else:
+        breaker.record_success()  # it answered; the request was at fault
+
+
+def unexpected(provider: str, exc: Exception) -> ProviderError:
+    """A provider bug must not escape as a bare exception: fallback still applies."""
+    if isinstance(exc, TimeoutError):
+        return ProviderTimeout(provider, "timed out", retryable=True)
+    return ProviderError(provider, f"unexpected {type(exc).__name__}: {exc}")
+
+
+async def _close(events: AsyncIterator[StreamEvent]) -> None:
+    closer = getattr(events, "aclose", None)
+    if closer is None:
+        return
+    try:
+        async with asyncio.timeout(CLOSE_BOUND_SECONDS):
+            await closer()
+    except (TimeoutError, ProviderError):
+        pass
+
+
+def all_failed(failures: Sequence[ProviderError]) -> ProviderError:
+    """The last error's class (so its status), with a message naming every provider."""
+    if not failures:
+        return ProviderUnavailable("none", "no provider to try")
+    last = failures[-1]
+    if len(failures) == 1:
+        return last
+    summary = "; ".join(failure.message for failure in failures)
+    error = type(last)(last.provider, "", retryable=last.retryable, details={
+        "providers": [failure.provider for failure in failures],
+        "failures": [{"provider": f.provider, "code": f.code, "message": f.message}
+                      for f in failures],
+    })
+    error.message = f"all providers failed: {summary}"
+    error.args = (error.message,)
+    return error

@@ -1,0 +1,186 @@
+"""Sessions and turns through the real engine and a loopback OpenAI-protocol model."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import aclosing
+
+import pytest
+
+from personae.conversations.events import Delta, Done, MessageSaved, PersonaSwitched, TurnFailed
+from personae.errors import NotFound, TurnInProgress
+from personae.runtime import Runtime
+from tests.conversations.conftest import Chat
+
+
+async def _turn(chat: Chat, session_id: str, text: str, who: str = "alice") -> list:
+    principal = chat.alice if who == "alice" else chat.bob
+    events = await chat.runtime.conversations.send(principal, session_id, text)
+    return [event async for event in events]
+
+
+async def test_greeting_is_the_first_message(chat: Chat) -> None:
+    session, events = await chat.runtime.conversations.open(chat.alice, "tina")
+    assert session.persona_version == 1
+    (greeting,) = events
+    assert isinstance(greeting, MessageSaved)
+    assert greeting.message.role == "assistant"
+    assert greeting.message.content == "नमस्ते, मैं तीना हूं।"
+    history = await chat.runtime.conversations.history(chat.alice, session.id)
+    assert [m.content for m in history] == ["नमस्ते, मैं तीना हूं।"]
+
+
+async def test_a_turn_streams_and_is_saved(chat: Chat) -> None:
+    session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    events = await _turn(chat, session.id, "मेरी शादी कब होगी?")
+    assert isinstance(events[0], MessageSaved)
+    assert events[0].message.content == "मेरी शादी कब होगी?"
+    deltas = [e.text for e in events if isinstance(e, Delta)]
+    done = events[-1]
+    assert isinstance(done, Done)
+    assert len(deltas) > 1
+    assert done.message.content == "".join(deltas)
+    assert done.message.status == "complete"
+    assert done.usage["completion_tokens"] > 0
+    request = chat.server.requests[-1]
+    system = request.messages[0]
+    assert system["role"] == "system"
+    assert "Always answer in Hindi" in system["content"]
+    assert [m["role"] for m in request.messages] == ["system", "assistant", "user"]
+    session = await chat.runtime.conversations.get(chat.alice, session.id)
+    assert session.turns == 1
+
+
+async def test_switching_persona_greets_and_changes_the_prompt(chat: Chat) -> None:
+    session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    await _turn(chat, session.id, "hello")
+    events = await chat.runtime.conversations.switch(chat.alice, session.id, "mohit")
+    switched = events[0]
+    assert isinstance(switched, PersonaSwitched)
+    assert (switched.persona_id, switched.language) == ("mohit", "en")
+    assert switched.voice["voice_id"] == "onyx"
+    assert events[-1].message.content == "Hello, I am Mohit."
+    await _turn(chat, session.id, "and now?")
+    request = chat.server.requests[-1]
+    assert request.messages[0]["content"].startswith("You are Mohit")
+    earlier = [m["content"] for m in request.messages if m["role"] == "assistant"]
+    assert earlier[0].startswith("[Tina Kulkarni, earlier in this conversation]")
+    history = await chat.runtime.conversations.history(chat.alice, session.id)
+    assert [m.persona_id for m in history] == ["tina", "tina", "tina", "mohit", "mohit",
+                                               "mohit", "mohit"]
+    assert history[3].role == "event"
+
+
+async def test_history_survives_a_restart(chat: Chat) -> None:
+    session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    await _turn(chat, session.id, "remember me")
+    before = await chat.runtime.conversations.history(chat.alice, session.id)
+    reopened = await Runtime.open(chat.settings, watch=False)
+    try:
+        after = await reopened.conversations.history(chat.alice, session.id)
+    finally:
+        await reopened.close()
+    assert [(m.role, m.content, m.status) for m in after] == \
+        [(m.role, m.content, m.status) for m in before]
+    assert len(after) == 3
+
+
+async def test_a_client_that_leaves_mid_stream_leaves_an_interrupted_reply(chat: Chat) -> None:
+    chat.server.token_delay = 0.05
+    session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    events = await chat.runtime.conversations.send(chat.alice, session.id, "tell me everything")
+    async with aclosing(events) as stream:
+        async for event in stream:
+            if isinstance(event, Delta):
+                break  # the client goes away after the first words
+    history = await chat.runtime.conversations.history(chat.alice, session.id)
+    reply = history[-1]
+    assert reply.role == "assistant"
+    assert reply.status == "interrupted"
+    assert reply.content
+    chat.server.token_delay = 0.0
+    assert isinstance((await _turn(chat, session.id, "again"))[-1], Done)  # turn released
+
+
+async def test_a_second_send_during_a_reply_gets_409(chat: Chat) -> None:
+    chat.server.latency = 0.5
+    session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    first = asyncio.create_task(_turn(chat, session.id, "first"))
+    await asyncio.sleep(0.2)
+    with pytest.raises(TurnInProgress, match="already answering"):
+        await chat.runtime.conversations.send(chat.alice, session.id, "second")
+    assert isinstance((await first)[-1], Done)
+
+
+async def test_other_users_sessions_do_not_exist_for_you(chat: Chat) -> None:
+    session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    with pytest.raises(NotFound):
+        await chat.runtime.conversations.get(chat.bob, session.id)
+    with pytest.raises(NotFound):
+        await chat.runtime.conversations.send(chat.bob, session.id, "hi")
+    with pytest.raises(NotFound):
+        await chat.runtime.conversations.history(chat.bob, session.id)
+    with pytest.raises(NotFound):
+        await chat.runtime.conversations.delete(chat.bob, session.id)
+    assert (await chat.runtime.conversations.list(chat.bob))[1] == 0
+
+
+async def test_parallel_sessions_never_see_each_others_words(chat: Chat) -> None:
+    chat.server.token_delay = 0.01
+    sessions = [(await chat.runtime.conversations.open(p, pid))[0]
+                for p, pid in ((chat.alice, "tina"), (chat.bob, "mohit"))]
+    results = await asyncio.gather(
+        _turn(chat, sessions[0].id, "alpha-nonce-111", "alice"),
+        _turn(chat, sessions[1].id, "bravo-nonce-222", "bob"))
+    assert "alpha-nonce-111" in results[0][-1].message.content
+    assert "bravo-nonce-222" not in results[0][-1].message.content
+    assert "bravo-nonce-222" in results[1][-1].message.content
+    bob_history = await chat.runtime.conversations.history(chat.bob, sessions[1].id)
+    assert all("alpha" not in m.content for m in bob_history)
+
+
+async def test_knowledge_items_are_ranked_into_the_prompt(chat: Chat) -> None:
+    session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    done = (await _turn(chat, session.id, "What is the remedy for manglik dosha?"))[-1]
+    assert [k["label"] for k in done.message.meta["knowledge"]] == ["Manglik dosha"]
+    system = chat.server.requests[-1].messages[0]["content"]
+    assert "kumbh vivah" in system
+    assert "Auspicious wedding dates" not in system
+
+
+async def test_provider_failure_is_recorded_as_failed_never_invented(chat: Chat) -> None:
+    chat.server.fail_always(500)
+    session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    events = await _turn(chat, session.id, "hello")
+    failed = events[-1]
+    assert isinstance(failed, TurnFailed)
+    assert failed.status == 502
+    assert "fake" in failed.message
+    assert failed.saved is not None
+    assert failed.saved.status == "failed"
+    assert failed.saved.content == ""
+    metrics = await chat.runtime.conversations.store.metrics("tina")
+    assert {m["metric"] for m in metrics} >= {"errors", "turns"}
+
+
+async def test_metrics_are_recorded_per_persona_version(chat: Chat) -> None:
+    session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    await _turn(chat, session.id, "one")
+    await _turn(chat, session.id, "two")
+    metrics = {m["metric"]: m for m in await chat.runtime.conversations.store.metrics("tina")}
+    assert metrics["turns"]["count"] == 2
+    assert metrics["turns"]["version"] == 1
+    assert metrics["time_to_first_token_ms"]["count"] == 2
+    assert metrics["completion_tokens"]["total"] > 0
+
+
+async def test_session_pins_the_persona_version(chat: Chat) -> None:
+    session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    admin = await chat.runtime.auth.local_admin()
+    await chat.runtime.personas.patch(admin, "tina", {"system_prompt": "NEW RULES"},
+                                      base_version=1)
+    await _turn(chat, session.id, "hi")
+    assert "NEW RULES" not in chat.server.requests[-1].messages[0]["content"]
+    fresh, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    await _turn(chat, fresh.id, "hi")
+    assert "NEW RULES" in chat.server.requests[-1].messages[0]["content"]

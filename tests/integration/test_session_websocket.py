@@ -1,0 +1,80 @@
+"""The session WebSocket against a real server process and a loopback model server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from personae.auth.principal import Role
+from personae.config import Settings
+from personae.providers.fake import FakeOpenAIServer
+from personae.runtime import Runtime
+from tests.conversations.conftest import MOHIT, TINA
+from tests.support.servers import api_server
+
+pytestmark = pytest.mark.slow
+
+
+async def _keys(settings: Settings) -> tuple[str, str]:
+    runtime = await Runtime.open(settings, watch=False)
+    try:
+        keys = []
+        for name in ("alice", "bob"):
+            await runtime.users.create_user(name, Role.member)
+            keys.append((await runtime.users.create_key(name))[0])
+        admin = await runtime.auth.local_admin()
+        for persona in (TINA, MOHIT):
+            await runtime.personas.create(admin, persona, global_scope=True)
+        return keys[0], keys[1]
+    finally:
+        await runtime.close()
+
+
+async def _until_done(ws) -> list[dict]:
+    events = []
+    while True:
+        event = json.loads(await ws.recv())
+        events.append(event)
+        if event["type"] in {"done", "error"}:
+            return events
+
+
+async def test_websocket_turns_switch_and_isolation(database_url: str, tmp_path: Path) -> None:
+    async with FakeOpenAIServer() as model:
+        model.token_delay = 0.02
+        settings = Settings(data_dir=tmp_path, database_url=database_url)
+        alice, bob = await _keys(settings)
+        providers = json.dumps({"fake": {"kind": "openai", "base_url": model.base_url,
+                                         "api_key": "k", "model": "fake", "max_retries": 0}})
+        with api_server(database_url, tmp_path, PERSONAE_PROVIDERS=providers,
+                        PERSONAE_DEFAULT_PROVIDER="fake") as url:
+            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+                opened = await client.post("/v1/sessions", json={"persona_id": "tina"},
+                                           headers={"Authorization": f"Bearer {alice}"})
+                sid = opened.json()["session"]["id"]
+            ws_url = url.replace("http", "ws") + f"/v1/sessions/{sid}/ws"
+            async with connect(f"{ws_url}?api_key={alice}") as ws:
+                assert json.loads(await ws.recv())["type"] == "ready"
+                await ws.send(json.dumps({"type": "message", "content": "first nonce-1"}))
+                await ws.send(json.dumps({"type": "message", "content": "second"}))
+                events = [json.loads(await ws.recv()) for _ in range(2)]
+                events += await _until_done(ws)
+                kinds = [e["type"] for e in events]
+                errors = [e for e in events if e["type"] == "error"]
+                assert errors[0]["error"]["code"] == "turn_in_progress"
+                assert kinds[-1] == "done"
+                assert "nonce-1" in events[-1]["message"]["content"]
+                await ws.send(json.dumps({"type": "switch", "persona_id": "mohit"}))
+                switched = json.loads(await ws.recv())
+                assert switched["type"] == "persona_switched"
+                assert switched["voice"]["voice_id"] == "onyx"
+            with pytest.raises(ConnectionClosed) as closed:
+                async with connect(f"{ws_url}?api_key={bob}") as ws:
+                    await ws.recv()
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4404

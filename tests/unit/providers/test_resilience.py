@@ -1,0 +1,329 @@
+"""Retries, deadlines, circuit breakers and fallback, against real loopback servers."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+
+from personae.config import ProviderConfig
+from personae.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from personae.providers.base import (
+    LLM,
+    ChatMessage,
+    Finished,
+    GenerationSettings,
+    StreamEvent,
+    TextDelta,
+    Usage,
+    complete,
+)
+from personae.providers.fake import FakeOpenAIServer
+from personae.providers.openai_compat import OpenAICompatLLM
+from personae.providers.resilience import CircuitBreaker, ResilientLLM
+
+HELLO = [ChatMessage("user", "hello there world")]
+SETTINGS = GenerationSettings()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class BrokenLLM:
+    """An in-process provider with a bug, to show it cannot escape the fallback."""
+
+    name = "broken"
+    context_window = 1024
+
+    async def stream(self, messages: Sequence[ChatMessage],
+                     settings: GenerationSettings) -> AsyncIterator[StreamEvent]:
+        raise RuntimeError("boom")
+        yield TextDelta("unreachable")
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+async def primary() -> AsyncIterator[FakeOpenAIServer]:
+    async with FakeOpenAIServer(reply="from primary") as server:
+        yield server
+
+
+@pytest.fixture
+async def secondary() -> AsyncIterator[FakeOpenAIServer]:
+    async with FakeOpenAIServer(reply="from secondary") as server:
+        yield server
+
+
+@pytest.fixture
+async def providers() -> AsyncIterator[list[OpenAICompatLLM]]:
+    built: list[OpenAICompatLLM] = []
+    yield built
+    for llm in built:
+        await llm.aclose()
+
+
+@pytest.fixture
+def connect(providers: list[OpenAICompatLLM]) -> Any:
+    def build(name: str, base_url: str, timeout: float = 5.0) -> OpenAICompatLLM:
+        config = ProviderConfig(kind="openai", base_url=base_url, model="fake-model",
+                                timeout_seconds=timeout)
+        providers.append(OpenAICompatLLM(name, config))
+        return providers[-1]
+    return build
+
+
+def resilient(chain: list[LLM], *, retries: int = 2, timeout: float = 5.0,
+              breakers: dict[str, CircuitBreaker] | None = None) -> ResilientLLM:
+    return ResilientLLM(chain, breakers or {}, retries=retries, timeout=timeout,
+                        backoff_base=0.01)
+
+
+async def drain(stream: AsyncIterator[StreamEvent], seen: list[StreamEvent]) -> None:
+    """Consume a stream, keeping what arrived before any failure."""
+    async for event in stream:
+        seen.append(event)
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+
+
+# -- CircuitBreaker -------------------------------------------------------------------
+
+
+def test_breaker_opens_after_consecutive_failures_and_rejects() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failures=3, reset_seconds=30, clock=clock)
+    for _ in range(2):
+        breaker.acquire("groq")
+        breaker.record_failure()
+    breaker.acquire("groq")
+    breaker.record_success()  # a success resets the count
+    for _ in range(3):
+        breaker.acquire("groq")
+        breaker.record_failure()
+    assert breaker.state == "open"
+    clock.now += 10
+    with pytest.raises(ProviderUnavailable, match=r"groq: circuit open .*retry after 20\.0s"):
+        breaker.acquire("groq")
+
+
+def test_half_open_lets_exactly_one_probe_and_its_success_closes() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failures=1, reset_seconds=5, clock=clock)
+    breaker.acquire("p")
+    breaker.record_failure()
+    clock.now += 5
+    breaker.acquire("p")
+    assert breaker.state == "half_open"
+    with pytest.raises(ProviderUnavailable, match="probe is in progress"):
+        breaker.acquire("p")
+    breaker.record_success()
+    assert breaker.state == "closed"
+    breaker.acquire("p")
+
+
+def test_failed_probe_reopens_and_released_probe_frees_the_slot() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failures=1, reset_seconds=5, clock=clock)
+    breaker.acquire("p")
+    breaker.record_failure()
+    clock.now += 5
+    breaker.acquire("p")
+    breaker.record_failure()
+    assert breaker.state == "open" and breaker.retry_after() == 5
+    clock.now += 5
+    breaker.acquire("p")
+    breaker.release()  # the probe was cancelled: another caller may probe
+    breaker.acquire("p")
+    assert breaker.state == "half_open"
+
+
+# -- ResilientLLM ---------------------------------------------------------------------
+
+
+async def test_retryable_failure_is_retried(primary: FakeOpenAIServer, connect: Any) -> None:
+    primary.fail_next(1, status=503)
+    completion = await complete(resilient([connect("p", primary.base_url)]), HELLO, SETTINGS)
+    assert completion.text == "from primary"
+    assert primary.chat_count == 2
+
+
+async def test_bad_request_is_not_retried_and_its_message_surfaces(
+        primary: FakeOpenAIServer, connect: Any) -> None:
+    primary.fail_always(status=400, message="unknown model 'nope'")
+    with pytest.raises(ProviderError, match="unknown model 'nope'") as caught:
+        await complete(resilient([connect("p", primary.base_url)]), HELLO, SETTINGS)
+    assert caught.value.status == 502 and not caught.value.retryable
+    assert primary.chat_count == 1
+
+
+async def test_breaker_opens_then_rejects_fast_then_probe_closes(
+        primary: FakeOpenAIServer, connect: Any) -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failures=2, reset_seconds=30, clock=clock)
+    llm = resilient([connect("p", primary.base_url)], retries=0, breakers={"p": breaker})
+    primary.fail_always(status=500)
+    for _ in range(2):
+        with pytest.raises(ProviderError):
+            await complete(llm, HELLO, SETTINGS)
+    assert breaker.state == "open"
+    started = time.monotonic()
+    with pytest.raises(ProviderUnavailable, match="circuit open"):
+        await complete(llm, HELLO, SETTINGS)
+    assert time.monotonic() - started < 0.1
+    assert primary.chat_count == 2
+    primary.reset(reply="healthy again")
+    clock.now += 30
+    assert (await complete(llm, HELLO, SETTINGS)).text == "healthy again"
+    assert breaker.state == "closed"
+
+
+async def test_breaker_stops_retries_once_it_opens(primary: FakeOpenAIServer,
+                                                   connect: Any) -> None:
+    breaker = CircuitBreaker(failures=2, reset_seconds=30)
+    llm = resilient([connect("p", primary.base_url)], retries=5, breakers={"p": breaker})
+    primary.fail_always(status=503)
+    with pytest.raises(ProviderError, match="503") as caught:
+        await complete(llm, HELLO, SETTINGS)
+    assert primary.chat_count == 2
+    assert "circuit" not in caught.value.message  # the real cause is reported
+
+
+async def test_falls_back_to_the_next_provider(primary: FakeOpenAIServer,
+                                               secondary: FakeOpenAIServer,
+                                               connect: Any) -> None:
+    primary.fail_always(status=503)
+    llm = resilient([connect("first", primary.base_url), connect("second", secondary.base_url)],
+                    retries=1)
+    completion = await complete(llm, HELLO, GenerationSettings(model="primary-only-model"))
+    assert (completion.text, completion.provider) == ("from secondary", "second")
+    assert primary.chat_count == 2
+    assert secondary.last_request.model == "fake-model"  # its own model, not the primary's
+
+
+async def test_open_breaker_skips_straight_to_the_fallback(primary: FakeOpenAIServer,
+                                                           secondary: FakeOpenAIServer,
+                                                           connect: Any) -> None:
+    breaker = CircuitBreaker(failures=1, reset_seconds=30)
+    breaker.acquire("first")
+    breaker.record_failure()
+    llm = resilient([connect("first", primary.base_url), connect("second", secondary.base_url)],
+                    breakers={"first": breaker})
+    assert (await complete(llm, HELLO, SETTINGS)).provider == "second"
+    assert primary.chat_count == 0
+
+
+async def test_all_failed_names_every_provider_with_the_last_status(
+        primary: FakeOpenAIServer, connect: Any) -> None:
+    primary.fail_always(status=500)
+    llm = resilient([connect("groq", primary.base_url), connect("local", closed_port_url())],
+                    retries=0)
+    with pytest.raises(ProviderUnavailable) as caught:
+        await complete(llm, HELLO, SETTINGS)
+    message = caught.value.message
+    assert message.startswith("all providers failed: groq: 500 ")
+    assert "; local: connection failed" in message
+    assert caught.value.status == 503
+    assert caught.value.details["providers"] == ["groq", "local"]
+
+
+async def test_all_failed_keeps_502_for_upstream_errors(primary: FakeOpenAIServer,
+                                                        secondary: FakeOpenAIServer,
+                                                        connect: Any) -> None:
+    primary.fail_always(status=503)
+    secondary.fail_always(status=500)
+    llm = resilient([connect("a", primary.base_url), connect("b", secondary.base_url)],
+                    retries=0)
+    with pytest.raises(ProviderError) as caught:
+        await complete(llm, HELLO, SETTINGS)
+    assert type(caught.value) is ProviderError and caught.value.status == 502
+    assert "a: 503" in caught.value.message and "b: 500" in caught.value.message
+
+
+async def test_hanging_upstream_times_out_within_the_deadline(primary: FakeOpenAIServer,
+                                                              connect: Any) -> None:
+    primary.hang = True
+    llm = resilient([connect("p", primary.base_url, timeout=30)], retries=3, timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(ProviderTimeout, match=r"no response within 0\.5s") as caught:
+        await complete(llm, HELLO, SETTINGS)
+    assert time.monotonic() - started < 0.5 + 1
+    assert caught.value.status == 504
+
+
+async def test_all_hanging_gives_504_naming_both(primary: FakeOpenAIServer,
+                                                 secondary: FakeOpenAIServer,
+                                                 connect: Any) -> None:
+    primary.hang = secondary.hang = True
+    llm = resilient([connect("a", primary.base_url), connect("b", secondary.base_url)],
+                    timeout=0.3)
+    with pytest.raises(ProviderTimeout) as caught:
+        await complete(llm, HELLO, SETTINGS)
+    assert caught.value.status == 504
+    assert caught.value.message.startswith("all providers failed: a: no response")
+
+
+async def test_failure_after_first_delta_propagates_without_retry_or_fallback(
+        primary: FakeOpenAIServer, secondary: FakeOpenAIServer, connect: Any) -> None:
+    primary.interrupt_after = 1
+    llm = resilient([connect("a", primary.base_url), connect("b", secondary.base_url)],
+                    retries=3)
+    seen: list[StreamEvent] = []
+    with pytest.raises(ProviderError) as caught:
+        await drain(llm.stream(HELLO, SETTINGS), seen)
+    assert seen == [TextDelta("from")]
+    assert caught.value.provider == "a"
+    assert (primary.chat_count, secondary.chat_count) == (1, 0)
+
+
+async def test_stall_after_first_delta_is_a_timeout(primary: FakeOpenAIServer,
+                                                    connect: Any) -> None:
+    primary.token_delay = 5
+    llm = resilient([connect("p", primary.base_url, timeout=30)], timeout=0.3)
+    seen: list[StreamEvent] = []
+    started = time.monotonic()
+    with pytest.raises(ProviderTimeout, match="stalled"):
+        await drain(llm.stream(HELLO, SETTINGS), seen)
+    assert seen == [TextDelta("from")]
+    assert time.monotonic() - started < 1.3
+
+
+async def test_stopping_early_closes_the_stream_and_counts_as_healthy(
+        primary: FakeOpenAIServer, connect: Any) -> None:
+    breaker = CircuitBreaker(failures=1, reset_seconds=30)
+    llm = resilient([connect("p", primary.base_url)], breakers={"p": breaker})
+    stream = llm.stream(HELLO, SETTINGS)
+    assert await anext(stream) == TextDelta("from")
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert breaker.state == "closed"
+
+
+async def test_a_provider_bug_becomes_a_provider_error_and_falls_back(
+        secondary: FakeOpenAIServer, connect: Any) -> None:
+    llm = resilient([BrokenLLM(), connect("second", secondary.base_url)])
+    completion = await complete(llm, HELLO, SETTINGS)
+    assert completion.provider == "second"
+
+
+async def test_finished_names_the_provider_that_answered(primary: FakeOpenAIServer,
+                                                         connect: Any) -> None:
+    events = [event async for event in resilient([connect("p", primary.base_url)]).stream(
+        HELLO, SETTINGS)]
+    assert isinstance(events[-1], Finished)
+    assert events[-1].provider == "p" and events[-1].usage != Usage()
