@@ -184,3 +184,27 @@ async def test_session_pins_the_persona_version(chat: Chat) -> None:
     fresh, _ = await chat.runtime.conversations.open(chat.alice, "tina")
     await _turn(chat, fresh.id, "hi")
     assert "NEW RULES" in chat.server.requests[-1].messages[0]["content"]
+
+
+async def test_a_turn_never_started_holds_nothing(chat: Chat) -> None:
+    session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    abandoned = await chat.runtime.conversations.send(chat.alice, session.id, "never read")
+    del abandoned  # e.g. the client vanished before the stream began
+    assert isinstance((await _turn(chat, session.id, "still works"))[-1], Done)
+
+
+async def test_a_lost_race_for_the_session_arrives_as_a_409_event(chat: Chat) -> None:
+    session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    chat.server.latency = 0.3
+    first = await chat.runtime.conversations.send(chat.alice, session.id, "first")
+    second = await chat.runtime.conversations.send(chat.alice, session.id, "second")
+    first_events = asyncio.create_task(_drain(first))
+    await asyncio.sleep(0.1)
+    (lost,) = [event async for event in second]
+    assert isinstance(lost, TurnFailed)
+    assert (lost.code, lost.status) == ("turn_in_progress", 409)
+    assert isinstance((await first_events)[-1], Done)
+
+
+async def _drain(events) -> list:
+    return [event async for event in events]

@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -112,17 +113,26 @@ class ConversationService:
 
     async def send(self, principal: Principal, session_id: str,
                    text: str) -> AsyncIterator[TurnEvent]:
-        """One turn. Raises before the first event on 404/409/4xx; streams after."""
+        """One turn. Raises before the first event on 404/409/4xx; streams after.
+
+        The session is claimed when the stream starts (so a stream never iterated holds
+        nothing); a claim lost to a concurrent turn arrives as a 409 ``TurnFailed``.
+        """
         if not text.strip():
             raise InvalidInput("content: must not be empty")
         if len(text) > MAX_MESSAGE_CHARS:
             raise InvalidInput(f"content: longer than {MAX_MESSAGE_CHARS} characters")
         session = await self._open_session(principal, session_id)
-        turn = await self._claim(session.id)
-        return self._turn(session, turn, text)
+        if await self.store.turn_busy(session.id, self.turn_stale):
+            raise _busy(session.id)
+        return self._turn(session, text)
 
-    async def _turn(self, session: SessionRecord, turn: str,
-                    text: str) -> AsyncIterator[TurnEvent]:
+    async def _turn(self, session: SessionRecord, text: str) -> AsyncIterator[TurnEvent]:
+        turn = await self.store.claim_turn(session.id, self.turn_stale)
+        if turn is None:
+            busy = _busy(session.id)
+            yield TurnFailed(busy.code, busy.message, busy.status)
+            return
         response_ms: float | None = None
         try:
             definition = await self._definition(session.persona_id, session.persona_version)
@@ -142,6 +152,7 @@ class ConversationService:
     async def _reply(self, session: SessionRecord, definition: PersonaDefinition,
                      text: str) -> AsyncIterator[TurnEvent]:
         llm, settings = self.providers.resolve(definition.model)
+        settings = replace(settings, fairness_key=session.id)
         reply_tokens = settings.max_tokens or DEFAULT_REPLY_TOKENS
         knowledge = self._knowledge.index(session.persona_id, session.persona_version,
                                           definition).top(text, self.knowledge_items)
@@ -185,9 +196,7 @@ class ConversationService:
     async def _claim(self, session_id: str) -> str:
         turn = await self.store.claim_turn(session_id, self.turn_stale)
         if turn is None:
-            raise TurnInProgress(
-                f"session '{session_id}' is already answering a message; "
-                "wait for that reply to finish, then send again")
+            raise _busy(session_id)
         return turn
 
     async def _open_session(self, principal: Principal, session_id: str) -> SessionRecord:
@@ -294,6 +303,11 @@ class _Run:
         if self.error is not None or self.cancelled:
             values["errors" if self.error is not None else "interrupted"] = 1.0
         return values
+
+
+def _busy(session_id: str) -> TurnInProgress:
+    return TurnInProgress(f"session '{session_id}' is already answering a message; "
+                          "wait for that reply to finish, then send again")
 
 
 def _rounded(value: float | None) -> float | None:

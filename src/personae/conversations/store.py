@@ -136,6 +136,13 @@ class ConversationStore:
                 .values(turn_id=turn_id, turn_started_at=now))
         return turn_id if result.rowcount == 1 else None
 
+    async def turn_busy(self, session_id: str, stale_after: timedelta) -> bool:
+        query = sa.select(sessions.c.turn_id).where(
+            sessions.c.id == session_id, sessions.c.turn_id.is_not(None),
+            sessions.c.turn_started_at >= utcnow() - stale_after)
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).first() is not None
+
     async def finish_turn(self, session_id: str, turn_id: str, response_ms: float | None) -> None:
         values: dict[str, Any] = {"turn_id": None, "turn_started_at": None,
                                   "last_active_at": utcnow()}

@@ -29,6 +29,8 @@ class GenerationSettings:
     top_p: float | None = None
     json_schema: dict[str, Any] | None = None
     stop: tuple[str, ...] = ()
+    # Who is asking (a session id): a shared local model serves callers round-robin.
+    fairness_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -337,7 +337,7 @@ class EmbeddedLLM:
         await self.load()
         job = _Job([{"role": m.role, "content": m.content} for m in messages], options,
                    asyncio.get_running_loop())
-        key = session_key or ""
+        key = session_key or settings.fairness_key or ""
         await self.scheduler.acquire(key)
         self._start(job, key)
         try:

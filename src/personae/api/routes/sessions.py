@@ -159,7 +159,11 @@ class _SocketConversation:
     async def _handle(self, data: Any) -> None:
         kind = data.get("type") if isinstance(data, dict) else None
         try:
-            if kind == "message":
+            if kind == "message" and self.turn is not None and not self.turn.done():
+                await self._error("turn_in_progress", 409,
+                                  "a reply is still streaming on this session; wait for "
+                                  "its done event, then send again")
+            elif kind == "message":
                 events = await self.conversations.send(self.principal, self.session_id,
                                                        str(data.get("content", "")))
                 self.turn = asyncio.create_task(self._stream(events))
