@@ -208,3 +208,19 @@ async def test_a_lost_race_for_the_session_arrives_as_a_409_event(chat: Chat) ->
 
 async def _drain(events) -> list:
     return [event async for event in events]
+
+
+async def test_idle_sessions_expire_and_keep_their_history(chat: Chat) -> None:
+    from datetime import timedelta
+
+    from personae.errors import Conflict
+
+    session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    await _turn(chat, session.id, "before")
+    assert await chat.runtime.conversations.store.expire_idle(timedelta(hours=1)) == 0
+    assert await chat.runtime.conversations.store.expire_idle(timedelta(0)) == 1
+    expired = await chat.runtime.conversations.get(chat.alice, session.id)
+    assert expired.status == "expired"
+    with pytest.raises(Conflict, match="expired"):
+        await chat.runtime.conversations.send(chat.alice, session.id, "after")
+    assert len(await chat.runtime.conversations.history(chat.alice, session.id)) == 3
