@@ -224,3 +224,17 @@ async def test_idle_sessions_expire_and_keep_their_history(chat: Chat) -> None:
     with pytest.raises(Conflict, match="expired"):
         await chat.runtime.conversations.send(chat.alice, session.id, "after")
     assert len(await chat.runtime.conversations.history(chat.alice, session.id)) == 3
+
+
+async def test_an_unknown_provider_fails_the_turn_clearly(chat: Chat) -> None:
+    admin = await chat.runtime.auth.local_admin()
+    await chat.runtime.personas.create(admin, {"id": "lost", "name": "Lost",
+                                               "model": {"provider": "nowhere"}},
+                                       global_scope=True)
+    session, _ = await chat.runtime.conversations.open(chat.alice, "lost")
+    failed = (await _turn(chat, session.id, "hello"))[-1]
+    assert isinstance(failed, TurnFailed)
+    assert failed.status == 503
+    assert "nowhere: no such provider" in failed.message
+    assert failed.saved is not None
+    assert failed.saved.status == "failed"

@@ -151,19 +151,19 @@ class ConversationService:
 
     async def _reply(self, session: SessionRecord, definition: PersonaDefinition,
                      text: str) -> AsyncIterator[TurnEvent]:
-        llm, settings = self.providers.resolve(definition.model)
-        settings = replace(settings, fairness_key=session.id)
-        reply_tokens = settings.max_tokens or DEFAULT_REPLY_TOKENS
         knowledge = self._knowledge.index(session.persona_id, session.persona_version,
                                           definition).top(text, self.knowledge_items)
-        history = await self.store.messages(session.id, limit=HISTORY_LIMIT)
-        messages = build_messages(
-            system_prompt=build_system_prompt(definition), knowledge=knowledge,
-            history=history[:-1], user_text=text, persona_id=session.persona_id,
-            names=await self._names(history), context_window=llm.context_window,
-            reply_tokens=reply_tokens, count=llm.count_tokens)
         run = _Run(knowledge)
         try:
+            llm, settings = self.providers.resolve(definition.model)
+            settings = replace(settings, fairness_key=session.id)
+            history = await self.store.messages(session.id, limit=HISTORY_LIMIT)
+            messages = build_messages(
+                system_prompt=build_system_prompt(definition), knowledge=knowledge,
+                history=history[:-1], user_text=text, persona_id=session.persona_id,
+                names=await self._names(history), context_window=llm.context_window,
+                reply_tokens=settings.max_tokens or DEFAULT_REPLY_TOKENS,
+                count=llm.count_tokens)
             async with aclosing(llm.stream(messages, settings)) as stream:
                 async for event in stream:
                     if isinstance(event, TextDelta) and event.text:
