@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     embedded_parallel: int = Field(default=2, ge=1, le=16,
                                    description="generations the embedded model runs at once")
     embedded_context_window: int = Field(default=2048, gt=0)
+    max_turns_in_flight: int = Field(
+        default=64, ge=1, description="turns one process runs at once; more wait their turn")
+    database_pool_size: int = Field(default=20, ge=1,
+                                    description="connections per process (PostgreSQL)")
     session_idle_seconds: float = Field(default=86_400.0, gt=0,
                                         description="idle sessions expire after this")
     breaker_failures: int = Field(default=5, ge=1)

@@ -46,7 +46,7 @@ class Runtime:
         """Connect, migrate if configured, and (with ``watch``) follow other writers."""
         if settings.database_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(settings.resolved_database_url)
+        engine = make_engine(settings.resolved_database_url, settings.database_pool_size)
         if settings.migrate_on_start:
             await migrate(engine)
         store = PersonaStore(engine)
@@ -58,7 +58,9 @@ class Runtime:
         users = UserStore(engine)
         personas = PersonaService(store, registry)
         providers = ProviderRegistry(settings)
-        conversations = ConversationService(ConversationStore(engine), personas, providers)
+        conversations = ConversationService(
+            ConversationStore(engine), personas, providers,
+            max_turns_in_flight=settings.max_turns_in_flight)
         return cls(settings, engine, store, registry, personas, users, Authenticator(users),
                    providers, conversations)
 

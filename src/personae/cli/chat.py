@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from personae.auth.principal import Principal
 from personae.cli.session import as_admin
@@ -76,7 +77,7 @@ class _Chat:
 
     async def _turn(self, text: str) -> None:
         events = await self.runtime.conversations.send(self.principal, self.session_id, text)
-        self.console.print(f"[bold]{self.speaker}>[/bold] ", end="")
+        self.console.print(Text(f"{self.speaker}> ", style="bold"), end="")
         async for event in events:
             if isinstance(event, Delta):
                 self.console.print(event.text, end="", markup=False, highlight=False)
@@ -91,8 +92,9 @@ class _Chat:
                 self.speaker = event.name
                 self.console.print(f"[dim]Now talking to {event.name} ({event.language}).[/dim]")
             elif isinstance(event, MessageSaved) and event.message.role == "assistant":
-                self.console.print(f"[bold]{self.speaker}>[/bold] {event.message.content}",
-                                   markup=False)
+                # The persona's words are printed as text: brackets in them are not markup.
+                self.console.print(Text.assemble((f"{self.speaker}> ", "bold"),
+                                                 event.message.content))
 
     async def _name(self, persona_id: str) -> str:
         record = (await self.runtime.personas.get(self.principal, persona_id)).record

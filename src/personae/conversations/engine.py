@@ -50,12 +50,13 @@ MAX_MESSAGE_CHARS = 32_000
 class ConversationService:
     def __init__(self, store: ConversationStore, personas: PersonaService,
                  providers: ProviderRegistry, *, turn_stale: timedelta = timedelta(minutes=10),
-                 knowledge_items: int = 3) -> None:
+                 knowledge_items: int = 3, max_turns_in_flight: int = 64) -> None:
         self.store = store
         self.personas = personas
         self.providers = providers
         self.turn_stale = turn_stale
         self.knowledge_items = knowledge_items
+        self._in_flight = asyncio.Semaphore(max_turns_in_flight)
         self._knowledge = KnowledgeCache()
         self._definitions: OrderedDict[tuple[str, int], PersonaDefinition] = OrderedDict()
 
@@ -128,26 +129,34 @@ class ConversationService:
         return self._turn(session, text)
 
     async def _turn(self, session: SessionRecord, text: str) -> AsyncIterator[TurnEvent]:
-        turn = await self.store.claim_turn(session.id, self.turn_stale)
-        if turn is None:
-            busy = _busy(session.id)
-            yield TurnFailed(busy.code, busy.message, busy.status)
-            return
-        response_ms: float | None = None
-        try:
-            definition = await self._definition(session.persona_id, session.persona_version)
-            user = await self.store.add_message(session.id, "user", text, session.persona_id,
-                                                session.persona_version)
-            yield MessageSaved(user)
-            started = time.perf_counter()
-            # aclosing: if our consumer goes away, the reply (and the model) stop now and
-            # the partial reply is saved as interrupted before the turn is released.
-            async with aclosing(self._reply(session, definition, text)) as replies:
-                async for event in replies:
-                    yield event
-            response_ms = (time.perf_counter() - started) * 1000
-        finally:
-            await asyncio.shield(self.store.finish_turn(session.id, turn, response_ms))
+        async with self._in_flight:  # bounded: waiting turns queue here, not in the DB pool
+            turn = await self.store.claim_turn(session.id, self.turn_stale)
+            if turn is None:
+                busy = _busy(session.id)
+                yield TurnFailed(busy.code, busy.message, busy.status)
+                return
+            final: TurnEvent | None = None
+            response_ms: float | None = None
+            try:
+                definition = await self._definition(session.persona_id,
+                                                    session.persona_version)
+                user = await self.store.add_message(session.id, "user", text,
+                                                    session.persona_id, session.persona_version)
+                yield MessageSaved(user)
+                started = time.perf_counter()
+                # aclosing: if our consumer goes away, the reply (and the model) stop now
+                # and the partial reply is saved as interrupted before the turn is released.
+                async with aclosing(self._reply(session, definition, text)) as replies:
+                    async for event in replies:
+                        if isinstance(event, Done | TurnFailed):
+                            final = event  # sent once the session is free for the next turn
+                        else:
+                            yield event
+                response_ms = (time.perf_counter() - started) * 1000
+            finally:
+                await asyncio.shield(self.store.finish_turn(session.id, turn, response_ms))
+        if final is not None:
+            yield final
 
     async def _reply(self, session: SessionRecord, definition: PersonaDefinition,
                      text: str) -> AsyncIterator[TurnEvent]:

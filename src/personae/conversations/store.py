@@ -7,6 +7,7 @@ simply does not exist here. A turn claims its session by compare-and-set on
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -189,22 +190,25 @@ class ConversationStore:
                              values: dict[str, float]) -> None:
         """Add one observation per metric to this hour's bucket (count, total, min, max)."""
         bucket = utcnow().replace(minute=0, second=0, microsecond=0)
+        rows = [{"persona_id": persona_id, "version": version, "metric": metric,
+                 "bucket_start": bucket, "count": 1, "total": value, "minimum": value,
+                 "maximum": value} for metric, value in values.items()]
+        async with self.engine.begin() as conn:
+            await conn.execute(self._metrics_upsert, rows)
+
+    @functools.cached_property
+    def _metrics_upsert(self) -> sa.Insert:
+        """One upsert statement, built once so SQLAlchemy caches its compiled form."""
         on_postgres = self.engine.dialect.name == "postgresql"
-        insert = postgresql.insert if on_postgres else sqlite.insert
+        insert = (postgresql.insert if on_postgres else sqlite.insert)(persona_metrics)
         smaller = sa.func.least if on_postgres else sa.func.min
         larger = sa.func.greatest if on_postgres else sa.func.max
-        async with self.engine.begin() as conn:
-            for metric, value in values.items():
-                statement = insert(persona_metrics).values(
-                    persona_id=persona_id, version=version, metric=metric, bucket_start=bucket,
-                    count=1, total=value, minimum=value, maximum=value)
-                excluded = statement.excluded
-                await conn.execute(statement.on_conflict_do_update(
-                    index_elements=["persona_id", "version", "metric", "bucket_start"],
-                    set_={"count": persona_metrics.c.count + 1,
-                          "total": persona_metrics.c.total + excluded.total,
-                          "minimum": smaller(persona_metrics.c.minimum, excluded.minimum),
-                          "maximum": larger(persona_metrics.c.maximum, excluded.maximum)}))
+        cell = persona_metrics.c
+        return insert.on_conflict_do_update(
+            index_elements=["persona_id", "version", "metric", "bucket_start"],
+            set_={"count": cell.count + 1, "total": cell.total + insert.excluded.total,
+                  "minimum": smaller(cell.minimum, insert.excluded.minimum),
+                  "maximum": larger(cell.maximum, insert.excluded.maximum)})
 
     async def metrics(self, persona_id: str) -> list[dict[str, Any]]:
         query = (sa.select(persona_metrics).where(persona_metrics.c.persona_id == persona_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ from personae.conversations.events import Done, TurnEvent, TurnFailed, event_dic
 from personae.errors import PersonaeError
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
+log = logging.getLogger(__name__)
 
 
 class SessionCreate(BaseModel):
@@ -140,6 +142,7 @@ class _SocketConversation:
         self.ws, self.conversations = websocket, conversations
         self.principal, self.session_id = principal, session_id
         self.turn: asyncio.Task[None] | None = None
+        self.final_sent = False  # the running turn has sent its done/error event
 
     async def run(self) -> None:
         try:
@@ -158,6 +161,8 @@ class _SocketConversation:
 
     async def _handle(self, data: Any) -> None:
         kind = data.get("type") if isinstance(data, dict) else None
+        if self.turn is not None and self.final_sent:
+            await self.turn  # it sent its last event and is finishing: not a conflict
         try:
             if kind == "message" and self.turn is not None and not self.turn.done():
                 await self._error("turn_in_progress", 409,
@@ -166,6 +171,7 @@ class _SocketConversation:
             elif kind == "message":
                 events = await self.conversations.send(self.principal, self.session_id,
                                                        str(data.get("content", "")))
+                self.final_sent = False
                 self.turn = asyncio.create_task(self._stream(events))
             elif kind == "switch":
                 for event in await self.conversations.switch(
@@ -176,10 +182,24 @@ class _SocketConversation:
                                   "expected {\"type\": \"message\" | \"switch\", ...}")
         except PersonaeError as exc:
             await self._error(exc.code, exc.status, exc.message)
+        except Exception:
+            log.exception("session %s: request failed", self.session_id)
+            await self._error("internal_error", 500, "internal server error; see server log")
 
     async def _stream(self, events: AsyncIterator[TurnEvent]) -> None:
-        async for event in events:
-            await self.ws.send_json(event_dict(event))
+        try:
+            async for event in events:
+                if isinstance(event, Done | TurnFailed):
+                    self.final_sent = True
+                await self.ws.send_json(event_dict(event))
+        except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("session %s: turn failed", self.session_id)
+            with contextlib.suppress(Exception):
+                await self._error("internal_error", 500,
+                                  "internal server error; see server log")
+            self.final_sent = True
 
     async def _error(self, code: str, status: int, message: str) -> None:
         await self.ws.send_json({"type": "error",
