@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from personae import __version__
 from personae.api.docs import install_docs
 from personae.api.errors import install_error_handlers
-from personae.api.routes import health, me, personas, sessions
+from personae.api.routes import health, me, openai_compat, personas, sessions
 from personae.config import Settings, get_settings
 from personae.runtime import Runtime
 
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     # The persona router goes first: its cached GET is the hot path and routes match in order.
     app.include_router(personas.router, prefix="/v1")
+    app.include_router(openai_compat.router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(me.router, prefix="/v1")
     app.include_router(sessions.router, prefix="/v1")

@@ -1,0 +1,210 @@
+"""``/v1/chat/completions`` and ``/v1/models``: personas for any OpenAI client.
+
+A thin adapter over :mod:`personae.conversations.gateway` (which documents the
+stateless and session-persisted modes). Errors here use OpenAI's shape, which the
+official SDKs parse, with our ``code``/``message``/``details`` kept inside it::
+
+    {"error": {"message": ..., "type": ..., "param": ..., "code": ..., "details": {...}}}
+
+Responses are written as pre-encoded bytes: this is a proxy hot path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.responses import StreamingResponse
+
+from personae.api.deps import CurrentPrincipal, get_principal
+from personae.conversations.gateway import (
+    SESSION_HEADER,
+    ChatGateway,
+    ChatRequest,
+    aclose_stream,
+)
+from personae.errors import InvalidInput, PersonaeError
+from personae.providers.base import Completion, Finished, StreamEvent, TextDelta, Usage
+
+log = logging.getLogger(__name__)
+JSON = "application/json"
+_TYPES = {401: "authentication_error", 403: "permission_error"}
+_HTTP_CODES = {401: "unauthenticated", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "too_large"}
+_DONE = b"data: [DONE]\n\n"
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# Completion ids: a random per-process prefix and a counter (no syscall per request).
+_ID_PREFIX = f"chatcmpl-{secrets.token_hex(6)}"
+_ids = itertools.count(1)
+
+
+def _completion_id() -> str:
+    return f"{_ID_PREFIX}{next(_ids):08x}"
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def openai_error(status: int, code: str, message: str,
+                 details: dict[str, Any] | None = None) -> dict[str, Any]:
+    kind = _TYPES.get(status) or ("server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind,
+                      "param": (details or {}).get("param"), "code": code,
+                      "details": details or {}}}
+
+
+def _error_response(status: int, code: str, message: str,
+                    details: dict[str, Any] | None = None) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    retry_after = (details or {}).get("retry_after")
+    if isinstance(retry_after, int | float):  # an open circuit: SDKs honour Retry-After
+        headers["Retry-After"] = str(max(1, round(retry_after)))
+    return Response(_dumps(openai_error(status, code, message, details)), status,
+                    media_type=JSON, headers=headers)
+
+
+class OpenAIRoute(APIRoute):
+    """Answers errors (auth included) in OpenAI's shape instead of the app-wide one."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def openai_errors(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except PersonaeError as exc:
+                if exc.status >= 500:
+                    log.warning("chat gateway: %s", exc.message)
+                return _error_response(exc.status, exc.code, exc.message, exc.details)
+            except HTTPException as exc:
+                return _error_response(exc.status_code,
+                                       _HTTP_CODES.get(exc.status_code, "http_error"),
+                                       str(exc.detail))
+            except Exception:
+                log.exception("chat gateway: unhandled error")
+                return _error_response(500, "internal_error",
+                                       "internal server error; see server log")
+
+        return openai_errors
+
+
+router = APIRouter(tags=["openai"], route_class=OpenAIRoute)
+
+
+def _gateway(request: Request) -> ChatGateway:
+    """One gateway per runtime, made on first use (its prompt cache lives with it)."""
+    state = request.app.state
+    runtime = state.runtime
+    gateway: ChatGateway | None = getattr(state, "chat_gateway", None)
+    if gateway is None or gateway.conversations is not runtime.conversations:
+        gateway = ChatGateway(runtime.personas, runtime.providers, runtime.conversations)
+        state.chat_gateway = gateway
+    return gateway
+
+
+async def _body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        raise InvalidInput("the request body must be JSON") from None
+
+
+_CHAT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["model", "messages"],
+    "properties": {
+        "model": {"type": "string", "description": "a persona id (GET /v1/models)"},
+        "messages": {"type": "array", "items": {"type": "object"}},
+        "stream": {"type": "boolean"}, "temperature": {"type": "number"},
+        "max_completion_tokens": {"type": "integer"}, "max_tokens": {"type": "integer"},
+        "top_p": {"type": "number"}, "stop": {"type": "array", "items": {"type": "string"}},
+        "response_format": {"type": "object"},
+        "metadata": {"type": "object", "description": "{\"session_id\": ...} saves the "
+                                                      "turn into that session"}}}}}}}
+
+
+@router.post("/chat/completions", response_model=None, openapi_extra=_CHAT_BODY)
+async def chat_completions(request: Request) -> Response:
+    """OpenAI chat completions with ``model`` naming a persona; ``stream`` for SSE."""
+    principal = await get_principal(request)  # called, not injected: the hot path
+    chat = ChatRequest.from_openai(await _body(request), request.headers.get(SESSION_HEADER))
+    gateway = _gateway(request)
+    if not chat.stream:
+        completion = await gateway.complete(principal, chat)
+        return Response(_completion_body(chat.model, completion), media_type=JSON)
+    events = await gateway.stream(principal, chat)
+    try:  # wait for the first event: a failure before any text gets a real status code
+        first = await anext(events, None)
+    except BaseException:
+        await aclose_stream(events)
+        raise
+    return StreamingResponse(_sse(events, first, chat), media_type="text/event-stream",
+                             headers=_SSE_HEADERS)
+
+
+def _completion_body(model: str, completion: Completion) -> bytes:
+    """The ``chat.completion`` object, assembled from pre-encoded parts."""
+    return b"".join((
+        b'{"id":"', _completion_id().encode(), b'","object":"chat.completion","created":',
+        str(int(time.time())).encode(), b',"model":', _dumps(model),
+        b',"choices":[{"index":0,"message":{"role":"assistant","content":',
+        _dumps(completion.text), b',"refusal":null},"logprobs":null,"finish_reason":',
+        _dumps(completion.finish_reason), b'}],"usage":', _usage(completion.usage),
+        b',"system_fingerprint":null}'))
+
+
+async def _sse(events: AsyncIterator[StreamEvent], first: StreamEvent | None,
+               chat: ChatRequest) -> AsyncIterator[bytes]:
+    """``chat.completion.chunk`` events: role, content deltas, finish, usage, [DONE]."""
+    chunk_id, created = _completion_id(), int(time.time())
+    head = (b'data: {"id":"' + chunk_id.encode() + b'","object":"chat.completion.chunk",'
+            b'"created":' + str(created).encode() + b',"model":' + _dumps(chat.model))
+    choice = head + b',"choices":[{"index":0,"delta":'
+    finished = Finished(Usage())
+    try:
+        yield choice + b'{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
+        event = first
+        while event is not None:
+            if isinstance(event, TextDelta):
+                yield (choice + b'{"content":' + _dumps(event.text)
+                       + b'},"finish_reason":null}]}\n\n')
+            else:
+                finished = event
+            event = await anext(events, None)
+        yield choice + b'{},"finish_reason":' + _dumps(finished.finish_reason) + b"}]}\n\n"
+        if chat.include_usage:
+            yield head + b',"choices":[],"usage":' + _usage(finished.usage) + b"}\n\n"
+    except PersonaeError as exc:  # headers are gone: report in-band, as OpenAI does
+        log.warning("chat gateway stream failed: %s", exc.message)
+        yield b"data: " + _dumps(openai_error(exc.status, exc.code, exc.message,
+                                              exc.details)) + b"\n\n"
+    finally:
+        await aclose_stream(events)
+    yield _DONE
+
+
+def _usage(usage: Usage) -> bytes:
+    return _dumps({"prompt_tokens": usage.prompt_tokens,
+                   "completion_tokens": usage.completion_tokens,
+                   "total_tokens": usage.total_tokens})
+
+
+@router.get("/models")
+async def list_models(request: Request, principal: CurrentPrincipal) -> Response:
+    """The personas this key can talk to, as OpenAI models."""
+    models = await _gateway(request).models(principal)
+    return Response(_dumps({"object": "list", "data": models}), media_type=JSON)
+
+
+@router.get("/models/{model_id}")
+async def get_model(model_id: str, request: Request, principal: CurrentPrincipal) -> Response:
+    return Response(_dumps(await _gateway(request).model(principal, model_id)),
+                    media_type=JSON)
