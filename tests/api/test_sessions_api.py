@@ -112,3 +112,13 @@ async def test_switch_over_rest(chat_api: tuple[Api, FakeOpenAIServer]) -> None:
                          "persona_version": 1, "name": "Mohit", "language": "en",
                          "voice": {"provider": None, "voice_id": "onyx", "speed": 1.0}}
     assert events[-1]["message"]["content"] == "Hello, I am Mohit."
+
+
+async def test_a_whole_reply_is_not_repeated_as_deltas(
+        chat_api: tuple[Api, FakeOpenAIServer]) -> None:
+    api, _ = chat_api
+    sid = (await _open(api))["session"]["id"]
+    body = (await api.client.post(f"/v1/sessions/{sid}/messages", json={"content": "a b c"},
+                                  headers=api.as_("alice"))).json()
+    assert [e["type"] for e in body["events"]] == ["message"]
+    assert body["reply"]["content"] == "a b c"

@@ -22,7 +22,7 @@ from personae.api.deps import ConversationsDep, CurrentPrincipal, websocket_prin
 from personae.api.errors import error_body
 from personae.auth.principal import Principal
 from personae.conversations.engine import ConversationService
-from personae.conversations.events import Done, TurnEvent, TurnFailed, event_dict
+from personae.conversations.events import Delta, Done, TurnEvent, TurnFailed, event_dict
 from personae.errors import PersonaeError
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
@@ -106,7 +106,8 @@ async def send_message(session_id: str, body: MessageCreate, request: Request,
                            {"message": final.saved.public() if final.saved else None})
         return JSONResponse(body_, final.status)
     assert isinstance(final, Done)
-    return JSONResponse({"events": _events(collected[:-1]), "reply": final.message.public(),
+    saved = [e for e in collected[:-1] if not isinstance(e, Delta)]  # the reply has the text
+    return JSONResponse({"events": _events(saved), "reply": final.message.public(),
                          "usage": final.usage}, 200)
 
 
