@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import replace
@@ -27,8 +26,9 @@ from personae.conversations.events import (
     TurnEvent,
     TurnFailed,
 )
-from personae.conversations.knowledge import KnowledgeCache, RankedItem
+from personae.conversations.knowledge import RankedItem
 from personae.conversations.store import ConversationStore, MessageRecord, SessionRecord
+from personae.conversations.versions import PreparedPersonas
 from personae.errors import (
     Conflict,
     InvalidInput,
@@ -36,7 +36,6 @@ from personae.errors import (
     PersonaeError,
     TurnInProgress,
 )
-from personae.personas.prompt import build_system_prompt
 from personae.personas.schema import PersonaDefinition, Status
 from personae.personas.service import PersonaService
 from personae.providers.base import Finished, TextDelta, Usage
@@ -57,8 +56,7 @@ class ConversationService:
         self.turn_stale = turn_stale
         self.knowledge_items = knowledge_items
         self._in_flight = asyncio.Semaphore(max_turns_in_flight)
-        self._knowledge = KnowledgeCache()
-        self._definitions: OrderedDict[tuple[str, int], PersonaDefinition] = OrderedDict()
+        self.versions = PreparedPersonas(personas.store)
 
     # -- sessions ----------------------------------------------------------
 
@@ -138,15 +136,13 @@ class ConversationService:
             final: TurnEvent | None = None
             response_ms: float | None = None
             try:
-                definition = await self._definition(session.persona_id,
-                                                    session.persona_version)
                 user = await self.store.add_message(session.id, "user", text,
                                                     session.persona_id, session.persona_version)
                 yield MessageSaved(user)
                 started = time.perf_counter()
                 # aclosing: if our consumer goes away, the reply (and the model) stop now
                 # and the partial reply is saved as interrupted before the turn is released.
-                async with aclosing(self._reply(session, definition, text)) as replies:
+                async with aclosing(self._reply(session, text)) as replies:
                     async for event in replies:
                         if isinstance(event, Done | TurnFailed):
                             final = event  # sent once the session is free for the next turn
@@ -158,17 +154,16 @@ class ConversationService:
         if final is not None:
             yield final
 
-    async def _reply(self, session: SessionRecord, definition: PersonaDefinition,
-                     text: str) -> AsyncIterator[TurnEvent]:
-        knowledge = self._knowledge.index(session.persona_id, session.persona_version,
-                                          definition).top(text, self.knowledge_items)
-        run = _Run(knowledge)
+    async def _reply(self, session: SessionRecord, text: str) -> AsyncIterator[TurnEvent]:
+        run = _Run()
         try:
-            llm, settings = self.providers.resolve(definition.model)
+            persona = await self.versions.get(session.persona_id, session.persona_version)
+            run.knowledge = persona.knowledge.top(text, self.knowledge_items)
+            llm, settings = self.providers.resolve(persona.definition.model)
             settings = replace(settings, fairness_key=session.id)
             history = await self.store.messages(session.id, limit=HISTORY_LIMIT)
             messages = build_messages(
-                system_prompt=build_system_prompt(definition), knowledge=knowledge,
+                system_prompt=persona.system_prompt, knowledge=run.knowledge,
                 history=history[:-1], user_text=text, persona_id=session.persona_id,
                 names=await self._names(history), context_window=llm.context_window,
                 reply_tokens=settings.max_tokens or DEFAULT_REPLY_TOKENS,
@@ -219,31 +214,15 @@ class ConversationService:
         record = (await self.personas.get(principal, persona_id)).record
         if record.status is Status.archived:
             raise Conflict(f"persona '{persona_id}' is archived; restore it to talk to it")
-        self._remember(persona_id, record.version, record.definition)
+        self.versions.prepare(persona_id, record.version, record.definition)
         return record.definition, record.version
-
-    async def _definition(self, persona_id: str, version: int) -> PersonaDefinition:
-        found = self._definitions.get((persona_id, version))
-        if found is None:
-            stored = await self.personas.store.version(persona_id, version)
-            if stored is None:
-                raise NotFound(f"persona '{persona_id}' version {version} no longer exists")
-            found = self._remember(persona_id, version, stored.definition)
-        return found
-
-    def _remember(self, persona_id: str, version: int,
-                  definition: PersonaDefinition) -> PersonaDefinition:
-        self._definitions[(persona_id, version)] = definition
-        self._definitions.move_to_end((persona_id, version))
-        while len(self._definitions) > 1024:
-            self._definitions.popitem(last=False)
-        return definition
 
     async def _names(self, history: list[MessageRecord]) -> dict[str, str]:
         names = {}
         for persona_id, version in {(m.persona_id, m.persona_version) for m in history}:
             try:
-                names[persona_id] = (await self._definition(persona_id, version)).shown_name
+                names[persona_id] = (await self.versions.get(persona_id, version)) \
+                    .definition.shown_name
             except NotFound:
                 names[persona_id] = persona_id
         return names
@@ -259,8 +238,8 @@ class ConversationService:
 class _Run:
     """Book-keeping for one reply while it streams."""
 
-    def __init__(self, knowledge: list[RankedItem]) -> None:
-        self.knowledge = knowledge
+    def __init__(self) -> None:
+        self.knowledge: list[RankedItem] = []
         self.parts: list[str] = []
         self.started = time.perf_counter()
         self.first_token_ms: float | None = None

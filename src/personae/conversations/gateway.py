@@ -23,7 +23,6 @@ answering is Conflict (``turn_in_progress``).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -41,7 +40,6 @@ from personae.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from personae.personas.prompt import build_system_prompt
 from personae.personas.records import PersonaRecord
 from personae.personas.schema import Status
 from personae.personas.service import PersonaService
@@ -59,7 +57,6 @@ from personae.providers.registry import ProviderRegistry
 
 SESSION_HEADER = "x-personae-session"
 LIST_PAGE = 500
-PROMPT_CACHE_SIZE = 1024
 MAX_STOP_SEQUENCES = 4
 _ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "user",
                            "assistant": "assistant"}
@@ -253,7 +250,6 @@ class ChatGateway:
         self.personas = personas
         self.providers = providers
         self.conversations = conversations
-        self._prompts: OrderedDict[tuple[str, int], ChatMessage] = OrderedDict()
 
     async def models(self, principal: Principal) -> list[dict[str, Any]]:
         """Every active persona the caller can read."""
@@ -307,20 +303,10 @@ class ChatGateway:
         return record
 
     def _system(self, record: PersonaRecord) -> ChatMessage:
-        """The persona's system prompt, rendered once per version."""
-        key = (record.id, record.version)
-        found = self._prompts.get(key)
-        if found is not None:
-            return found
-        try:
-            found = ChatMessage("system", build_system_prompt(record.definition))
-        except ValueError as exc:
-            raise Conflict(f"model '{record.id}': the persona's prompt template failed: "
-                           f"{exc}") from exc
-        self._prompts[key] = found
-        while len(self._prompts) > PROMPT_CACHE_SIZE:
-            self._prompts.popitem(last=False)
-        return found
+        """The persona's system prompt, rendered once per version (shared with sessions)."""
+        prepared = self.conversations.versions.prepare(record.id, record.version,
+                                                       record.definition)
+        return ChatMessage("system", prepared.system_prompt)
 
     async def _session_turn(self, principal: Principal,
                             request: ChatRequest) -> AsyncIterator[StreamEvent]:

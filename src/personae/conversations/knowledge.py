@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
 from rank_bm25 import BM25Plus
 from stop_words import StopWordError, get_stop_words
 
-from personae.personas.schema import KnowledgeItem, PersonaDefinition
+from personae.personas.schema import KnowledgeItem
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 RELATIVE_FLOOR = 0.75
@@ -67,23 +66,3 @@ class KnowledgeIndex:
         floor = RELATIVE_FLOOR * float(scores[ranked[0]])
         return [RankedItem(i, self.items[i], float(scores[i]))
                 for i in ranked[:k] if scores[i] >= floor]
-
-
-class KnowledgeCache:
-    """Indexes by (persona id, version), least recently used dropped first."""
-
-    def __init__(self, max_entries: int = 512) -> None:
-        self.max_entries = max_entries
-        self._indexes: OrderedDict[tuple[str, int], KnowledgeIndex] = OrderedDict()
-
-    def index(self, persona_id: str, version: int,
-              definition: PersonaDefinition) -> KnowledgeIndex:
-        key = (persona_id, version)
-        found = self._indexes.get(key)
-        if found is None:
-            found = self._indexes[key] = KnowledgeIndex(definition.knowledge,
-                                                        definition.language)
-            while len(self._indexes) > self.max_entries:
-                self._indexes.popitem(last=False)
-        self._indexes.move_to_end(key)
-        return found

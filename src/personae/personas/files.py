@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from personae.errors import FieldIssue, InvalidInput, PersonaeError, ValidationFailed
+from personae.errors import InvalidInput, PersonaeError, ValidationFailed
 from personae.personas.records import NewVersion, SourceState
 from personae.personas.schema import PersonaDefinition, Visibility
 from personae.personas.store import PersonaStore
@@ -207,5 +207,5 @@ def write_files(definitions: list[PersonaDefinition], folder: Path,
     return written
 
 
-__all__ = ["FieldIssue", "SyncReport", "discover", "dump_definition", "parse_document",
+__all__ = ["SyncReport", "discover", "dump_definition", "parse_document",
            "personas_in", "sync_folder", "write_files"]

@@ -191,6 +191,12 @@ class PersonaStore:
             rows = (await conn.execute(query)).all()
         return {r[0]: SourceState(r[0], r[1], r[2], r[3], r[4]) for r in rows}
 
+    async def _existing(self, ids: Sequence[str]) -> list[str]:
+        query = sa.select(personas.c.id).where(personas.c.id.in_(ids))
+        async with self.engine.connect() as conn:
+            found = set((await conn.execute(query)).scalars())
+        return [pid for pid in ids if pid in found]
+
     async def count(self) -> int:
         async with self.engine.connect() as conn:
             return (await conn.execute(sa.select(sa.func.count()).select_from(personas))) \
@@ -206,8 +212,7 @@ class PersonaStore:
                 await self._insert_new(conn, items)
                 await self._record_changes(conn, ids)
         except IntegrityError as exc:
-            states = await self.source_states()
-            taken = [pid for pid in ids if pid in states]
+            taken = await self._existing(ids)
             if taken:
                 names = ", ".join(f"'{pid}'" for pid in taken)
                 raise Conflict(f"a persona with id {names} already exists",
