@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,9 +32,13 @@ SERVER_CPU = 0
 CLIENT_CPU = 1
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def parse_args(description: str,
+               extra: Callable[[argparse.ArgumentParser], None] | None = None,
+               ) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="short run (smaller, fewer rounds)")
+    if extra is not None:
+        extra(parser)
     return parser.parse_args()
 
 

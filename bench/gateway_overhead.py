@@ -11,6 +11,7 @@ Run: ``.venv/bin/python bench/gateway_overhead.py [--quick]``
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -47,7 +48,7 @@ from _common import (
 )
 from _load import LoadResult, parse_wrk
 
-UPSTREAM_LATENCY = 0.05
+DEFAULT_LATENCY = 0.05
 MAX_TOKENS = 8
 MESSAGES = [{"role": "user", "content": "Please say hello to everyone running this benchmark."}]
 PERSONA = {"id": "bench-gateway", "name": "Bench", "system_prompt": "Be brief."}
@@ -286,10 +287,11 @@ def throughput(pair: tuple[Target, Target], personae_pid: int, rounds: int,
 
 
 def report_throughput(report: Report, found: dict[str, list[LoadResult]],
-                      ceiling: LoadResult) -> None:
+                      ceiling: LoadResult, latency: float) -> None:
     report.value("c100_load_tool", ceiling.tool)
     report.value("c100_client_ceiling_rps", ceiling.rps, 1)
-    report.value("c100_latency_bound_rps", HIGH_CONCURRENCY / UPSTREAM_LATENCY, 1)
+    if latency > 0:
+        report.value("c100_latency_bound_rps", HIGH_CONCURRENCY / latency, 1)
     rps = {name: median([r.rps for r in runs]) for name, runs in found.items()}
     for name, value in rps.items():
         report.value(f"c100_{name}_rps", value, 1)
@@ -316,16 +318,23 @@ def client_ceiling(seconds: float) -> LoadResult:
         return run_post_load(target, HIGH_CONCURRENCY, seconds)
 
 
+def _latency_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--latency", type=float, default=DEFAULT_LATENCY,
+                        help=f"upstream latency in seconds (default {DEFAULT_LATENCY})")
+
+
 def main() -> int:
-    args = parse_args("Latency and throughput Personae adds in front of a provider.")
+    args = parse_args("Latency and throughput Personae adds in front of a provider.",
+                      _latency_option)
+    latency = args.latency
     total, block = (100, 25) if args.quick else (300, 50)
     rounds, seconds = (1, 3.0) if args.quick else (2, 10.0)
     report = Report()
-    report.value("upstream_latency_ms", UPSTREAM_LATENCY * 1000, 1)
+    report.value("upstream_latency_ms", latency * 1000, 1)
     report.value("max_tokens", MAX_TOKENS)
     ceiling = client_ceiling(seconds)
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp, \
-            fake_upstream(UPSTREAM_LATENCY) as upstream:
+            fake_upstream(latency) as upstream:
         server, key = start_personae(Path(tmp), upstream)
         try:
             pair = targets(upstream, server.base_url, key)
@@ -333,7 +342,7 @@ def main() -> int:
             pin_self(CLIENT_CPU)
             report_latency(report, sequential_latencies(pair, total, block))
             found = throughput(pair, server.process.pid, rounds, seconds)
-            report_throughput(report, found, ceiling)
+            report_throughput(report, found, ceiling, latency)
         finally:
             stop_server(server)
     return report.finish()

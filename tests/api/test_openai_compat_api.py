@@ -105,6 +105,7 @@ async def test_completion_echoes_with_usage(gw_any_db: Gateway) -> None:
     assert reply.usage.prompt_tokens > 0
     assert reply.usage.completion_tokens > 0
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    assert gw_any_db.server.requests[-1].body["stream"] is False  # no stream to reassemble
 
 
 async def test_streaming_reassembles_with_usage_chunk(gw_any_db: Gateway) -> None:

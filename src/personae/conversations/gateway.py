@@ -123,7 +123,8 @@ class ChatRequest:
             max_tokens=self.max_tokens or base.max_tokens,
             top_p=base.top_p if self.top_p is None else self.top_p,
             stop=self.stop or base.stop,
-            json_schema=base.json_schema if self.json_schema is None else self.json_schema)
+            json_schema=base.json_schema if self.json_schema is None else self.json_schema,
+            stream=self.stream)
 
 
 def _messages(raw: Any) -> tuple[ChatMessage, ...]:

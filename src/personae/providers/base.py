@@ -31,6 +31,9 @@ class GenerationSettings:
     stop: tuple[str, ...] = ()
     # Who is asking (a session id): a shared local model serves callers round-robin.
     fairness_key: str | None = None
+    # False: only the whole reply is wanted, so a remote provider may fetch it in one
+    # piece (one delta, then Finished) instead of paying for a stream.
+    stream: bool = True
 
 
 @dataclass(frozen=True, slots=True)

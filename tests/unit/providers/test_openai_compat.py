@@ -79,6 +79,39 @@ async def test_complete_collects_the_whole_reply(llm: OpenAICompatLLM) -> None:
     assert (completion.provider, completion.deltas) == ("fake", 3)
 
 
+async def test_whole_reply_is_fetched_without_a_stream(server: FakeOpenAIServer,
+                                                      llm: OpenAICompatLLM) -> None:
+    events = await collect(llm, GenerationSettings(stream=False, max_tokens=2))
+    assert server.last_request.body["stream"] is False
+    assert "stream_options" not in server.last_request.body
+    assert events[0] == TextDelta("hello there")
+    assert isinstance(events[-1], Finished) and len(events) == 2
+    assert events[-1].finish_reason == "length"
+    assert events[-1].usage.completion_tokens == 2
+
+
+async def test_whole_reply_that_is_not_a_completion_is_a_provider_error() -> None:
+    body = b'["not", "a", "completion"]'
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    llm = make_llm(f"http://127.0.0.1:{port}/v1")
+    try:
+        with pytest.raises(ProviderError, match="unexpected reply") as raised:
+            await collect(llm, GenerationSettings(stream=False))
+        assert raised.value.provider == "fake" and raised.value.retryable
+    finally:
+        await llm.aclose()
+        listener.close()
+
+
 async def test_usage_is_estimated_when_the_server_sends_none(
         server: FakeOpenAIServer, llm: OpenAICompatLLM) -> None:
     server.send_usage = False
