@@ -5,18 +5,25 @@
 #  2. starts a throwaway PostgreSQL cluster (initdb into a temp dir, free port on
 #     127.0.0.1, durability off) and exports PERSONAE_TEST_POSTGRES_URL and
 #     PERSONAE_REQUIRE_POSTGRES=1 so the postgres-parametrized tests run, not skip;
-#  3. runs `ruff check .` and then pytest with the given arguments.
-# The cluster is stopped and its directory removed on exit, failure or Ctrl-C.
+#  3. starts a throwaway Redis server (redis-server as a child of this script, in a
+#     temp dir, free port on 127.0.0.1, no persistence) and exports
+#     PERSONAE_TEST_REDIS_URL and PERSONAE_REQUIRE_REDIS=1 so the redis tests run;
+#  4. runs `ruff check .` and then pytest with the given arguments.
+# The servers are stopped and their directories removed on exit, failure or Ctrl-C.
 # The exit status is pytest's (or the first failing setup step's).
 #
 # Environment:
 #   PERSONAE_SKIP_POSTGRES=1      SQLite only: no cluster, PostgreSQL tests are skipped.
 #   PERSONAE_TEST_POSTGRES_URL=…  use this existing server instead of starting one
 #                                 (a SQLAlchemy URL; its database must exist).
+#   PERSONAE_SKIP_REDIS=1         no Redis server: the redis tests are skipped.
+#   PERSONAE_TEST_REDIS_URL=…     use this existing Redis server instead of starting
+#                                 one (redis://host:port/0; tests flush databases 1-15).
 #   PYTHON=…                      interpreter used to create .venv (default python3).
 #
 # PostgreSQL server binaries are looked up in /usr/lib/postgresql/*/bin (newest
-# first), then on PATH; as root they are installed with apt-get when missing.
+# first), then on PATH; redis-server (and redis-cli, if present) on PATH. As root,
+# missing ones are installed with apt-get (Debian packages postgresql, redis-server).
 set -euo pipefail
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -81,6 +88,8 @@ PG_BIN=""
 PG_TMP=""
 PG_OS_USER=""
 PG_PID=""
+REDIS_TMP=""
+REDIS_PID=""
 
 find_pg_bin() {
     local dir
@@ -136,11 +145,33 @@ stop_cluster() {
     PG_TMP=""
 }
 
+# Stop the Redis child (SIGTERM: with persistence off it exits at once; SIGKILL
+# after 10 s), reap it, and delete its directory.
+# shellcheck disable=SC2317  # invoked from the EXIT trap
+stop_redis() {
+    if [[ -n "$REDIS_PID" ]]; then
+        kill -TERM "$REDIS_PID" 2>/dev/null || true
+        local _
+        for _ in $(seq 1 100); do
+            kill -0 "$REDIS_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
+        REDIS_PID=""
+    fi
+    if [[ -n "$REDIS_TMP" ]]; then
+        rm -rf "$REDIS_TMP"
+        REDIS_TMP=""
+    fi
+}
+
 # shellcheck disable=SC2317  # invoked from the EXIT trap
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    stop_cluster
+    stop_redis || true
+    stop_cluster || true
     exit "$rc"
 }
 trap cleanup EXIT
@@ -250,6 +281,105 @@ elif [[ -n "${PERSONAE_TEST_POSTGRES_URL:-}" ]]; then
     export PERSONAE_REQUIRE_POSTGRES=1
 else
     start_cluster
+fi
+
+# -------------------------------------------------------------------------- Redis
+
+# The process id that the Redis server on 127.0.0.1:$1 reports (INFO server), or
+# nothing. Comparing it with our child's pid makes sure that a server of someone
+# else that grabbed the port meanwhile can't pass for ours.
+redis_server_pid() {
+    local port="$1" line
+    if command -v redis-cli >/dev/null 2>&1; then
+        timeout 3 redis-cli -h 127.0.0.1 -p "$port" INFO server </dev/null 2>/dev/null |
+            tr -d '\r' | sed -n 's/^process_id://p' || true
+    else
+        # No redis-cli (package redis-tools): speak the inline protocol over bash's
+        # /dev/tcp; a refused connection fails at once, a silent one after 3 s.
+        (
+            exec 3<>"/dev/tcp/127.0.0.1/$port"
+            printf 'INFO server\r\n' >&3
+            while IFS= read -r -t 3 line <&3; do
+                line="${line%$'\r'}"
+                if [[ "$line" == process_id:* ]]; then
+                    echo "${line#process_id:}"
+                    break
+                fi
+            done
+        ) 2>/dev/null || true
+    fi
+}
+
+# Kill a child that failed to become ready, keeping its directory for the next try.
+stop_redis_child() {
+    if [[ -n "$REDIS_PID" ]]; then
+        kill -KILL "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
+        REDIS_PID=""
+    fi
+}
+
+start_redis() {
+    local started port attempt version
+    started="$(now_ms)"
+
+    if ! command -v redis-server >/dev/null 2>&1; then
+        if is_root; then
+            apt_install redis-server || die "could not install redis-server with apt-get"
+            command -v redis-server >/dev/null 2>&1 ||
+                die "redis-server installed but not found on PATH"
+        else
+            die "redis-server not found on PATH.
+       Install it (Debian: sudo apt-get install redis-server), or run without Redis:
+       PERSONAE_SKIP_REDIS=1 bash scripts/test.sh"
+        fi
+        started="$(now_ms)"
+    fi
+    # "Redis server v=7.0.15 sha=... " -> "7.0.15"
+    version="$(redis-server --version)"
+    version="${version#*v=}"
+    version="${version%% *}"
+
+    REDIS_TMP="$(mktemp -d "${TMPDIR:-/tmp}/personae-redis.XXXXXX")"
+
+    # A child of this script (not daemonized), so this script stops and reaps it.
+    local ready=0
+    for attempt in 1 2 3 4 5; do
+        port="$(free_port)"
+        rm -f "$REDIS_TMP/redis.log"
+        # Errors found before the log file is opened (bad options) go to redis.out.
+        redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+            --dir "$REDIS_TMP" --daemonize no --protected-mode yes \
+            --logfile "$REDIS_TMP/redis.log" </dev/null >"$REDIS_TMP/redis.out" 2>&1 &
+        REDIS_PID=$!
+        for _ in $(seq 1 100); do
+            if [[ "$(redis_server_pid "$port")" == "$REDIS_PID" ]]; then
+                ready=1
+                break
+            fi
+            kill -0 "$REDIS_PID" 2>/dev/null || break # exited: most likely the port was taken
+            sleep 0.1
+        done
+        [[ $ready -eq 1 ]] && break
+        cat "$REDIS_TMP/redis.out" "$REDIS_TMP/redis.log" >&2 2>/dev/null || true
+        stop_redis_child
+        log "Redis did not start on port $port (attempt $attempt of 5)"
+    done
+    [[ $ready -eq 1 ]] || die "could not start Redis (log above)"
+
+    export PERSONAE_TEST_REDIS_URL="redis://127.0.0.1:$port/0"
+    export PERSONAE_REQUIRE_REDIS=1
+    log "redis $version ready on 127.0.0.1:$port in $(($(now_ms) - started)) ms ($REDIS_TMP)"
+}
+
+if [[ "${PERSONAE_SKIP_REDIS:-0}" == 1 ]]; then
+    log "PERSONAE_SKIP_REDIS=1: no Redis, redis tests will be skipped"
+    unset PERSONAE_TEST_REDIS_URL PERSONAE_REQUIRE_REDIS
+elif [[ -n "${PERSONAE_TEST_REDIS_URL:-}" ]]; then
+    log "using the Redis server from PERSONAE_TEST_REDIS_URL"
+    export PERSONAE_REQUIRE_REDIS=1
+else
+    start_redis
 fi
 
 # -------------------------------------------------------------------------- tests

@@ -5,6 +5,11 @@
 by ``PERSONAE_TEST_POSTGRES_URL`` and drops it afterwards; without that variable it
 is skipped, or fails when ``PERSONAE_REQUIRE_POSTGRES=1`` (``scripts/test.sh`` sets
 both). Select one side with ``-k sqlite`` / ``-k postgres`` or ``-m "not postgres"``.
+
+``redis_url`` gives a test an empty Redis database on the server named by
+``PERSONAE_TEST_REDIS_URL``; without it the test is skipped, or fails when
+``PERSONAE_REQUIRE_REDIS=1`` (``scripts/test.sh`` sets both). Tests that use it are
+marked ``redis``: leave them out with ``-m "not redis"``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import postgres as pg
+from tests.support import redis as rd
 
 
 def sqlite_url_for(directory: Path) -> str:
@@ -30,6 +36,25 @@ def _postgres_server() -> str:
     if pg.postgres_required():
         pytest.fail(f"{message}, but {pg.REQUIRE_POSTGRES_ENV} is set", pytrace=False)
     pytest.skip(message)
+
+
+def _redis_server() -> str:
+    """The configured Redis URL; skips (or fails, when required) if there is none."""
+    url = rd.server_url()
+    if url is not None:
+        return url
+    message = f"{rd.REDIS_URL_ENV} is not set (scripts/test.sh starts a server)"
+    if rd.redis_required():
+        pytest.fail(f"{message}, but {rd.REQUIRE_REDIS_ENV} is set", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses ``redis_url`` (directly or through a fixture) ``redis``."""
+    for item in items:
+        if "redis_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis)
 
 
 @pytest.fixture(
@@ -57,4 +82,11 @@ def sqlite_url(tmp_path: Path) -> str:
 async def postgres_url() -> AsyncIterator[str]:
     """SQLAlchemy async URL of an empty PostgreSQL database private to this test."""
     async with pg.temporary_database(_postgres_server()) as url:
+        yield url
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """``redis://`` URL of an empty Redis database, flushed again after this test."""
+    async with rd.temporary_redis_db(_redis_server()) as url:
         yield url

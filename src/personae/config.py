@@ -81,6 +81,17 @@ class Settings(BaseSettings):
                                         description="idle sessions expire after this")
     breaker_failures: int = Field(default=5, ge=1)
     breaker_reset_seconds: float = Field(default=30.0, gt=0)
+    queue: Literal["local", "arq"] = Field(
+        default="local", description="where panel jobs run: in this process, or arq workers")
+    redis_url: str | None = Field(default=None, description="Redis for PERSONAE_QUEUE=arq")
+    queue_name: str = "personae:panels"
+    panel_concurrency: int = Field(
+        default=8, ge=1, le=1000, description="panel jobs one process or worker runs at once")
+    panel_max_attempts: int = Field(
+        default=3, ge=1, le=10, description="model calls per answer before it is failed")
+    job_timeout_seconds: float = Field(
+        default=300.0, gt=0, description="a job running longer is cancelled (arq)")
+    job_max_tries: int = Field(default=5, ge=1, description="runs of one job (arq)")
     log_level: str = "info"
 
     @field_validator("database_url")

@@ -12,6 +12,7 @@ Adapters (API, CLI) map these to status codes and exit codes in one place::
     │   ├── VersionConflict       409  version_conflict   (carries the current version)
     │   └── TurnInProgress        409  turn_in_progress   (one turn at a time per session)
     ├── PreconditionRequired      428  precondition_required
+    ├── QueueUnavailable          503  queue_unavailable  (the job queue cannot be reached)
     └── ProviderError             502  provider_error     (names the provider and the cause)
         ├── ProviderUnavailable   503  provider_unavailable  (circuit open, not configured)
         └── ProviderTimeout       504  provider_timeout
@@ -117,6 +118,13 @@ class PreconditionRequired(PersonaeError):
 
 class TurnInProgress(Conflict):
     code = "turn_in_progress"
+
+
+class QueueUnavailable(PersonaeError):
+    """Jobs cannot be queued (Redis is down or not configured); nothing was lost."""
+
+    code = "queue_unavailable"
+    status = 503
 
 
 class ProviderError(PersonaeError):

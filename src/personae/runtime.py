@@ -18,6 +18,10 @@ from personae.config import Settings
 from personae.conversations.engine import ConversationService
 from personae.conversations.store import ConversationStore
 from personae.db.engine import make_engine, migrate
+from personae.panels.queue import JobQueue, LocalQueue
+from personae.panels.runner import PanelRunner
+from personae.panels.service import PanelService
+from personae.panels.store import PanelStore
 from personae.personas.files import SyncReport, sync_folder
 from personae.personas.registry import PersonaRegistry
 from personae.personas.service import PersonaService
@@ -40,6 +44,8 @@ class Runtime:
     auth: Authenticator
     providers: ProviderRegistry
     conversations: ConversationService
+    panel_runner: PanelRunner
+    panels: PanelService
 
     @classmethod
     async def open(cls, settings: Settings, *, watch: bool = True) -> Runtime:
@@ -61,10 +67,14 @@ class Runtime:
         conversations = ConversationService(
             ConversationStore(engine), personas, providers,
             max_turns_in_flight=settings.max_turns_in_flight)
+        runner = PanelRunner(PanelStore(engine), conversations.versions, providers,
+                             max_attempts=settings.panel_max_attempts)
+        panels = PanelService(runner.store, personas, _panel_queue(settings, runner))
         return cls(settings, engine, store, registry, personas, users, Authenticator(users),
-                   providers, conversations)
+                   providers, conversations, runner, panels)
 
     async def close(self) -> None:
+        await self.panels.queue.close()
         await self.registry.stop()
         await self.providers.aclose()
         await self.engine.dispose()
@@ -73,3 +83,12 @@ class Runtime:
         report = await sync_folder(self.store, samples_folder(), author=author)
         self.registry.invalidate()
         return report
+
+
+def _panel_queue(settings: Settings, runner: PanelRunner) -> JobQueue:
+    """In-process jobs by default; arq on Redis (an optional extra) when configured."""
+    if settings.queue == "local":
+        return LocalQueue(runner, settings.panel_concurrency)
+    from personae.panels.arq_queue import ArqQueue
+
+    return ArqQueue(settings)

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from personae import __version__
 from personae.api.docs import install_docs
 from personae.api.errors import install_error_handlers
-from personae.api.routes import health, me, openai_compat, personas, sessions
+from personae.api.routes import evaluations, health, me, openai_compat, panels, personas, sessions
 from personae.config import Settings, get_settings
 from personae.runtime import Runtime
 
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.local_admin = (await runtime.auth.local_admin()
                                  if settings.keyless_allowed else None)
         sweeper = asyncio.create_task(_expire_idle_sessions(runtime), name="session-expiry")
+        await runtime.panels.resume()  # in-process jobs left unfinished by a restart
         try:
             yield
         finally:
@@ -66,4 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(me.router, prefix="/v1")
     app.include_router(sessions.router, prefix="/v1")
+    app.include_router(panels.router, prefix="/v1")
+    app.include_router(evaluations.router, prefix="/v1")
     return app

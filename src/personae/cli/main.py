@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
 from personae import __version__
-from personae.cli import chat, db, output, personas, serve, users
+from personae.cli import chat, db, output, panels, personas, serve, users, worker
 from personae.cli.session import CliState, in_runtime, settings_for
 from personae.db.engine import current_revision, migrate
 from personae.errors import PersonaeError
@@ -53,8 +53,10 @@ app.add_typer(personas.app, name="personas")
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.keys_app, name="keys")
 app.add_typer(db.app, name="db")
+app.add_typer(panels.app, name="panel")
 app.command()(serve.serve)
 app.command()(chat.chat)
+app.command()(worker.worker)
 
 
 def _show_version(value: bool) -> None:

@@ -148,3 +148,72 @@ messages = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("meta", sa.JSON, nullable=False, default=dict),
 )
+
+panels = sa.Table(
+    "panels",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("owner_id", sa.String(64), sa.ForeignKey("users.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    # The panel itself (description, persona ids, rubric, options) as validated JSON.
+    sa.Column("definition", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("owner_id", "name", name="uq_panels_owner_name"),
+)
+
+evaluations = sa.Table(
+    "evaluations",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("owner_id", sa.String(64), sa.ForeignKey("users.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("panel_id", sa.String(32), nullable=True),  # history outlives the panel
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # running|completed|cancelled
+    sa.Column("content_format", sa.String(8), nullable=False),
+    # Rubric, options and the pinned persona versions, frozen when it was created.
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False, index=True),
+    sa.Column("finished_at", Timestamp, nullable=True),
+)
+
+evaluation_segments = sa.Table(
+    "evaluation_segments",
+    metadata,
+    sa.Column("evaluation_id", sa.String(32),
+              sa.ForeignKey("evaluations.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("index", sa.Integer, primary_key=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("start_ms", sa.Integer, nullable=True),
+    sa.Column("end_ms", sa.Integer, nullable=True),
+    # pending | done | failed | skipped (classification off)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("topic", sa.String(200), nullable=True),
+    sa.Column("tone", sa.String(64), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+)
+
+# One row per persona x segment: written once when the evaluation is created, then
+# overwritten in place, so a rerun or a duplicate job can never add a second result.
+evaluation_scores = sa.Table(
+    "evaluation_scores",
+    metadata,
+    sa.Column("evaluation_id", sa.String(32),
+              sa.ForeignKey("evaluations.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("segment_index", sa.Integer, primary_key=True),
+    sa.Column("persona_id", sa.String(64), primary_key=True),
+    sa.Column("persona_version", sa.Integer, nullable=False),
+    # pending | running | done | failed | cancelled
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("score", sa.Integer, nullable=True),
+    sa.Column("opinion", sa.Text, nullable=True),
+    sa.Column("fields", sa.JSON, nullable=True),
+    sa.Column("adherence", sa.JSON, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Index("ix_evaluation_scores_status", "evaluation_id", "status"),
+)

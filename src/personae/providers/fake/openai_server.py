@@ -93,8 +93,11 @@ def example_for(schema: Any) -> Any:
         return {key: example_for(sub) for key, sub in schema.get("properties", {}).items()}
     if kind == "array":
         return []
-    defaults = {"string": "", "integer": 0, "number": 0, "boolean": False}
-    return defaults.get(kind)
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 0)
+    if kind == "string":
+        return "x" * schema.get("minLength", 0)
+    return False if kind == "boolean" else None
 
 
 class FakeOpenAIServer:

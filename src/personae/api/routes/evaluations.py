@@ -1,0 +1,323 @@
+"""``/v1/evaluations``: run content past a panel of personas, then read the results.
+
+``POST /v1/evaluations`` answers **202 Accepted** at once: the content is split into
+segments, every persona x segment cell is written as *pending*, and the scoring
+continues as background jobs. Follow it with ``GET /v1/evaluations/{id}`` (progress),
+``GET /v1/evaluations/{id}/events`` (server-sent progress events) and read
+``/results``, ``/aggregates`` or ``/export`` as cells finish.
+
+The content comes as JSON (``{"content": "...", "panel": "...", ...}``) or as a
+``multipart/form-data`` upload: a ``file`` part plus the same options as form fields
+(``personas`` comma-separated, ``rubric`` as a JSON string). An evaluation belongs to
+its creator; for anyone else every route here answers 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sse_starlette import EventSourceResponse
+from starlette.datastructures import FormData, UploadFile
+
+from personae.api.deps import CurrentPrincipal
+from personae.api.routes.panels import PanelServiceDep
+from personae.auth.principal import Principal
+from personae.errors import InvalidInput, PersonaeError
+from personae.panels.content import MAX_CONTENT_CHARS, ContentFormat, split_rule
+from personae.panels.records import Progress
+from personae.panels.rubric import Rubric
+from personae.panels.service import EvaluationRequest, PanelService
+from personae.personas.language import normalize_language
+
+router = APIRouter(prefix="/evaluations", tags=["evaluations"])
+
+EVENTS_INTERVAL = 0.5  # seconds between progress polls of one /events stream
+EVENTS_PING = 15  # seconds between keep-alive comments on a quiet stream
+MAX_UPLOAD_BYTES = MAX_CONTENT_CHARS * 4  # UTF-8 takes at most 4 bytes per character
+EXPORT_FORMATS = ("csv", "json")
+
+
+class EvaluationCreate(BaseModel):
+    """What to evaluate, and with whom: a ``panel``, or ``personas`` (+ ``rubric``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    content: str = Field(description="the text, SubRip, WebVTT or JSON segments to judge")
+    format: ContentFormat | None = Field(
+        default=None, description="content format; detected from filename/content if absent")
+    filename: str | None = Field(default=None, max_length=255,
+                                 description="the source file's name (its extension "
+                                             "helps detect the format)")
+    title: str | None = Field(default=None, max_length=200)
+    panel: str | None = Field(default=None, description="a panel of yours, by id or name")
+    personas: list[str] = Field(default_factory=list,
+                                description="persona ids, when no panel is given")
+    rubric: dict[str, Any] | None = Field(
+        default=None, description="overrides the panel's rubric (scale_min, scale_max, "
+                                  "anchors, question, opinion_max_chars, extra_fields)")
+    classify: bool | None = Field(default=None,
+                                  description="label each segment's topic and tone first")
+    adherence: bool | None = Field(default=None,
+                                   description="check each opinion stays in character")
+    sentences_per_segment: int | None = Field(
+        default=None, description="plain text: sentences per segment (1-50, default 3)")
+    target_chars: int | None = Field(
+        default=None, description="plain text: pack sentences up to about this many "
+                                  "characters instead (50-20000)")
+    language: str = Field(default="en", description="BCP-47 tag; picks sentence rules")
+
+
+class RerunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    include_cancelled: bool = Field(default=False,
+                                    description="also run the cells a cancel left undone")
+
+
+def _upload_schema() -> dict[str, Any]:
+    """The multipart form: the JSON fields, as text, with ``file`` instead of ``content``."""
+    schema = EvaluationCreate.model_json_schema()
+    properties = {name: {"type": "string", "description": prop.get("description", "")}
+                  for name, prop in schema["properties"].items() if name != "content"}
+    properties["personas"]["description"] = "comma-separated persona ids"
+    properties["rubric"]["description"] = "the rubric as a JSON object"
+    return {"type": "object", "required": ["file"],
+            "properties": {"file": {"type": "string", "format": "binary",
+                                    "description": "the content, UTF-8"}, **properties}}
+
+
+_CREATE_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": EvaluationCreate.model_json_schema()},
+    "multipart/form-data": {"schema": _upload_schema()}}}}
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("the request body must be JSON") from None
+
+
+async def _form_body(request: Request) -> dict[str, Any]:
+    async with request.form() as form:
+        return await _form_fields(form)
+
+
+async def _form_fields(form: FormData) -> dict[str, Any]:
+    """Form fields as the JSON body would have them; empty fields count as absent."""
+    raw: dict[str, Any] = {}
+    upload = form.get("file")
+    if isinstance(upload, UploadFile):
+        raw["content"] = await _read_upload(upload)
+        if upload.filename:
+            raw["filename"] = upload.filename
+    elif upload is not None:
+        raise InvalidInput("'file' must be a file part", {"field": "file"})
+    for name in form:
+        if name == "file":
+            continue
+        values = form.getlist(name)
+        if any(isinstance(value, UploadFile) for value in values):
+            raise InvalidInput(f"'{name}' must be a form field, not a file", {"field": name})
+        texts = [str(value) for value in values if str(value).strip()]
+        if not texts:
+            continue
+        if name == "personas":
+            raw[name] = [p.strip() for text in texts for p in text.split(",") if p.strip()]
+        elif name == "rubric":
+            raw[name] = _json_field(name, texts[-1])
+        elif name == "content" and "content" in raw:
+            raise InvalidInput("send the content as a 'file' part or a 'content' field, "
+                               "not both")
+        else:
+            raw[name] = texts[-1] if name == "content" else texts[-1].strip()
+    if "content" not in raw:
+        raise InvalidInput("no content: send it as a 'file' part (or a 'content' field)",
+                           {"field": "file"})
+    return raw
+
+
+async def _read_upload(upload: UploadFile) -> str:
+    data = await upload.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InvalidInput(f"the file is larger than {MAX_UPLOAD_BYTES:,} bytes",
+                           {"field": "file"})
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the file must be UTF-8 text", {"field": "file"}) from None
+
+
+def _json_field(name: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise InvalidInput(f"'{name}' must be a JSON object", {"field": name}) from None
+
+
+def _validated(raw: Any) -> EvaluationCreate:
+    """Validate like a body parameter, so errors get the usual 422 shape and paths
+    (the rubric too: ``rubric.scale_max``, exactly as ``/v1/panels`` reports them)."""
+    try:
+        body = EvaluationCreate.model_validate(raw)
+        if body.rubric is not None:
+            Rubric.model_validate(body.rubric)
+    except ValidationError as exc:
+        prefix = ("body",) if exc.title == EvaluationCreate.__name__ else ("body", "rubric")
+        errors = [{**error, "loc": (*prefix, *error["loc"])} for error in exc.errors()]
+        raise RequestValidationError(errors) from None
+    return body
+
+
+def _request(body: EvaluationCreate) -> EvaluationRequest:
+    split = None
+    if body.sentences_per_segment is not None or body.target_chars is not None:
+        split = split_rule(body.sentences_per_segment, body.target_chars)
+    try:
+        language = normalize_language(body.language)
+    except ValueError as exc:
+        raise InvalidInput(f"language: {exc}", {"field": "language"}) from None
+    return EvaluationRequest(
+        content=body.content, content_format=body.format, filename=body.filename,
+        title=body.title, panel=body.panel, personas=body.personas, rubric=body.rubric,
+        classify=body.classify, adherence=body.adherence, split=split, language=language)
+
+
+async def _with_progress(service: PanelService, principal: Principal,
+                         evaluation_id: str) -> dict[str, Any]:
+    evaluation = await service.evaluation(principal, evaluation_id)
+    progress = await service.progress(principal, evaluation_id)
+    return {**evaluation.public(), "progress": progress.public()}
+
+
+@router.post("", status_code=202, openapi_extra=_CREATE_BODY)
+async def create_evaluation(request: Request, response: Response, principal: CurrentPrincipal,
+                            service: PanelServiceDep) -> dict[str, Any]:
+    """Start an evaluation; 202 Accepted, because the scoring goes on in the background.
+
+    Send JSON, or ``multipart/form-data`` with a ``file`` part. The answer is the
+    evaluation with its ``progress``; ``Location`` names where to follow it.
+    """
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        raw: Any = await _form_body(request)
+    else:
+        raw = await _json_body(request)
+    evaluation = await service.evaluate(principal, _request(_validated(raw)))
+    response.headers["Location"] = f"/v1/evaluations/{evaluation.id}"
+    return await _with_progress(service, principal, evaluation.id)
+
+
+@router.get("")
+async def list_evaluations(
+    principal: CurrentPrincipal, service: PanelServiceDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    status: Literal["running", "completed", "cancelled"] | None = None,
+) -> dict[str, Any]:
+    """Your evaluations, newest first."""
+    found, count = await service.evaluations(principal, limit=limit, offset=offset,
+                                             status=status)
+    return {"data": [e.public() for e in found], "count": count, "limit": limit,
+            "offset": offset}
+
+
+@router.get("/{evaluation_id}")
+async def get_evaluation(evaluation_id: str, principal: CurrentPrincipal,
+                         service: PanelServiceDep) -> dict[str, Any]:
+    return await _with_progress(service, principal, evaluation_id)
+
+
+@router.get("/{evaluation_id}/results")
+async def evaluation_results(evaluation_id: str, principal: CurrentPrincipal,
+                             service: PanelServiceDep) -> dict[str, Any]:
+    """Every segment with one card per persona, plus the aggregates."""
+    return await service.results(principal, evaluation_id)
+
+
+@router.get("/{evaluation_id}/aggregates")
+async def evaluation_aggregates(evaluation_id: str, principal: CurrentPrincipal,
+                                service: PanelServiceDep) -> dict[str, Any]:
+    """Per persona, per topic and per tone; failed cells never enter a mean."""
+    return await service.aggregates(principal, evaluation_id)
+
+
+@router.get("/{evaluation_id}/export", response_model=None)
+async def export_evaluation(
+    evaluation_id: str, principal: CurrentPrincipal, service: PanelServiceDep,
+    format: Annotated[str, Query(description=" | ".join(EXPORT_FORMATS))] = "csv",
+) -> Response:
+    """A download: CSV (one row per persona x segment) or JSON (the full results)."""
+    kind = format.strip().lower()
+    if kind not in EXPORT_FORMATS:
+        raise InvalidInput(f"unknown export format {format!r}; use "
+                           f"{' or '.join(EXPORT_FORMATS)}", {"format": format})
+    if kind == "csv":
+        body = await service.export_csv(principal, evaluation_id)
+        media_type = "text/csv; charset=utf-8"
+    else:
+        results = await service.results(principal, evaluation_id)
+        body = json.dumps(results, ensure_ascii=False, indent=2)
+        media_type = "application/json"
+    disposition = f'attachment; filename="evaluation-{evaluation_id}.{kind}"'
+    return Response(body.encode("utf-8"), media_type=media_type,
+                    headers={"Content-Disposition": disposition})
+
+
+@router.post("/{evaluation_id}/cancel")
+async def cancel_evaluation(evaluation_id: str, principal: CurrentPrincipal,
+                            service: PanelServiceDep) -> dict[str, Any]:
+    """Stop: cells not started are cancelled; finished ones keep their results."""
+    return (await service.cancel(principal, evaluation_id)).public()
+
+
+@router.post("/{evaluation_id}/rerun")
+async def rerun_evaluation(
+    evaluation_id: str, principal: CurrentPrincipal, service: PanelServiceDep,
+    body: RerunRequest | None = None,
+    include_cancelled: Annotated[bool | None, Query(
+        description="also run cancelled cells (or send it in the body)")] = None,
+) -> dict[str, Any]:
+    """Run failed (and, if asked, cancelled) cells again; 409 while still running."""
+    again = bool(include_cancelled) or (body is not None and body.include_cancelled)
+    return (await service.rerun(principal, evaluation_id, include_cancelled=again)).public()
+
+
+@router.delete("/{evaluation_id}", status_code=204)
+async def delete_evaluation(evaluation_id: str, principal: CurrentPrincipal,
+                            service: PanelServiceDep) -> None:
+    """Delete the evaluation and its results; a running one is cancelled first."""
+    await service.delete(principal, evaluation_id)
+
+
+@router.get("/{evaluation_id}/events", response_model=None)
+async def evaluation_events(evaluation_id: str, principal: CurrentPrincipal,
+                            service: PanelServiceDep) -> EventSourceResponse:
+    """Server-sent events: ``progress`` now and on every change, then ``done`` once the
+    evaluation is no longer running. Both carry the progress object."""
+    first = await service.progress(principal, evaluation_id)  # 404 here, not in a stream
+    return EventSourceResponse(_progress_events(service, principal, evaluation_id, first),
+                               ping=EVENTS_PING)
+
+
+async def _progress_events(service: PanelService, principal: Principal, evaluation_id: str,
+                           current: Progress) -> AsyncIterator[dict[str, str]]:
+    sent: dict[str, Any] | None = None
+    while True:
+        data = current.public()
+        if data != sent:
+            yield {"event": "progress", "data": json.dumps(data)}
+            sent = data
+        if current.status != "running":
+            yield {"event": "done", "data": json.dumps(data)}
+            return
+        await asyncio.sleep(EVENTS_INTERVAL)
+        try:
+            current = await service.progress(principal, evaluation_id)
+        except PersonaeError as exc:  # deleted while we watched
+            yield {"event": "error", "data": json.dumps(exc.to_dict()["error"])}
+            return

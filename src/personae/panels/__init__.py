@@ -1,0 +1,1 @@
+"""Persona panels: several personas score every segment of a piece of content."""
