@@ -27,26 +27,24 @@ def sqlite_url_for(directory: Path) -> str:
     return f"sqlite+aiosqlite:///{(directory / 'personae.db').as_posix()}"
 
 
-def _postgres_server() -> str:
-    """The configured server URL; skips (or fails, when required) if there is none."""
-    url = pg.server_url()
+def _configured(url: str | None, url_env: str, required: bool, require_env: str) -> str:
+    """A test server's URL; skips (or fails, when required) if none is configured."""
     if url is not None:
         return url
-    message = f"{pg.POSTGRES_URL_ENV} is not set (scripts/test.sh starts a server)"
-    if pg.postgres_required():
-        pytest.fail(f"{message}, but {pg.REQUIRE_POSTGRES_ENV} is set", pytrace=False)
+    message = f"{url_env} is not set (scripts/test.sh starts a server)"
+    if required:
+        pytest.fail(f"{message}, but {require_env} is set", pytrace=False)
     pytest.skip(message)
+
+
+def _postgres_server() -> str:
+    return _configured(pg.server_url(), pg.POSTGRES_URL_ENV, pg.postgres_required(),
+                       pg.REQUIRE_POSTGRES_ENV)
 
 
 def _redis_server() -> str:
-    """The configured Redis URL; skips (or fails, when required) if there is none."""
-    url = rd.server_url()
-    if url is not None:
-        return url
-    message = f"{rd.REDIS_URL_ENV} is not set (scripts/test.sh starts a server)"
-    if rd.redis_required():
-        pytest.fail(f"{message}, but {rd.REQUIRE_REDIS_ENV} is set", pytrace=False)
-    pytest.skip(message)
+    return _configured(rd.server_url(), rd.REDIS_URL_ENV, rd.redis_required(),
+                       rd.REQUIRE_REDIS_ENV)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects by marker

@@ -275,8 +275,8 @@ async def test_another_users_evaluation_is_404(papi: PanelApi) -> None:
     await papi.drain()
     for method, path in (("GET", ""), ("GET", "/results"), ("GET", "/aggregates"),
                          ("GET", "/export"), ("GET", "/export?format=json"),
-                         ("POST", "/cancel"), ("POST", "/rerun"), ("GET", "/events"),
-                         ("DELETE", "")):
+                         ("POST", "/cancel"), ("POST", "/rerun"), ("POST", "/resume"),
+                         ("GET", "/events"), ("DELETE", "")):
         response = await papi.client.request(method, f"/v1/evaluations/{eid}{path}",
                                              headers=papi.as_("bob"))
         assert response.status_code == 404, (method, path)
@@ -349,3 +349,21 @@ def test_service_rubric_error_path_has_no_trailing_dot() -> None:
     with pytest.raises(ValidationFailed) as caught:
         parse_rubric({"scale_min": 4, "scale_max": 2})
     assert [issue.path for issue in caught.value.issues] == ["rubric"]
+
+
+async def test_resume_queues_lost_work_once(papi: PanelApi) -> None:
+    eid = (await papi.evaluate(content=TEXT, personas=[GENZ]))["id"]
+    await papi.drain()
+    finished = await papi.client.post(f"/v1/evaluations/{eid}/resume",
+                                      headers=papi.as_("alice"))
+    assert finished.status_code == 200
+    assert (finished.json()["status"], finished.json()["queued"]) == ("completed", 0)
+    store = papi.api.runtime.panels.store
+    await store.reopen(eid, ("done",))  # as if the queue had lost these jobs
+    calls = papi.server.chat_count
+    resumed = (await papi.client.post(f"/v1/evaluations/{eid}/resume",
+                                      headers=papi.as_("alice"))).json()
+    assert resumed["status"] == "running" and resumed["queued"] == resumed["total"]
+    await papi.drain()
+    assert (await papi.results(eid))["status"] == "completed"
+    assert papi.server.chat_count - calls == resumed["total"]  # each cell scored once more

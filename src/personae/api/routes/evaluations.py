@@ -287,6 +287,15 @@ async def rerun_evaluation(
     return (await service.rerun(principal, evaluation_id, include_cancelled=again)).public()
 
 
+@router.post("/{evaluation_id}/resume")
+async def resume_evaluation(evaluation_id: str, principal: CurrentPrincipal,
+                            service: PanelServiceDep) -> dict[str, Any]:
+    """Queue a running evaluation's unfinished work again (after its jobs were lost,
+    say with a Redis restart). Safe to repeat: queued jobs are not doubled."""
+    queued = await service.requeue(principal, evaluation_id)
+    return {**(await service.progress(principal, evaluation_id)).public(), "queued": queued}
+
+
 @router.delete("/{evaluation_id}", status_code=204)
 async def delete_evaluation(evaluation_id: str, principal: CurrentPrincipal,
                             service: PanelServiceDep) -> None:
