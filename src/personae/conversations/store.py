@@ -10,20 +10,14 @@ from __future__ import annotations
 import functools
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from personae.db.tables import messages, persona_metrics, sessions, utcnow
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+from personae.db.tables import aware, messages, persona_metrics, sessions, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +66,7 @@ def _session(row: sa.RowMapping) -> SessionRecord:
     return SessionRecord(
         id=row["id"], user_id=row["user_id"], persona_id=row["persona_id"],
         persona_version=row["persona_version"], status=row["status"],
-        created_at=_aware(row["created_at"]), last_active_at=_aware(row["last_active_at"]),
+        created_at=aware(row["created_at"]), last_active_at=aware(row["last_active_at"]),
         turns=row["turns"], response_ms_total=row["response_ms_total"], meta=row["meta"] or {})
 
 
@@ -80,7 +74,7 @@ def _message(row: sa.RowMapping) -> MessageRecord:
     return MessageRecord(
         id=row["id"], session_id=row["session_id"], role=row["role"], content=row["content"],
         persona_id=row["persona_id"], persona_version=row["persona_version"],
-        status=row["status"], created_at=_aware(row["created_at"]), meta=row["meta"] or {})
+        status=row["status"], created_at=aware(row["created_at"]), meta=row["meta"] or {})
 
 
 class ConversationStore:

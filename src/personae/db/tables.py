@@ -21,6 +21,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(moment: datetime) -> datetime:
+    """A stored timestamp in UTC: SQLite hands back naive datetimes."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 Timestamp = sa.DateTime(timezone=True)
 
 users = sa.Table(

@@ -98,7 +98,6 @@ async def classify_segment(ctx: dict[str, Any], evaluation_id: str, index: int) 
     cells = await runner.classify(evaluation_id, index)
     for cell in cells:
         await enqueue_score(ctx["redis"], ctx["queue_name"], cell)
-    await runner.store.finish_if_done(evaluation_id)
     return len(cells)
 
 

@@ -43,7 +43,6 @@ class LocalQueue:
         async def job() -> None:
             for cell in await self.runner.classify(evaluation_id, index):
                 await self.score(cell)
-            await self.runner.store.finish_if_done(evaluation_id)
 
         self._spawn(classify_job_id(evaluation_id, index), job)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -76,7 +74,7 @@ class EvaluationRecord:
 
     @property
     def rubric(self) -> Rubric:
-        return _rubric(json.dumps(self.spec["rubric"], sort_keys=True))
+        return Rubric.model_validate(self.spec["rubric"])
 
     @property
     def personas(self) -> list[PinnedPersona]:
@@ -89,12 +87,6 @@ class EvaluationRecord:
                 "classify": self.spec["classify"], "adherence": self.spec["adherence"],
                 "created_at": self.created_at.isoformat(),
                 "finished_at": self.finished_at.isoformat() if self.finished_at else None}
-
-
-@functools.lru_cache(maxsize=256)
-def _rubric(encoded: str) -> Rubric:
-    """Rubrics are read for every cell; each distinct one is validated once."""
-    return Rubric.model_validate_json(encoded)
 
 
 @dataclass(frozen=True, slots=True)

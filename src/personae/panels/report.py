@@ -57,12 +57,17 @@ def aggregates(evaluation: EvaluationRecord, segments: Sequence[SegmentRow],
         own = [c for c in cells if c.persona_id == persona.id]
         per_persona[persona.id] = {
             "name": persona.name, "version": persona.version,
-            **_summary((c.score for c in own if c.status == "done" and c.score is not None),
+            **_summary((score for _, score in _scores(own)),
                        {"failed": sum(c.status == "failed" for c in own),
                         "pending": sum(c.status in ("pending", "running") for c in own)})}
     return {"personas": per_persona,
             "topics": _by_label(cells, {i: t for i, (t, _) in labels.items()}),
             "tones": _by_label(cells, {i: t for i, (_, t) in labels.items()})}
+
+
+def _scores(cells: Iterable[CellRow]) -> list[tuple[str, int]]:
+    """(persona, score) of the cells that were scored; failed cells have none."""
+    return [(c.persona_id, c.score) for c in cells if c.status == "done" and c.score is not None]
 
 
 def _by_label(cells: Sequence[CellRow], label_of: dict[int, str | None]) -> dict[str, Any]:
@@ -73,13 +78,13 @@ def _by_label(cells: Sequence[CellRow], label_of: dict[int, str | None]) -> dict
             groups[label].append(cell)
     found = {}
     for label, members in sorted(groups.items()):
-        scored = [c for c in members if c.status == "done" and c.score is not None]
+        scored = _scores(members)
         by_persona: dict[str, list[int]] = defaultdict(list)
-        for cell in scored:
-            by_persona[cell.persona_id].append(cell.score or 0)
+        for persona_id, score in scored:
+            by_persona[persona_id].append(score)
         found[label] = {
             "segments": len({c.segment_index for c in members}),
-            **_summary((c.score or 0 for c in scored), {}),
+            **_summary((score for _, score in scored), {}),
             "by_persona": {pid: round(fmean(v), 3) for pid, v in sorted(by_persona.items())}}
     return found
 

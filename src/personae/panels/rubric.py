@@ -7,7 +7,6 @@ the model's output and to validate what came back (a model can ignore constraint
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -96,25 +95,21 @@ ADHERENCE_SCHEMA: dict[str, Any] = {
 }
 
 
-_VALIDATORS: dict[str, Draft202012Validator] = {}
+class AnswerSchema:
+    """A JSON schema and its validator, built once: every answer it judges reuses it."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self._validator = Draft202012Validator(schema)
+
+    def errors(self, value: Any) -> list[str]:
+        """Why ``value`` does not match (empty when it does), path first."""
+        found = []
+        for error in sorted(self._validator.iter_errors(value), key=lambda e: list(e.path)):
+            where = "/".join(str(part) for part in error.path)
+            found.append(f"{where}: {error.message}" if where else error.message)
+        return found
 
 
-def _validator(schema: dict[str, Any]) -> Draft202012Validator:
-    """Validators are built once per schema: every answer of an evaluation shares one."""
-    key = json.dumps(schema, sort_keys=True)
-    found = _VALIDATORS.get(key)
-    if found is None:
-        if len(_VALIDATORS) >= 256:
-            _VALIDATORS.clear()
-        found = _VALIDATORS[key] = Draft202012Validator(schema)
-    return found
-
-
-def schema_errors(schema: dict[str, Any], value: Any) -> list[str]:
-    """Why ``value`` does not match ``schema`` (empty when it does), path first."""
-    validator = _validator(schema)
-    found = []
-    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.path)):
-        where = "/".join(str(part) for part in error.path)
-        found.append(f"{where}: {error.message}" if where else error.message)
-    return found
+CLASSIFICATION = AnswerSchema(CLASSIFICATION_SCHEMA)
+ADHERENCE = AnswerSchema(ADHERENCE_SCHEMA)

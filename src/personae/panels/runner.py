@@ -21,12 +21,7 @@ from personae.panels.prompts import (
     scoring_messages,
 )
 from personae.panels.records import EvaluationRecord, SegmentRow
-from personae.panels.rubric import (
-    ADHERENCE_SCHEMA,
-    CLASSIFICATION_SCHEMA,
-    result_schema,
-    schema_errors,
-)
+from personae.panels.rubric import ADHERENCE, CLASSIFICATION, AnswerSchema, Rubric, result_schema
 from personae.panels.store import PanelStore
 from personae.personas.schema import ModelSettings
 from personae.providers.base import ChatMessage, complete
@@ -56,6 +51,15 @@ def classify_job_id(evaluation_id: str, index: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class EvaluationSpec:
+    """What every cell of one evaluation shares, worked out once per process."""
+
+    record: EvaluationRecord
+    rubric: Rubric
+    answer: AnswerSchema
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """A schema-valid answer, or why there is none after every attempt."""
 
@@ -71,7 +75,7 @@ class PanelRunner:
         self.versions = versions
         self.providers = providers
         self.max_attempts = max_attempts
-        self._specs: dict[str, EvaluationRecord] = {}
+        self._specs: dict[str, EvaluationSpec] = {}
 
     async def classify(self, evaluation_id: str, index: int) -> list[CellJob]:
         """Label the segment, then hand back its cells, which are now ready to score."""
@@ -80,15 +84,17 @@ class PanelRunner:
         if evaluation is None or segment is None or evaluation.status != "running":
             return []
         if segment.status == "pending":
-            answer = await self._ask(classification_messages(segment), CLASSIFICATION_SCHEMA,
-                                     None)
+            answer = await self._ask(classification_messages(segment), CLASSIFICATION, None)
             value = answer.value or {}
             await self.store.classified(evaluation_id, index, topic=value.get("topic"),
                                         tone=value.get("tone"), error=answer.error,
                                         attempts=answer.attempts)
-        return [CellJob(evaluation_id, index, cell.persona_id, cell.persona_version)
-                for cell in await self.store.cells(evaluation_id, index)
-                if cell.status in ("pending", "running")]
+        cells = [CellJob(evaluation_id, index, cell.persona_id, cell.persona_version)
+                 for cell in await self.store.cells(evaluation_id, index)
+                 if cell.status in ("pending", "running")]
+        if not cells:  # its cells were all finished already (a replayed job)
+            await self.store.finish_if_done(evaluation_id)
+        return cells
 
     async def score(self, job: CellJob) -> str:
         """Score one cell and store its one result; returns the cell's final status."""
@@ -96,33 +102,34 @@ class PanelRunner:
                                               job.persona_id)
         if segment is None:
             return "skipped"  # finished already (a replayed job), or cancelled
-        evaluation = await self._evaluation(job.evaluation_id)
-        if evaluation is None:
+        spec = await self._spec(job.evaluation_id)
+        if spec is None:
             return "gone"
-        return await self._score(evaluation, segment, job)
+        return await self._score(spec, segment, job)
 
-    async def _evaluation(self, evaluation_id: str) -> EvaluationRecord | None:
-        """The evaluation's frozen spec (rubric, options), read once per process."""
+    async def _spec(self, evaluation_id: str) -> EvaluationSpec | None:
+        """The evaluation's frozen spec (rubric, answer schema), read once per process."""
         found = self._specs.get(evaluation_id)
         if found is None:
-            found = await self.store.evaluation(evaluation_id)
-            if found is not None:
-                self._specs[evaluation_id] = found
-                while len(self._specs) > SPEC_CACHE:
-                    self._specs.pop(next(iter(self._specs)))
+            record = await self.store.evaluation(evaluation_id)
+            if record is None:
+                return None
+            rubric = record.rubric
+            found = EvaluationSpec(record, rubric, AnswerSchema(result_schema(rubric)))
+            self._specs[evaluation_id] = found
+            while len(self._specs) > SPEC_CACHE:
+                self._specs.pop(next(iter(self._specs)))
         return found
 
-    async def _score(self, evaluation: EvaluationRecord, segment: SegmentRow,
-                     job: CellJob) -> str:
+    async def _score(self, spec: EvaluationSpec, segment: SegmentRow, job: CellJob) -> str:
         key = (job.evaluation_id, job.segment_index, job.persona_id)
         try:
             prepared = await self.versions.get(job.persona_id, job.persona_version)
         except PersonaeError as exc:
             await self.store.save_cell(*key, status="failed", attempts=0, error=exc.message)
             return "failed"
-        rubric = evaluation.rubric
-        answer = await self._ask(scoring_messages(prepared.system_prompt, rubric, segment),
-                                 result_schema(rubric), prepared.definition.model)
+        answer = await self._ask(scoring_messages(prepared.system_prompt, spec.rubric, segment),
+                                 spec.answer, prepared.definition.model)
         if answer.value is None:
             await self.store.save_cell(*key, status="failed", attempts=answer.attempts,
                                        error=answer.error)
@@ -130,7 +137,7 @@ class PanelRunner:
         value = dict(answer.value)
         score, opinion = value.pop("score"), value.pop("opinion")
         adherence = None
-        if evaluation.spec.get("adherence"):
+        if spec.record.spec.get("adherence"):
             adherence = await self._adherence(prepared.system_prompt, opinion,
                                               prepared.definition.model)
         await self.store.save_cell(*key, status="done", attempts=answer.attempts, score=score,
@@ -140,17 +147,16 @@ class PanelRunner:
     async def _adherence(self, persona_prompt: str, opinion: str,
                          model: ModelSettings | None) -> dict[str, Any]:
         """The in-character check, or its failure: recorded either way, never guessed."""
-        answer = await self._ask(adherence_messages(persona_prompt, opinion),
-                                 ADHERENCE_SCHEMA, model)
+        answer = await self._ask(adherence_messages(persona_prompt, opinion), ADHERENCE, model)
         if answer.value is None:
             return {"status": "failed", "error": answer.error, "attempts": answer.attempts}
         return {"status": "done", **answer.value}
 
-    async def _ask(self, messages: list[ChatMessage], schema: dict[str, Any],
+    async def _ask(self, messages: list[ChatMessage], schema: AnswerSchema,
                    model: ModelSettings | None) -> Answer:
         """Ask for JSON matching ``schema``; retry invalid answers, up to the limit."""
         llm, settings = self.providers.resolve(model)
-        settings = replace(settings, json_schema=schema, stream=False)
+        settings = replace(settings, json_schema=schema.schema, stream=False)
         error = "no attempt made"
         for attempt in range(1, self.max_attempts + 1):
             try:
@@ -164,13 +170,13 @@ class PanelRunner:
         return Answer(None, self.max_attempts, error)
 
 
-def parse_answer(text: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+def parse_answer(text: str, schema: AnswerSchema) -> tuple[dict[str, Any] | None, str]:
     """The answer as JSON if it matches ``schema``, else ``None`` and the reason."""
     try:
         value = json.loads(text)
     except ValueError as exc:
         return None, f"the model's answer is not JSON ({exc.msg}): {text[:200]!r}"
-    problems = schema_errors(schema, value)
+    problems = schema.errors(value)
     if problems:
         return None, "the model's answer does not match the schema: " + "; ".join(problems[:5])
     return value, ""

@@ -118,9 +118,10 @@ class PanelService:
                        request: EvaluationRequest) -> EvaluationRecord:
         """Create an evaluation and enqueue its jobs; returns at once."""
         spec, panel_id = await self._spec(principal, request)
-        parts = parse_content(request.content, request.content_format, rule=request.split,
+        content_format = (request.content_format
+                          or detect_format(request.content, request.filename))
+        parts = parse_content(request.content, content_format, rule=request.split,
                               language=request.language, filename=request.filename)
-        content_format = request.content_format or _detected(request)
         count = f"{len(parts)} segment" + ("s" if len(parts) != 1 else "")
         title = (request.title or request.filename or count)[:200]
         evaluation = await self.store.create_evaluation(
@@ -249,7 +250,3 @@ class PanelService:
 
 def _choose(asked: bool | None, default: bool) -> bool:
     return default if asked is None else asked
-
-
-def _detected(request: EvaluationRequest) -> ContentFormat:
-    return detect_format(request.content, request.filename)

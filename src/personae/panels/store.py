@@ -12,16 +12,15 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from personae.db.tables import aware, evaluations, panels, utcnow
 from personae.db.tables import evaluation_scores as scores
 from personae.db.tables import evaluation_segments as segments
-from personae.db.tables import evaluations, panels, utcnow
 from personae.errors import Conflict
 from personae.panels.content import Segment
 from personae.panels.records import (
@@ -37,25 +36,20 @@ from personae.panels.records import (
 INSERT_CHUNK = 500
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
 def _panel(row: sa.RowMapping) -> PanelRecord:
     return PanelRecord(row["id"], row["owner_id"], PanelSpec.model_validate(row["definition"]),
-                       _aware(row["created_at"]), _aware(row["updated_at"]))
+                       aware(row["created_at"]), aware(row["updated_at"]))
 
 
 def _evaluation(row: sa.RowMapping) -> EvaluationRecord:
+    finished = row["finished_at"]
     return EvaluationRecord(row["id"], row["owner_id"], row["panel_id"], row["title"],
                             row["status"], row["content_format"], row["spec"],
-                            _aware(row["created_at"]), _aware(row["finished_at"]))
+                            aware(row["created_at"]), aware(finished) if finished else None)
 
 
 def _segment(row: sa.RowMapping) -> SegmentRow:

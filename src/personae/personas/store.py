@@ -8,7 +8,7 @@ overwriting), and records a change for other processes' caches.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,7 +16,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from personae.db.engine import is_sqlite
-from personae.db.tables import change_log, persona_tags, persona_versions, personas, utcnow
+from personae.db.tables import (
+    aware,
+    change_log,
+    persona_tags,
+    persona_versions,
+    personas,
+    utcnow,
+)
 from personae.errors import Conflict, NotFound, VersionConflict
 from personae.personas.records import (
     ListQuery,
@@ -31,10 +38,6 @@ from personae.personas.schema import PersonaDefinition, Status, Visibility
 
 NOTIFY_CHANNEL = "personae_changes"
 ALL_PERSONAS = "*"
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _search_text(definition: PersonaDefinition) -> str:
@@ -96,8 +99,8 @@ class PersonaStore:
             id=row["id"], owner_id=row["owner_id"], visibility=Visibility(row["visibility"]),
             status=Status(row["status"]), version=row["current_version"],
             definition=PersonaDefinition.model_validate(row["definition"]),
-            definition_hash=row["definition_hash"], created_at=_aware(row["created_at"]),
-            updated_at=_aware(row["updated_at"]),
+            definition_hash=row["definition_hash"], created_at=aware(row["created_at"]),
+            updated_at=aware(row["updated_at"]),
         )
 
     async def list(self, query: ListQuery) -> Page:
@@ -117,7 +120,7 @@ class PersonaStore:
                 language=r["language"], status=Status(r["status"]),
                 visibility=Visibility(r["visibility"]), owner_id=r["owner_id"],
                 version=r["current_version"], tags=tags.get(r["id"], []),
-                updated_at=_aware(r["updated_at"]),
+                updated_at=aware(r["updated_at"]),
             )
             for r in rows
         ]
@@ -181,7 +184,7 @@ class PersonaStore:
             persona_id=row["persona_id"], number=row["number"],
             definition=PersonaDefinition.model_validate(row["definition"]),
             definition_hash=row["definition_hash"], author=row["author"], note=row["note"],
-            created_at=_aware(row["created_at"]),
+            created_at=aware(row["created_at"]),
         )
 
     async def source_states(self) -> dict[str, SourceState]:
