@@ -8,7 +8,8 @@
 #  3. starts a throwaway Redis server (redis-server as a child of this script, in a
 #     temp dir, free port on 127.0.0.1, no persistence) and exports
 #     PERSONAE_TEST_REDIS_URL and PERSONAE_REQUIRE_REDIS=1 so the redis tests run;
-#  4. runs `ruff check .` and then pytest with the given arguments.
+#  4. runs `ruff check .`, `mypy` (strict, src/personae) and then pytest with the given
+#     arguments.
 # The servers are stopped and their directories removed on exit, failure or Ctrl-C.
 # The exit status is pytest's (or the first failing setup step's).
 #
@@ -386,6 +387,8 @@ fi
 
 log "ruff check ."
 "$VENV/bin/ruff" check .
+log "mypy (strict, src/personae)"
+"$VENV/bin/mypy"
 
 log "pytest $*"
 status=0

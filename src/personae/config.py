@@ -14,7 +14,12 @@ from typing import Literal
 
 from platformdirs import user_data_dir
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, YamlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 
 def default_data_dir() -> Path:
@@ -31,9 +36,14 @@ def is_loopback_host(host: str) -> bool:
 
 
 class ProviderConfig(BaseModel):
-    """One configured model provider (``PERSONAE_PROVIDERS`` is a JSON object of these)."""
+    """One configured model provider (``PERSONAE_PROVIDERS`` is a JSON object of these).
 
-    kind: Literal["embedded", "openai"]
+    ``kind`` names a factory in the ``personae.providers`` entry-point group (built in:
+    ``embedded``, ``openai``, ``scripted``); it is looked up when the provider is first
+    built, so a kind from a package installed later needs no change here.
+    """
+
+    kind: str = Field(min_length=1)
     base_url: str | None = None
     api_key: SecretStr | None = None
     model: str | None = None
@@ -112,8 +122,12 @@ class Settings(BaseSettings):
         return self.anonymous_loopback and is_loopback_host(self.host)
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
-                                   dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def]
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init arguments, then the environment, then the PERSONAE_CONFIG file."""
         config_file = os.environ.get("PERSONAE_CONFIG")
         sources = [init_settings, env_settings]
         if config_file:

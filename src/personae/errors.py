@@ -13,6 +13,8 @@ Adapters (API, CLI) map these to status codes and exit codes in one place::
     │   └── TurnInProgress        409  turn_in_progress   (one turn at a time per session)
     ├── PreconditionRequired      428  precondition_required
     ├── QueueUnavailable          503  queue_unavailable  (the job queue cannot be reached)
+    ├── DatabaseUnavailable       503  database_unavailable (the database cannot be reached)
+    ├── DatabaseError             500  database_error     (the database refused a statement)
     └── ProviderError             502  provider_error     (names the provider and the cause)
         ├── ProviderUnavailable   503  provider_unavailable  (circuit open, not configured)
         └── ProviderTimeout       504  provider_timeout
@@ -20,8 +22,29 @@ Adapters (API, CLI) map these to status codes and exit codes in one place::
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+from sqlalchemy import exc as sa_exc
+
+# The error code for an HTTP status raised outside this tree (routing, body limits).
+STATUS_CODES: dict[int, str] = {
+    400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "too_large",
+    415: "unsupported_media_type", 422: "validation_error", 428: "precondition_required",
+    429: "rate_limited", 500: "internal_error", 502: "provider_error",
+    503: "unavailable", 504: "timeout"}
+
+
+def code_for_status(status: int) -> str:
+    return STATUS_CODES.get(status, "http_error")
+
+
+def error_envelope(code: str, message: str,
+                   details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one error body every adapter sends: ``{"error": {code, message, details}}``."""
+    return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
 @dataclass(frozen=True)
@@ -47,7 +70,7 @@ class PersonaeError(Exception):
         self.details: dict[str, Any] = details or {}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+        return error_envelope(self.code, self.message, self.details)
 
 
 class InvalidInput(PersonaeError):
@@ -55,6 +78,11 @@ class InvalidInput(PersonaeError):
 
     code = "invalid_input"
     status = 400
+
+
+def invalid_param(param: str, problem: str) -> InvalidInput:
+    """A 400 that names the field, also as ``param`` (OpenAI clients show it)."""
+    return InvalidInput(f"{param}: {problem}", {"param": param})
 
 
 class ValidationFailed(InvalidInput):
@@ -125,6 +153,33 @@ class QueueUnavailable(PersonaeError):
 
     code = "queue_unavailable"
     status = 503
+
+
+class DatabaseUnavailable(PersonaeError):
+    code = "database_unavailable"
+    status = 503
+
+
+class DatabaseError(PersonaeError):
+    code = "database_error"
+    status = 500
+
+
+def from_infrastructure(exc: BaseException) -> PersonaeError | None:
+    """The tree's error for a database or Redis failure that reached an edge, else None.
+
+    The one place that knows those libraries' exceptions; messages carry the driver's
+    reason, never a URL (which could hold a password) or statement parameters.
+    """
+    if isinstance(exc, sa_exc.SQLAlchemyError):
+        reason = getattr(exc, "orig", None) or type(exc).__name__
+        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+            return DatabaseUnavailable(f"the database is unavailable: {reason}")
+        return DatabaseError(f"database: {reason}")
+    redis_errors = sys.modules.get("redis.exceptions")  # optional: only if Redis is in use
+    if redis_errors is not None and isinstance(exc, redis_errors.RedisError):
+        return QueueUnavailable(f"redis: {exc}")
+    return None
 
 
 class ProviderError(PersonaeError):

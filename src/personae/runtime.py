@@ -12,17 +12,20 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from personae.auth.service import Authenticator
+from personae.auth.service import Authenticator, UserService
 from personae.auth.store import UserStore
 from personae.config import Settings
 from personae.conversations.engine import ConversationService
+from personae.conversations.gateway import ChatGateway
 from personae.conversations.store import ConversationStore
-from personae.db.engine import make_engine, migrate
+from personae.db.engine import current_revision, make_engine, migrate, safe_url
+from personae.errors import DatabaseUnavailable, from_infrastructure
 from personae.panels.queue import JobQueue, LocalQueue
 from personae.panels.runner import PanelRunner
 from personae.panels.service import PanelService
 from personae.panels.store import PanelStore
-from personae.personas.files import SyncReport, sync_folder
+from personae.personas.files import SyncReport
+from personae.personas.prepared import PreparedPersonas
 from personae.personas.registry import PersonaRegistry
 from personae.personas.service import PersonaService
 from personae.personas.store import PersonaStore
@@ -40,10 +43,12 @@ class Runtime:
     store: PersonaStore
     registry: PersonaRegistry
     personas: PersonaService
-    users: UserStore
+    users: UserService
     auth: Authenticator
     providers: ProviderRegistry
+    prepared: PreparedPersonas
     conversations: ConversationService
+    gateway: ChatGateway
     panel_runner: PanelRunner
     panels: PanelService
 
@@ -53,25 +58,27 @@ class Runtime:
         if settings.database_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.resolved_database_url, settings.database_pool_size)
-        if settings.migrate_on_start:
-            await migrate(engine)
+        await _connect(engine, settings)
         store = PersonaStore(engine)
         registry = PersonaRegistry(store, ttl_seconds=settings.cache_ttl_seconds,
                                    max_entries=settings.cache_max_entries,
                                    poll_seconds=settings.change_poll_seconds)
         if watch:
             await registry.start()
-        users = UserStore(engine)
+        user_store = UserStore(engine)
+        auth = Authenticator(user_store)
         personas = PersonaService(store, registry)
         providers = ProviderRegistry(settings)
+        prepared = PreparedPersonas(personas)
         conversations = ConversationService(
-            ConversationStore(engine), personas, providers,
+            ConversationStore(engine), prepared, providers,
             max_turns_in_flight=settings.max_turns_in_flight)
-        runner = PanelRunner(PanelStore(engine), conversations.versions, providers,
+        gateway = ChatGateway(personas, prepared, providers, conversations)
+        runner = PanelRunner(PanelStore(engine), prepared, providers,
                              max_attempts=settings.panel_max_attempts)
-        panels = PanelService(runner.store, personas, _panel_queue(settings, runner))
-        return cls(settings, engine, store, registry, personas, users, Authenticator(users),
-                   providers, conversations, runner, panels)
+        panels = PanelService(runner.store, prepared, _panel_queue(settings, runner))
+        return cls(settings, engine, store, registry, personas, UserService(user_store, auth),
+                   auth, providers, prepared, conversations, gateway, runner, panels)
 
     async def close(self) -> None:
         await self.panels.queue.close()
@@ -80,9 +87,32 @@ class Runtime:
         await self.engine.dispose()
 
     async def load_samples(self, author: str = "personae") -> SyncReport:
-        report = await sync_folder(self.store, samples_folder(), author=author)
-        self.registry.invalidate()
-        return report
+        return await self.personas.seed(samples_folder(), author)
+
+    async def migrate(self) -> None:
+        """Bring the database schema up to date (idempotent)."""
+        await migrate(self.engine)
+
+    async def schema_revision(self) -> str | None:
+        return await current_revision(self.engine)
+
+
+
+async def _connect(engine: AsyncEngine, settings: Settings) -> None:
+    """Connect (and migrate, if configured) now, so a wrong URL or a database that is
+    down fails at start with the database's own reason and its (password-free) URL."""
+    try:
+        async with engine.connect():
+            pass
+        if settings.migrate_on_start:
+            await migrate(engine)
+    except Exception as exc:
+        await engine.dispose()
+        if not isinstance(exc, OSError) and from_infrastructure(exc) is None:
+            raise
+        reason = getattr(exc, "orig", None) or exc
+        raise DatabaseUnavailable(f"cannot open the database "
+                                  f"{safe_url(settings.resolved_database_url)}: {reason}") from exc
 
 
 def _panel_queue(settings: Settings, runner: PanelRunner) -> JobQueue:

@@ -1,26 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from personae.api.app import create_app
-from personae.auth.principal import Role
 from personae.config import Settings
-from personae.runtime import Runtime
-
-
-@dataclass
-class Api:
-    client: httpx.AsyncClient
-    keys: dict[str, str]
-    runtime: Runtime
-
-    def as_(self, name: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.keys[name]}"}
+from tests.support.api import Api, serve_app
+from tests.support.panel_api import PanelApi, serve_panels
 
 
 @pytest.fixture
@@ -31,14 +18,8 @@ async def api(database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
         yield harness
 
 
-async def serve_app(settings: Settings) -> AsyncIterator[Api]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        users = app.state.runtime.users
-        keys = {}
-        for name, role in [("admin", Role.admin), ("alice", Role.member), ("bob", Role.member)]:
-            await users.create_user(name, role)
-            keys[name], _ = await users.create_key(name)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://personae") as client:
-            yield Api(client, keys, app.state.runtime)
+@pytest.fixture
+async def papi(database_url: str, tmp_path: Path) -> AsyncIterator[PanelApi]:
+    """The app with the samples loaded, its provider a steerable fake model server."""
+    async for harness in serve_panels(database_url, tmp_path):
+        yield harness

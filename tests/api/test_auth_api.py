@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import Api
+from tests.support.api import Api
 
 
 async def test_requests_without_a_valid_key_are_refused(api: Api) -> None:

@@ -18,7 +18,7 @@ from personae.api.routes import evaluations as routes
 from personae.errors import ValidationFailed
 from personae.panels.report import CSV_COLUMNS
 from personae.panels.service import parse_rubric
-from tests.api.panels_support import (
+from tests.support.panel_api import (
     ADVERTISER,
     GENZ,
     SRT,
@@ -28,12 +28,6 @@ from tests.api.panels_support import (
     serve_panels,
     sse_events,
 )
-
-
-@pytest.fixture
-async def papi(database_url: str, tmp_path: Path) -> AsyncIterator[PanelApi]:
-    async for harness in serve_panels(database_url, tmp_path):
-        yield harness
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from personae.auth.principal import Role
 from personae.personas.prompt import build_system_prompt
 from personae.personas.schema import PersonaDefinition
 from personae.providers.fake import FakeOpenAIServer
-from tests.conversations.conftest import MOHIT, TINA, chat_settings
+from tests.support.chat import chat_settings
+from tests.support.personas import MOHIT, TINA
 
 BASE = "http://personae"
 WARM = {"id": "warm", "name": "Warm Coach", "system_prompt": "Be encouraging.",

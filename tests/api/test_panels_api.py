@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.api.panels_support import ADVERTISER, GENZ, PanelApi, serve_panels
-
-
-@pytest.fixture
-async def papi(database_url: str, tmp_path: Path) -> AsyncIterator[PanelApi]:
-    async for harness in serve_panels(database_url, tmp_path):
-        yield harness
+from tests.support.panel_api import ADVERTISER, GENZ, PanelApi
 
 
 def _paths(response: Any) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import Api
+from tests.support.api import Api
 
 TINA = {"id": "tina", "name": "Tina Kulkarni", "language": "hi", "greeting": "नमस्ते",
         "pricing_model": {"per_minute": "INR 30"}}

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from personae.providers.fake import FakeOpenAIServer
-from tests.api.conftest import Api, serve_app
-from tests.conversations.conftest import MOHIT, TINA, chat_settings
+from tests.support.api import Api, serve_app
+from tests.support.chat import chat_settings
+from tests.support.personas import MOHIT, TINA
 
 
 @pytest.fixture

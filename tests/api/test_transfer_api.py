@@ -8,7 +8,7 @@ import json
 import yaml
 
 from personae.personas.cards import card_v2_from_persona, import_card
-from tests.api.conftest import Api
+from tests.support.api import Api
 
 V2_CARD = {
     "spec": "chara_card_v2", "spec_version": "2.0",

@@ -25,7 +25,6 @@ from personae.providers.base import (
     GenerationSettings,
     StreamEvent,
     TextDelta,
-    complete,
 )
 from personae.providers.llama_cpp import (
     EmbeddedLLM,
@@ -33,6 +32,7 @@ from personae.providers.llama_cpp import (
     bundled_model_path,
     import_llama_cpp,
 )
+from personae.providers.streams import complete
 
 pytestmark = pytest.mark.slow
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from personae.cli.worker import build_worker
 from personae.config import Settings
-from personae.panels.arq_queue import build_worker
 from personae.panels.runner import CellJob
 from personae.panels.service import EvaluationRequest
 from personae.providers.fake import FakeOpenAIServer
 from personae.runtime import Runtime
-from tests.panels.conftest import TEXT, panel_answer, panel_settings, seeded
+from tests.support.panels import TEXT, panel_answer, panel_settings, seeded
 
 LONG_TEXT = " ".join(f"Point number {n} is made here." for n in range(24))  # 8 segments
 

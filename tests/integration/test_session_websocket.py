@@ -14,7 +14,7 @@ from personae.auth.principal import Role
 from personae.config import Settings
 from personae.providers.fake import FakeOpenAIServer
 from personae.runtime import Runtime
-from tests.conversations.conftest import MOHIT, TINA
+from tests.support.personas import MOHIT, TINA
 from tests.support.servers import api_server
 
 pytestmark = pytest.mark.slow
@@ -42,6 +42,23 @@ async def _until_done(ws) -> list[dict]:
         events.append(event)
         if event["type"] in {"done", "error"}:
             return events
+
+
+async def _interrupt_a_long_reply(ws) -> None:
+    """Barge-in: the reply stops at once and its partial text is kept, interrupted."""
+    while json.loads(await ws.recv())["type"] != "message":  # the switch's note, greeting
+        pass
+    long = " ".join(f"w{i}" for i in range(150))
+    await ws.send(json.dumps({"type": "message", "content": long}))
+    seen = []
+    while len([e for e in seen if e["type"] == "delta"]) < 3:
+        seen.append(json.loads(await ws.recv()))
+    await ws.send(json.dumps({"type": "interrupt"}))
+    while seen[-1]["type"] != "interrupted":
+        seen.append(json.loads(await ws.recv()))
+    assert "done" not in [e["type"] for e in seen]
+    stopped = seen[-1]["message"]
+    assert stopped["status"] == "interrupted" and 0 < len(stopped["content"]) < len(long)
 
 
 async def test_websocket_turns_switch_and_isolation(database_url: str, tmp_path: Path) -> None:
@@ -73,6 +90,7 @@ async def test_websocket_turns_switch_and_isolation(database_url: str, tmp_path:
                 switched = json.loads(await ws.recv())
                 assert switched["type"] == "persona_switched"
                 assert switched["voice"]["voice_id"] == "onyx"
+                await _interrupt_a_long_reply(ws)
             with pytest.raises(ConnectionClosed) as closed:
                 async with connect(f"{ws_url}?api_key={bob}") as ws:
                     await ws.recv()

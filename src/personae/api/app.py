@@ -26,7 +26,7 @@ async def _expire_idle_sessions(runtime: Runtime) -> None:
     idle = timedelta(seconds=runtime.settings.session_idle_seconds)
     while True:
         try:
-            await runtime.conversations.store.expire_idle(idle)
+            await runtime.conversations.expire_idle(idle)
         except Exception:  # the database may be briefly away; try again next round
             log.warning("expiring idle sessions failed", exc_info=True)
         await asyncio.sleep(min(60.0, runtime.settings.session_idle_seconds / 2))

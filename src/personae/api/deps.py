@@ -19,8 +19,14 @@ from personae.personas.service import PersonaService
 from personae.runtime import Runtime
 
 
+def runtime_of(connection: HTTPConnection) -> Runtime:
+    """The runtime the app's lifespan opened (one per process)."""
+    runtime: Runtime = connection.app.state.runtime
+    return runtime
+
+
 async def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+    return runtime_of(request)
 
 
 def _token(request: HTTPConnection) -> str | None:
@@ -45,23 +51,24 @@ async def websocket_principal(websocket: WebSocket) -> Principal:
 
 
 async def principal_for(request: HTTPConnection, token: str | None) -> Principal:
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     if token:
         return await runtime.auth.authenticate(token)
     client = request.client.host if request.client else ""
     if runtime.settings.keyless_allowed and is_loopback_host(client):
-        return request.app.state.local_admin
+        local_admin: Principal = request.app.state.local_admin
+        return local_admin
     raise AuthenticationRequired(
         "an API key is required: send 'Authorization: Bearer <key>' "
         "(create one with `personae keys create USER`)")
 
 
 async def get_persona_service(request: Request) -> PersonaService:
-    return request.app.state.runtime.personas
+    return runtime_of(request).personas
 
 
 async def get_conversations(request: Request) -> ConversationService:
-    return request.app.state.runtime.conversations
+    return runtime_of(request).conversations
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from personae.errors import PersonaeError
+from personae.errors import PersonaeError, code_for_status, error_envelope, from_infrastructure
 from personae.personas.validation import describe, format_path
 
 log = logging.getLogger(__name__)
 
-_HTTP_CODES = {400: "invalid_input", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 409: "conflict", 413: "too_large",
-               415: "unsupported_media_type", 422: "validation_error", 428: "precondition_required"}
-
-
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
+error_body = error_envelope  # the name routes have used
 
 
 async def _personae_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -39,7 +32,7 @@ async def _request_validation(_request: Request, exc: Exception) -> JSONResponse
         loc = tuple(error.get("loc", ()))
         if loc and loc[0] in {"body", "query", "path", "header"}:
             loc = loc[1:] if loc[0] == "body" else loc
-        issues.append({"path": format_path(loc), "message": describe(error)})  # type: ignore[arg-type]
+        issues.append({"path": format_path(loc), "message": describe(error)})
     message = "; ".join(f"{i['path']}: {i['message']}" if i["path"] else i["message"]
                         for i in issues[:5])
     return JSONResponse(error_body("validation_error", message, {"errors": issues}), 422)
@@ -47,11 +40,14 @@ async def _request_validation(_request: Request, exc: Exception) -> JSONResponse
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+    return JSONResponse(error_body(code_for_status(exc.status_code), str(exc.detail)),
+                        exc.status_code, headers=exc.headers)
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    mapped = from_infrastructure(exc)
+    if mapped is not None:
+        return await _personae_error(request, mapped)
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse(error_body("internal_error", "internal server error; see server log"),
                         500)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from personae.auth.principal import Principal, Role
+from personae.auth.records import ApiKey, User
 from personae.db.tables import api_keys, users, utcnow
 from personae.errors import Conflict, NotFound
 
@@ -25,25 +24,6 @@ KEY_PREFIX = "pk_"
 
 def hash_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: str
-    name: str
-    role: Role
-    created_at: datetime
-    disabled: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    id: str
-    user_id: str
-    name: str
-    prefix: str
-    created_at: datetime
-    revoked: bool
 
 
 class UserStore:

@@ -7,19 +7,14 @@ reports the schema as it really is instead of upgrading it first.
 from __future__ import annotations
 
 import typer
-from alembic.script import ScriptDirectory
 
 from personae.cli import output
 from personae.cli.session import in_runtime, settings_for
 from personae.config import Settings
-from personae.db.engine import alembic_config, current_revision, migrate
+from personae.db.engine import head_revision, safe_url
 from personae.runtime import Runtime
 
 app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
-
-
-def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def _unmigrated(ctx: typer.Context) -> Settings:
@@ -32,12 +27,12 @@ def upgrade(ctx: typer.Context) -> None:
     settings = _unmigrated(ctx)
 
     async def work(runtime: Runtime) -> tuple[str | None, str | None]:
-        before = await current_revision(runtime.engine)
-        await migrate(runtime.engine)
-        return before, await current_revision(runtime.engine)
+        before = await runtime.schema_revision()
+        await runtime.migrate()
+        return before, await runtime.schema_revision()
 
     before, after = in_runtime(ctx, work, settings=settings)
-    output.say(f"Database: {output.safe_url(settings.resolved_database_url)}")
+    output.say(f"Database: {safe_url(settings.resolved_database_url)}")
     if before == after:
         output.say(f"Already up to date (schema {after}).")
     else:
@@ -53,14 +48,14 @@ def current(
     settings = _unmigrated(ctx)
 
     async def work(runtime: Runtime) -> str | None:
-        return await current_revision(runtime.engine)
+        return await runtime.schema_revision()
 
     revision, head = in_runtime(ctx, work, settings=settings), head_revision()
     if as_json:
-        output.emit_json({"database_url": output.safe_url(settings.resolved_database_url),
+        output.emit_json({"database_url": safe_url(settings.resolved_database_url),
                           "current": revision, "head": head, "up_to_date": revision == head})
         return
-    output.say(f"Database: {output.safe_url(settings.resolved_database_url)}")
+    output.say(f"Database: {safe_url(settings.resolved_database_url)}")
     output.say(f"Current:  {revision or 'none (empty database)'}")
     output.say(f"Latest:   {head}")
     if revision != head:

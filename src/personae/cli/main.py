@@ -9,16 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
 from personae import __version__
 from personae.cli import chat, db, output, panels, personas, serve, users, worker
 from personae.cli.session import CliState, in_runtime, settings_for
-from personae.db.engine import current_revision, migrate
-from personae.errors import PersonaeError
+from personae.db.engine import safe_url
+from personae.errors import PersonaeError, from_infrastructure
 from personae.personas.files import SyncReport
 from personae.runtime import Runtime
 
@@ -28,16 +26,19 @@ EPILOG = "Exit status: 0 success, 1 error (reported as 'error: ...'), 2 usage er
 class PersonaeGroup(TyperGroup):
     """Root group that turns expected failures into one-line errors, not tracebacks."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # click's Context, or the one typer vendors
         try:
             return super().invoke(ctx)
         except PersonaeError as exc:
             output.report_error(exc)
-        except SQLAlchemyError as exc:
-            output.error(f"database: {getattr(exc, 'orig', None) or exc}")
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             output.error(f"{where}{exc.strerror or exc}")
+        except Exception as exc:
+            mapped = from_infrastructure(exc)
+            if mapped is None:
+                raise
+            output.report_error(mapped)
         raise typer.Exit(1)
 
 
@@ -95,14 +96,14 @@ def init(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     async def work(runtime: Runtime) -> tuple[str | None, SyncReport | None]:
-        await migrate(runtime.engine)
+        await runtime.migrate()
         report = None if no_samples else await runtime.load_samples()
-        return await current_revision(runtime.engine), report
+        return await runtime.schema_revision(), report
 
     revision, report = in_runtime(
         ctx, work, settings=settings.model_copy(update={"migrate_on_start": False}))
     output.say(f"Data folder: {settings.data_dir}")
-    output.say(f"Database:    {output.safe_url(settings.resolved_database_url)} "
+    output.say(f"Database:    {safe_url(settings.resolved_database_url)} "
                f"(schema {revision})")
     if report is not None:
         output.say(f"Samples:     {len(report.created)} created, {len(report.updated)} "

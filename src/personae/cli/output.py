@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.syntax import Syntax
@@ -76,14 +75,6 @@ def _validation_source(exc: ValidationFailed) -> str:
     first = str(exc.issues[0])
     index = exc.message.find(first)
     return exc.message[:index] if index > 0 else ""
-
-
-def safe_url(url: str) -> str:
-    """A database URL fit to print: the password replaced by ``***``."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
 
 
 def when(moment: datetime) -> str:

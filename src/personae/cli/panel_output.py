@@ -53,7 +53,8 @@ def label(segment: dict[str, Any]) -> str:
 def card_text(card: dict[str, Any]) -> str:
     if card["status"] == "done" and card.get("score") is not None:
         return str(card["score"])
-    return CARD_LABELS.get(card["status"], card["status"])
+    status = str(card["status"])
+    return CARD_LABELS.get(status, status)
 
 
 def segment_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from personae.auth.principal import Principal
 from personae.cli import output, panel_output
-from personae.cli.session import as_admin, read_input, settings_for
+from personae.cli.session import as_admin, read_input
 from personae.errors import InvalidInput, PersonaeError, ValidationFailed
 from personae.panels.queue import LocalQueue
 from personae.panels.records import Progress
@@ -28,14 +28,6 @@ from personae.runtime import Runtime
 POLL_SECONDS = 0.25
 T = TypeVar("T")
 Work = Callable[[Runtime, Principal], Awaitable[T]]
-
-
-def _redis_errors() -> tuple[type[Exception], ...]:
-    try:
-        from redis.exceptions import RedisError
-    except ImportError:  # the redis extra is not installed
-        return ()
-    return (RedisError,)
 
 
 def call(ctx: typer.Context, work: Work[T], subject: str = "input") -> T:
@@ -52,9 +44,6 @@ def call(ctx: typer.Context, work: Work[T], subject: str = "input") -> T:
             raise
         raise PersonaeError("PERSONAE_QUEUE=arq needs the redis extra: "
                             "pip install 'personae[redis]'") from None
-    except _redis_errors() as exc:
-        url = output.safe_url(settings_for(ctx).redis_url or "")
-        raise PersonaeError(f"redis ({url}): {exc}") from None
 
 
 def note(message: str) -> None:
@@ -146,7 +135,7 @@ async def follow(runtime: Runtime, principal: Principal, evaluation_id: str) -> 
 
 async def _stalled(runtime: Runtime, principal: Principal, evaluation_id: str) -> Progress:
     """No local job is left: the evaluation is done, or work was lost (a job died)."""
-    await runtime.panels.store.finish_if_done(evaluation_id)
+    await runtime.panels.settle(principal, evaluation_id)
     progress = await runtime.panels.progress(principal, evaluation_id)
     if progress.status == "running":
         open_cells = progress.total - progress.finished

@@ -239,7 +239,7 @@ def list_evaluations(
     async def work(runtime: Runtime,
                    principal: Principal) -> list[tuple[EvaluationRecord, Progress | None]]:
         found, _ = await runtime.panels.evaluations(principal, limit=limit, status=status)
-        return [(e, await runtime.panels.store.progress(e.id)) for e in found]
+        return [(e, await runtime.panels.progress(principal, e.id)) for e in found]
 
     found = call(ctx, work)
     if as_json:

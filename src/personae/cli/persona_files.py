@@ -22,7 +22,6 @@ from personae.personas.files import (
     discover,
     parse_document,
     personas_in,
-    sync_folder,
     write_files,
 )
 from personae.personas.records import PersonaRecord
@@ -122,11 +121,8 @@ def sync(
 
     async def work(runtime: Runtime, principal: Principal) -> SyncReport:
         owner_id = await user_id_for(runtime, owner) if owner else None
-        report = await sync_folder(runtime.store, folder, author=principal.name,
-                                   owner_id=owner_id, skip_invalid=skip_invalid,
-                                   dry_run=dry_run)
-        runtime.registry.invalidate()
-        return report
+        return await runtime.personas.sync_folder(principal, folder, owner_id=owner_id,
+                                                  skip_invalid=skip_invalid, dry_run=dry_run)
 
     report = as_admin(ctx, work)
     if as_json:

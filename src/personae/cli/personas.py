@@ -109,16 +109,17 @@ def show(
     if as_json and as_yaml:
         raise typer.BadParameter("choose one of --json and --yaml")
 
-    async def work(runtime: Runtime, principal: Principal) -> tuple[PersonaRecord,
-                                                                    VersionRecord | None]:
+    async def work(runtime: Runtime, principal: Principal
+                   ) -> tuple[PersonaRecord, VersionRecord | None, str | None]:
         record = (await runtime.personas.get(principal, persona_id)).record
         older = None if version is None else \
             await runtime.personas.version(principal, persona_id, version)
-        return record, older
+        text = await _system_prompt(runtime, record, older) if prompt else None
+        return record, older, text
 
-    record, older = as_admin(ctx, work)
-    if prompt:
-        _print_prompt(record, older, as_json)
+    record, older, text = as_admin(ctx, work)
+    if text is not None:
+        _print_prompt(record, older, text, as_json)
     elif as_yaml:
         output.emit_text(dump_definition((older or record).definition, "yaml"))
     elif as_json:
@@ -127,12 +128,18 @@ def show(
         _print_persona(record, older)
 
 
-def _print_prompt(record: PersonaRecord, older: VersionRecord | None, as_json: bool) -> None:
-    from personae.personas.prompt import build_system_prompt  # Jinja2: load only when used
+async def _system_prompt(runtime: Runtime, record: PersonaRecord,
+                         older: VersionRecord | None) -> str:
+    """The prompt as conversations run it, from the runtime's prepared personas (a
+    template failing to render is a Conflict there). ``older`` was access-checked."""
+    if older is None:
+        return runtime.prepared.prepare(record).system_prompt
+    return (await runtime.prepared.get(record.id, older.number)).system_prompt
 
-    definition = (older or record).definition
+
+def _print_prompt(record: PersonaRecord, older: VersionRecord | None, text: str,
+                  as_json: bool) -> None:
     number = older.number if older else record.version
-    text = build_system_prompt(definition)
     if as_json:
         output.emit_json({"persona_id": record.id, "version": number, "system_prompt": text})
     else:

@@ -17,7 +17,7 @@ from personae import __version__
 from personae.cli import output
 from personae.cli.session import in_runtime, settings_for
 from personae.config import Settings, get_settings, is_loopback_host
-from personae.db.engine import migrate
+from personae.db.engine import safe_url
 from personae.runtime import Runtime
 
 KEYLESS_NOTE = ("Keyless access: requests without an API key act as the local admin "
@@ -33,9 +33,9 @@ class Preparation:
 
 async def _prepare(runtime: Runtime) -> Preparation:
     """Migrate, and seed samples into an empty store so a first run has something to show."""
-    await migrate(runtime.engine)
+    await runtime.migrate()
     loaded = 0
-    if await runtime.store.count() == 0:
+    if await runtime.personas.count() == 0:
         loaded = len((await runtime.load_samples()).created)
     keys = await runtime.users.list_keys()
     return Preparation(loaded, sum(1 for key in keys if not key.revoked))
@@ -61,7 +61,7 @@ def _banner(settings: Settings, prep: Preparation) -> None:
     output.say(f"Personae {__version__}", style="bold")
     output.say(f"  URL:       {url}")
     output.say(f"  API docs:  {url}/docs")
-    output.say(f"  Database:  {output.safe_url(settings.resolved_database_url)}")
+    output.say(f"  Database:  {safe_url(settings.resolved_database_url)}")
     auth = KEYLESS_NOTE.format(host=settings.host) if settings.keyless_allowed else KEYS_NOTE
     output.say(f"  Auth:      {auth}")
     if prep.samples_loaded:

@@ -16,12 +16,10 @@ from typing import Any, TypeVar
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
 from personae.auth.principal import Principal
-from personae.cli.output import safe_url
 from personae.config import Settings
-from personae.errors import InvalidInput, NotFound, PersonaeError
+from personae.errors import InvalidInput
 from personae.runtime import Runtime
 
 T = TypeVar("T")
@@ -56,29 +54,13 @@ def in_runtime(ctx: typer.Context, work: Callable[[Runtime], Awaitable[T]], *,
     chosen = settings or settings_for(ctx)
 
     async def main() -> T:
-        runtime = await _open(chosen)
+        runtime = await Runtime.open(chosen, watch=False)
         try:
             return await work(runtime)
         finally:
             await runtime.close()
 
     return asyncio.run(main())
-
-
-async def _open(settings: Settings) -> Runtime:
-    """Open the runtime and check the connection, naming the database if that fails."""
-    try:
-        runtime = await Runtime.open(settings, watch=False)
-        try:
-            async with runtime.engine.connect():
-                return runtime
-        except BaseException:
-            await runtime.close()
-            raise
-    except (OSError, SQLAlchemyError) as exc:
-        reason = getattr(exc, "orig", None) or exc
-        url = safe_url(settings.resolved_database_url)
-        raise PersonaeError(f"cannot open the database {url}: {reason}") from exc
 
 
 def as_admin(ctx: typer.Context,
@@ -92,10 +74,7 @@ def as_admin(ctx: typer.Context,
 
 
 async def user_id_for(runtime: Runtime, name_or_id: str) -> str:
-    user = await runtime.users.get_user(name_or_id)
-    if user is None:
-        raise NotFound(f"no user named '{name_or_id}' (see `personae users list`)")
-    return user.id
+    return (await runtime.users.require_user(name_or_id)).id
 
 
 def read_input(path: str) -> tuple[bytes, str]:

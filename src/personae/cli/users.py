@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from personae.auth.principal import Role
-from personae.auth.store import ApiKey, User
+from personae.auth.records import ApiKey, User
 from personae.cli import output
 from personae.cli.session import in_runtime, user_id_for
 from personae.runtime import Runtime

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -18,10 +18,12 @@ from personae.cli import output
 from personae.cli.session import settings_for
 from personae.config import Settings
 from personae.errors import PersonaeError
+from personae.runtime import Runtime
 
 if TYPE_CHECKING:
     from arq.worker import Worker
 
+log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CHATTY = ("httpx", "httpx2")  # a line per HTTP request: shown only at debug level
 
@@ -60,9 +62,7 @@ def worker(
     if concurrency is not None:
         settings = settings.model_copy(update={"panel_concurrency": concurrency})
     try:
-        from redis.exceptions import RedisError
-
-        from personae.panels.arq_queue import build_worker
+        import arq  # noqa: F401  (the redis extra)
     except ModuleNotFoundError:
         raise PersonaeError("personae worker needs the redis extra: "
                             "pip install 'personae[redis]'") from None
@@ -72,9 +72,33 @@ def worker(
     except KeyboardInterrupt:
         output.warn("interrupted: jobs in hand run again once their time limit passes")
         raise typer.Exit(130) from None
-    except RedisError as exc:
-        raise PersonaeError(f"redis ({output.safe_url(settings.redis_url or '')}): {exc}") \
-            from None
+
+
+def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
+    """An arq worker whose jobs share one runtime (database, model providers)."""
+    from arq.worker import Worker
+
+    from personae.panels.arq_queue import redis_settings, worker_functions
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        runtime = await Runtime.open(settings, watch=True)
+        ctx["runtime"] = runtime
+        ctx["runner"] = runtime.panel_runner
+        ctx["queue_name"] = settings.queue_name
+        log.info("panel worker ready: queue %s, %d jobs at a time", settings.queue_name,
+                 settings.panel_concurrency)
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        runtime = ctx.get("runtime")
+        if runtime is not None:
+            await runtime.close()
+
+    return Worker(
+        functions=worker_functions(settings), redis_settings=redis_settings(settings),
+        queue_name=settings.queue_name, on_startup=startup, on_shutdown=shutdown,
+        max_jobs=settings.panel_concurrency, job_timeout=settings.job_timeout_seconds,
+        keep_result=0, burst=burst, handle_signals=not burst, poll_delay=0.1,
+        max_tries=settings.job_max_tries)
 
 
 def _run(arq_worker: Worker) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from personae.conversations.knowledge import RankedItem
 from personae.conversations.store import MessageRecord
+from personae.personas.knowledge import RankedItem
 from personae.providers.base import ChatMessage
 
 CountTokens = Callable[[str], int]

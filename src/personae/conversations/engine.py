@@ -9,8 +9,9 @@ A session is pinned to the persona version it started with (or last switched to)
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import replace
 from datetime import timedelta
@@ -26,9 +27,7 @@ from personae.conversations.events import (
     TurnEvent,
     TurnFailed,
 )
-from personae.conversations.knowledge import RankedItem
 from personae.conversations.store import ConversationStore, MessageRecord, SessionRecord
-from personae.conversations.versions import PreparedPersonas
 from personae.errors import (
     Conflict,
     InvalidInput,
@@ -36,10 +35,11 @@ from personae.errors import (
     PersonaeError,
     TurnInProgress,
 )
-from personae.personas.schema import PersonaDefinition, Status
-from personae.personas.service import PersonaService
+from personae.personas.knowledge import RankedItem
+from personae.personas.prepared import PreparedPersona, PreparedPersonas
 from personae.providers.base import Finished, TextDelta, Usage
 from personae.providers.registry import ProviderRegistry
+from personae.providers.streams import aclose_stream
 
 DEFAULT_REPLY_TOKENS = 256
 HISTORY_LIMIT = 400
@@ -47,25 +47,25 @@ MAX_MESSAGE_CHARS = 32_000
 
 
 class ConversationService:
-    def __init__(self, store: ConversationStore, personas: PersonaService,
+    def __init__(self, store: ConversationStore, prepared: PreparedPersonas,
                  providers: ProviderRegistry, *, turn_stale: timedelta = timedelta(minutes=10),
                  knowledge_items: int = 3, max_turns_in_flight: int = 64) -> None:
         self.store = store
-        self.personas = personas
+        self.prepared = prepared
         self.providers = providers
         self.turn_stale = turn_stale
         self.knowledge_items = knowledge_items
         self._in_flight = asyncio.Semaphore(max_turns_in_flight)
-        self.versions = PreparedPersonas(personas.store)
 
     # -- sessions ----------------------------------------------------------
 
     async def open(self, principal: Principal, persona_id: str,
                    meta: dict[str, Any] | None = None) -> tuple[SessionRecord, list[TurnEvent]]:
         """Start a session; the persona's greeting is its first message."""
-        definition, version = await self._usable_persona(principal, persona_id)
-        session = await self.store.create_session(principal.user_id, persona_id, version, meta)
-        greeting = await self._greet(session.id, definition, version)
+        persona = await self.prepared.usable(principal, persona_id)
+        session = await self.store.create_session(principal.user_id, persona_id,
+                                                  persona.version, meta)
+        greeting = await self._greet(session.id, persona)
         return session, [MessageSaved(greeting)] if greeting else []
 
     async def get(self, principal: Principal, session_id: str) -> SessionRecord:
@@ -75,33 +75,44 @@ class ConversationService:
         return session
 
     async def list(self, principal: Principal, limit: int = 50,
-                   offset: int = 0) -> tuple[list[SessionRecord], int]:
+                   offset: int = 0) -> tuple[builtins.list[SessionRecord], int]:
         return await self.store.list_sessions(principal.user_id, limit, offset)
 
-    async def history(self, principal: Principal, session_id: str) -> list[MessageRecord]:
+    async def history(self, principal: Principal, session_id: str) -> builtins.list[MessageRecord]:
         await self.get(principal, session_id)
         return await self.store.messages(session_id)
+
+    async def last_message(self, principal: Principal,
+                           session_id: str) -> MessageRecord | None:
+        await self.get(principal, session_id)
+        found = await self.store.messages(session_id, limit=1)
+        return found[-1] if found else None
 
     async def delete(self, principal: Principal, session_id: str) -> None:
         if not await self.store.delete_session(principal.user_id, session_id):
             raise NotFound(f"session '{session_id}' not found")
 
+    async def expire_idle(self, idle: timedelta) -> int:
+        """Close every session idle longer than ``idle`` (their history stays)."""
+        return await self.store.expire_idle(idle)
+
     async def switch(self, principal: Principal, session_id: str,
-                     persona_id: str) -> list[TurnEvent]:
+                     persona_id: str) -> builtins.list[TurnEvent]:
         """Hand the session to another persona: it greets; history is kept, marked."""
         session = await self._open_session(principal, session_id)
-        definition, version = await self._usable_persona(principal, persona_id)
+        persona = await self.prepared.usable(principal, persona_id)
+        definition, version = persona.definition, persona.version
         turn = await self._claim(session.id)
         try:
             await self.store.switch_persona(session.id, persona_id, version)
             note = await self.store.add_message(
                 session.id, "event", f"switched to {definition.shown_name}", persona_id,
                 version, meta={"from": session.persona_id, "to": persona_id})
-            events: list[TurnEvent] = [
+            events: builtins.list[TurnEvent] = [
                 PersonaSwitched(persona_id, version, definition.shown_name, definition.language,
                                 definition.voice.model_dump(mode="json")),
                 MessageSaved(note)]
-            greeting = await self._greet(session.id, definition, version)
+            greeting = await self._greet(session.id, persona)
             if greeting:
                 events.append(MessageSaved(greeting))
             return events
@@ -123,15 +134,14 @@ class ConversationService:
             raise InvalidInput(f"content: longer than {MAX_MESSAGE_CHARS} characters")
         session = await self._open_session(principal, session_id)
         if await self.store.turn_busy(session.id, self.turn_stale):
-            raise _busy(session.id)
+            raise turn_in_progress(session.id)
         return self._turn(session, text)
 
     async def _turn(self, session: SessionRecord, text: str) -> AsyncIterator[TurnEvent]:
         async with self._in_flight:  # bounded: waiting turns queue here, not in the DB pool
             turn = await self.store.claim_turn(session.id, self.turn_stale)
             if turn is None:
-                busy = _busy(session.id)
-                yield TurnFailed(busy.code, busy.message, busy.status)
+                yield TurnFailed(turn_in_progress(session.id))
                 return
             final: TurnEvent | None = None
             response_ms: float | None = None
@@ -154,12 +164,13 @@ class ConversationService:
         if final is not None:
             yield final
 
-    async def _reply(self, session: SessionRecord, text: str) -> AsyncIterator[TurnEvent]:
+    async def _reply(self, session: SessionRecord,
+                     text: str) -> AsyncGenerator[TurnEvent, None]:
         run = _Run()
         try:
-            persona = await self.versions.get(session.persona_id, session.persona_version)
+            persona = await self.prepared.get(session.persona_id, session.persona_version)
             run.knowledge = persona.knowledge.top(text, self.knowledge_items)
-            llm, settings = self.providers.resolve(persona.definition.model)
+            llm, settings = self.providers.resolve(persona.model)
             settings = replace(settings, fairness_key=session.id)
             history = await self.store.messages(session.id, limit=HISTORY_LIMIT)
             messages = build_messages(
@@ -168,13 +179,16 @@ class ConversationService:
                 names=await self._names(history), context_window=llm.context_window,
                 reply_tokens=settings.max_tokens or DEFAULT_REPLY_TOKENS,
                 count=llm.count_tokens)
-            async with aclosing(llm.stream(messages, settings)) as stream:
+            stream = llm.stream(messages, settings)
+            try:
                 async for event in stream:
                     if isinstance(event, TextDelta) and event.text:
                         run.delta(event.text)
                         yield Delta(event.text)
                     elif isinstance(event, Finished):
                         run.finished = event
+            finally:  # if our consumer goes away, the model stops now
+                await aclose_stream(stream)
         except PersonaeError as exc:
             run.error = exc
         except (asyncio.CancelledError, GeneratorExit):
@@ -183,7 +197,7 @@ class ConversationService:
         finally:
             saved = await asyncio.shield(self._save_reply(session, run))
         if run.error is not None:
-            yield TurnFailed(run.error.code, run.error.message, run.error.status, saved)
+            yield TurnFailed(run.error, saved)
         else:
             yield Done(saved, run.usage())
 
@@ -200,7 +214,7 @@ class ConversationService:
     async def _claim(self, session_id: str) -> str:
         turn = await self.store.claim_turn(session_id, self.turn_stale)
         if turn is None:
-            raise _busy(session_id)
+            raise turn_in_progress(session_id)
         return turn
 
     async def _open_session(self, principal: Principal, session_id: str) -> SessionRecord:
@@ -209,38 +223,26 @@ class ConversationService:
             raise Conflict(f"session '{session_id}' is {session.status}; start a new one")
         return session
 
-    async def _usable_persona(self, principal: Principal,
-                              persona_id: str) -> tuple[PersonaDefinition, int]:
-        record = (await self.personas.get(principal, persona_id)).record
-        if record.status is Status.archived:
-            raise Conflict(f"persona '{persona_id}' is archived; restore it to talk to it")
-        self.versions.prepare(persona_id, record.version, record.definition)
-        return record.definition, record.version
+    async def _names(self, history: builtins.list[MessageRecord]) -> dict[str, str]:
+        pinned = {(m.persona_id, m.persona_version) for m in history}
+        return {persona_id: await self.prepared.shown_name(persona_id, version)
+                for persona_id, version in pinned}
 
-    async def _names(self, history: list[MessageRecord]) -> dict[str, str]:
-        names = {}
-        for persona_id, version in {(m.persona_id, m.persona_version) for m in history}:
-            try:
-                names[persona_id] = (await self.versions.get(persona_id, version)) \
-                    .definition.shown_name
-            except NotFound:
-                names[persona_id] = persona_id
-        return names
-
-    async def _greet(self, session_id: str, definition: PersonaDefinition,
-                     version: int) -> MessageRecord | None:
-        if not definition.greeting:
+    async def _greet(self, session_id: str, persona: PreparedPersona) -> MessageRecord | None:
+        greeting = persona.definition.greeting
+        if not greeting:
             return None
-        return await self.store.add_message(session_id, "assistant", definition.greeting,
-                                            definition.id, version, meta={"greeting": True})
+        return await self.store.add_message(session_id, "assistant", greeting,
+                                            persona.persona_id, persona.version,
+                                            meta={"greeting": True})
 
 
 class _Run:
     """Book-keeping for one reply while it streams."""
 
     def __init__(self) -> None:
-        self.knowledge: list[RankedItem] = []
-        self.parts: list[str] = []
+        self.knowledge: builtins.list[RankedItem] = []
+        self.parts: builtins.list[str] = []
         self.started = time.perf_counter()
         self.first_token_ms: float | None = None
         self.finished: Finished | None = None
@@ -293,7 +295,7 @@ class _Run:
         return values
 
 
-def _busy(session_id: str) -> TurnInProgress:
+def turn_in_progress(session_id: str) -> TurnInProgress:
     return TurnInProgress(f"session '{session_id}' is already answering a message; "
                           "wait for that reply to finish, then send again")
 

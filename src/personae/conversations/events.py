@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from personae.conversations.store import MessageRecord
+from personae.errors import PersonaeError
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +35,23 @@ class Done:
 
 @dataclass(frozen=True, slots=True)
 class TurnFailed:
-    code: str
-    message: str
-    status: int
+    """The turn failed; ``error`` is the original exception, ``saved`` any partial reply."""
+
+    error: PersonaeError
     saved: MessageRecord | None = None
     type: str = "error"
+
+    @property
+    def code(self) -> str:
+        return self.error.code
+
+    @property
+    def message(self) -> str:
+        return self.error.message
+
+    @property
+    def status(self) -> int:
+        return self.error.status
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +67,31 @@ class PersonaSwitched:
 TurnEvent = MessageSaved | Delta | Done | TurnFailed | PersonaSwitched
 
 
-def event_dict(event: TurnEvent) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class LiveError:
+    """A live client's request failed (a live conversation goes on after it)."""
+
+    error: PersonaeError
+    type: str = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """The running reply was stopped by the client; ``message`` is its saved part."""
+
+    message: MessageRecord | None
+    type: str = "interrupted"
+
+
+LiveEvent = TurnEvent | LiveError | Interrupted
+
+
+def error_dict(error: PersonaeError) -> dict[str, Any]:
+    """An error inside an event: the one envelope's body, with the HTTP status."""
+    return {**error.to_dict()["error"], "status": error.status}
+
+
+def event_dict(event: LiveEvent) -> dict[str, Any]:
     if isinstance(event, Delta):
         return {"type": "delta", "text": event.text}
     if isinstance(event, MessageSaved):
@@ -62,9 +99,13 @@ def event_dict(event: TurnEvent) -> dict[str, Any]:
     if isinstance(event, Done):
         return {"type": "done", "message": event.message.public(), "usage": event.usage}
     if isinstance(event, TurnFailed):
-        return {"type": "error", "error": {"code": event.code, "message": event.message,
-                                           "status": event.status},
+        return {"type": "error", "error": error_dict(event.error),
                 "message": event.saved.public() if event.saved else None}
+    if isinstance(event, LiveError):
+        return {"type": "error", "error": error_dict(event.error)}
+    if isinstance(event, Interrupted):
+        return {"type": "interrupted",
+                "message": event.message.public() if event.message else None}
     return {"type": "persona_switched", "persona_id": event.persona_id,
             "persona_version": event.persona_version, "name": event.name,
             "language": event.language, "voice": event.voice}

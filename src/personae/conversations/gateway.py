@@ -23,24 +23,16 @@ answering is Conflict (``turn_in_progress``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from personae.auth.principal import Principal
 from personae.conversations.engine import ConversationService
 from personae.conversations.events import Delta, Done, TurnEvent, TurnFailed
-from personae.errors import (
-    Conflict,
-    InvalidInput,
-    NotFound,
-    PersonaeError,
-    ProviderError,
-    ProviderTimeout,
-    ProviderUnavailable,
-)
-from personae.personas.records import PersonaRecord
+from personae.errors import Conflict, NotFound, invalid_param
+from personae.personas.prepared import PreparedPersona, PreparedPersonas
 from personae.personas.schema import Status
 from personae.personas.service import PersonaService
 from personae.providers.base import (
@@ -48,26 +40,15 @@ from personae.providers.base import (
     Completion,
     Finished,
     GenerationSettings,
-    Role,
     StreamEvent,
     TextDelta,
     Usage,
 )
 from personae.providers.registry import ProviderRegistry
+from personae.providers.streams import aclose_stream, collect
 
-SESSION_HEADER = "x-personae-session"
 LIST_PAGE = 500
-MAX_STOP_SEQUENCES = 4
-_ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "user",
-                           "assistant": "assistant"}
-_PROVIDER_ERRORS: dict[int, type[ProviderError]] = {
-    502: ProviderError, 503: ProviderUnavailable, 504: ProviderTimeout}
-_TURN_ERRORS: dict[int, type[PersonaeError]] = {400: InvalidInput, 404: NotFound, 409: Conflict}
-
-
-def _invalid(param: str, problem: str) -> InvalidInput:
-    """A 400 that names the field, also as ``param`` (OpenAI clients show it)."""
-    return InvalidInput(f"{param}: {problem}", {"param": param})
+T = TypeVar("T")
 
 
 # -- the request ---------------------------------------------------------------------
@@ -88,32 +69,11 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
 
-    @classmethod
-    def from_openai(cls, body: Any, session_header: str | None = None) -> ChatRequest:
-        """Parse an OpenAI request body; unknown fields are ignored, as OpenAI clients
-        send many (``user``, ``seed``, ...) that have no meaning here."""
-        if not isinstance(body, dict):
-            raise InvalidInput("the request body must be a JSON object")
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise _invalid("model", "name a persona id (GET /v1/models lists them)")
-        _unsupported(body)
-        stream_options = body.get("stream_options") or {}
-        return cls(
-            model=model, messages=_messages(body.get("messages")),
-            temperature=_number(body, "temperature", 0.0, 2.0),
-            max_tokens=_max_tokens(body), top_p=_number(body, "top_p", 0.0, 1.0, open_low=True),
-            stop=_stop(body.get("stop")), json_schema=_json_schema(body.get("response_format")),
-            session_id=_session_id(body.get("metadata")) or session_header or None,
-            stream=_flag(body, "stream"),
-            include_usage=isinstance(stream_options, dict)
-            and stream_options.get("include_usage") is True)
-
     def last_user_text(self) -> str:
         for message in reversed(self.messages):
             if message.role == "user":
                 return message.content
-        raise _invalid("messages", "a session turn needs a user message")
+        raise invalid_param("messages", "a session turn needs a user message")
 
     def settings(self, base: GenerationSettings) -> GenerationSettings:
         """The persona's settings with this request's overrides on top."""
@@ -125,113 +85,6 @@ class ChatRequest:
             stop=self.stop or base.stop,
             json_schema=base.json_schema if self.json_schema is None else self.json_schema,
             stream=self.stream)
-
-
-def _messages(raw: Any) -> tuple[ChatMessage, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise _invalid("messages", "must be a non-empty list of {role, content} objects")
-    return tuple(_message(index, item) for index, item in enumerate(raw))
-
-
-def _message(index: int, raw: Any) -> ChatMessage:
-    where = f"messages[{index}]"
-    if not isinstance(raw, dict):
-        raise _invalid(where, "must be an object with 'role' and 'content'")
-    role = raw.get("role")
-    if not isinstance(role, str) or role not in _ROLES:
-        raise _invalid(f"{where}.role", f"must be 'system', 'user' or 'assistant', got {role!r}")
-    return ChatMessage(_ROLES[role], _content(f"{where}.content", raw.get("content")))
-
-
-def _content(where: str, raw: Any) -> str:
-    if isinstance(raw, str):
-        return raw
-    if not isinstance(raw, list):
-        raise _invalid(where, "must be a string or a list of text parts")
-    texts = []
-    for index, part in enumerate(raw):
-        if not (isinstance(part, dict) and part.get("type") == "text"
-                and isinstance(part.get("text"), str)):
-            raise _invalid(f"{where}[{index}]", 'only {"type": "text", "text": ...} parts '
-                                                "are supported")
-        texts.append(part["text"])
-    return "".join(texts)
-
-
-def _number(body: dict[str, Any], name: str, low: float, high: float, *,
-            open_low: bool = False) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not (low < value if open_low else low <= value) or value > high):
-        bound = f"above {low:g}" if open_low else f"from {low:g}"
-        raise _invalid(name, f"must be a number {bound} to {high:g}, got {value!r}")
-    return float(value)
-
-
-def _max_tokens(body: dict[str, Any]) -> int | None:
-    name = "max_completion_tokens" if body.get("max_completion_tokens") is not None \
-        else "max_tokens"
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _invalid(name, f"must be a positive integer, got {value!r}")
-    return value
-
-
-def _stop(raw: Any) -> tuple[str, ...]:
-    if raw is None:
-        return ()
-    stops = [raw] if isinstance(raw, str) else raw
-    if (not isinstance(stops, list) or len(stops) > MAX_STOP_SEQUENCES
-            or not all(isinstance(s, str) and s for s in stops)):
-        raise _invalid("stop", f"must be a string or a list of up to {MAX_STOP_SEQUENCES} "
-                               "non-empty strings")
-    return tuple(stops)
-
-
-def _json_schema(raw: Any) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    kind = raw.get("type") if isinstance(raw, dict) else None
-    if kind == "text":
-        return None
-    if kind != "json_schema":
-        raise _invalid("response_format.type", f"must be 'text' or 'json_schema', got {kind!r}")
-    wrapper = raw.get("json_schema")
-    schema = wrapper.get("schema") if isinstance(wrapper, dict) else None
-    if not isinstance(schema, dict):
-        raise _invalid("response_format.json_schema.schema", "must be a JSON schema object")
-    return schema
-
-
-def _session_id(metadata: Any) -> str | None:
-    if metadata is None:
-        return None
-    if not isinstance(metadata, dict):
-        raise _invalid("metadata", "must be an object of strings")
-    value = metadata.get("session_id")
-    if value is not None and (not isinstance(value, str) or not value):
-        raise _invalid("metadata.session_id", "must be a session id string")
-    return value
-
-
-def _flag(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name)
-    if value is not None and not isinstance(value, bool):
-        raise _invalid(name, f"must be true or false, got {value!r}")
-    return bool(value)
-
-
-def _unsupported(body: dict[str, Any]) -> None:
-    """Refuse what would silently change the answer's meaning if ignored."""
-    n = body.get("n")
-    if n is not None and n != 1:
-        raise _invalid("n", "only one choice per request is supported")
-    if body.get("tools") or body.get("functions"):
-        raise _invalid("tools", "tool calling is not supported by personas")
 
 
 # -- the gateway ---------------------------------------------------------------------
@@ -246,9 +99,10 @@ def model_object(persona_id: str, owner_id: str | None, created: datetime) -> di
 class ChatGateway:
     """Runs OpenAI-shaped chat requests against personas (no HTTP here)."""
 
-    def __init__(self, personas: PersonaService, providers: ProviderRegistry,
-                 conversations: ConversationService) -> None:
+    def __init__(self, personas: PersonaService, prepared: PreparedPersonas,
+                 providers: ProviderRegistry, conversations: ConversationService) -> None:
         self.personas = personas
+        self.prepared = prepared
         self.providers = providers
         self.conversations = conversations
 
@@ -263,7 +117,7 @@ class ChatGateway:
                 return found
 
     async def model(self, principal: Principal, persona_id: str) -> dict[str, Any]:
-        record = await self._usable(principal, persona_id)
+        record = await _as_model(self.personas.usable(principal, persona_id), persona_id)
         return model_object(record.id, record.owner_id, record.updated_at)
 
     async def stream(self, principal: Principal,
@@ -272,52 +126,37 @@ class ChatGateway:
         first ``anext`` (nothing was sent yet) or later (the reply is cut short)."""
         if request.session_id is not None:
             return await self._session_turn(principal, request)
-        record = await self._usable(principal, request.model)
-        llm, settings = self.providers.resolve(record.definition.model)
-        return llm.stream((self._system(record), *request.messages), request.settings(settings))
+        persona: PreparedPersona = await _as_model(
+            self.prepared.usable(principal, request.model), request.model)
+        llm, settings = self.providers.resolve(persona.model)
+        system = ChatMessage("system", persona.system_prompt)
+        return llm.stream((system, *request.messages), request.settings(settings))
 
     async def complete(self, principal: Principal, request: ChatRequest) -> Completion:
-        events = await self.stream(principal, request)
-        parts: list[str] = []
-        finished = Finished(Usage())
-        try:
-            async for event in events:
-                if isinstance(event, TextDelta):
-                    parts.append(event.text)
-                else:
-                    finished = event
-        finally:
-            await aclose_stream(events)
-        return Completion("".join(parts), finished.usage, finished.finish_reason,
-                          finished.provider, finished.model, len(parts))
-
-    async def _usable(self, principal: Principal, persona_id: str) -> PersonaRecord:
-        try:
-            record = (await self.personas.get(principal, persona_id)).record
-        except NotFound:
-            raise NotFound(f"model '{persona_id}' not found: no persona with that id is "
-                           "readable with your key (GET /v1/models lists them)",
-                           {"param": "model"}) from None
-        if record.status is Status.archived:
-            raise Conflict(f"model '{persona_id}': the persona is archived; restore it to "
-                           "talk to it", {"param": "model"})
-        return record
-
-    def _system(self, record: PersonaRecord) -> ChatMessage:
-        """The persona's system prompt, rendered once per version (shared with sessions)."""
-        prepared = self.conversations.versions.prepare(record.id, record.version,
-                                                       record.definition)
-        return ChatMessage("system", prepared.system_prompt)
+        return await collect(await self.stream(principal, request))
 
     async def _session_turn(self, principal: Principal,
                             request: ChatRequest) -> AsyncIterator[StreamEvent]:
         assert request.session_id is not None
         session = await self.conversations.get(principal, request.session_id)
         if session.persona_id != request.model:
-            raise _invalid("model", f"session '{session.id}' talks to persona "
-                                    f"'{session.persona_id}', not '{request.model}'")
+            raise invalid_param("model", f"session '{session.id}' talks to persona "
+                                         f"'{session.persona_id}', not '{request.model}'")
         text = request.last_user_text()
         return _turn_events(await self.conversations.send(principal, session.id, text))
+
+
+async def _as_model(lookup: Awaitable[T], persona_id: str) -> T:
+    """A persona lookup whose errors speak of the ``model`` parameter, as OpenAI's do."""
+    try:
+        return await lookup
+    except NotFound:
+        raise NotFound(f"model '{persona_id}' not found: no persona with that id is "
+                       "readable with your key (GET /v1/models lists them)",
+                       {"param": "model"}) from None
+    except Conflict as exc:
+        raise Conflict(f"model '{persona_id}': {exc.message}",
+                       {**exc.details, "param": "model"}) from None
 
 
 async def _turn_events(events: AsyncIterator[TurnEvent]) -> AsyncIterator[StreamEvent]:
@@ -333,22 +172,6 @@ async def _turn_events(events: AsyncIterator[TurnEvent]) -> AsyncIterator[Stream
                 yield Finished(usage, meta.get("finish_reason", "stop"),
                                meta.get("provider", ""), meta.get("model", ""))
             elif isinstance(event, TurnFailed):
-                raise turn_error(event)
+                raise event.error
     finally:
         await aclose_stream(events)
-
-
-def turn_error(failed: TurnFailed) -> PersonaeError:
-    """A failed turn as the exception a stateless call would have raised."""
-    provider_error = _PROVIDER_ERRORS.get(failed.status)
-    if provider_error is not None:
-        provider, _, cause = failed.message.partition(": ")
-        return provider_error(provider, cause or failed.message)
-    return _TURN_ERRORS.get(failed.status, PersonaeError)(failed.message)
-
-
-async def aclose_stream(events: AsyncIterator[Any]) -> None:
-    """Close a stream now, so its provider call (or session turn) is released at once."""
-    close = getattr(events, "aclose", None)
-    if close is not None:
-        await close()

@@ -158,7 +158,9 @@ class ConversationStore:
             result = await conn.execute(messages.insert().values(**values))
             await conn.execute(sessions.update().where(sessions.c.id == session_id)
                                .values(last_active_at=values["created_at"]))
-        return _message({"id": result.inserted_primary_key[0], **values})  # type: ignore[arg-type]
+        key = result.inserted_primary_key
+        assert key is not None  # an insert always has one
+        return _message({"id": key[0], **values})  # type: ignore[arg-type]
 
     async def messages(self, session_id: str, limit: int | None = None) -> list[MessageRecord]:
         """Messages oldest first (the last ``limit`` when given)."""

@@ -80,6 +80,7 @@ class PostgresListenFeed:
             try:
                 async with self.engine.connect() as conn:
                     raw = (await conn.get_raw_connection()).driver_connection
+                    assert raw is not None  # an open connection has its driver's
                     lost = asyncio.Event()
                     raw.add_termination_listener(lambda _c, event=lost: event.set())
                     await raw.add_listener(self.channel, self._notified)

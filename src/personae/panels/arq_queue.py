@@ -15,7 +15,7 @@ from typing import Any
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
-from arq.worker import Worker, func
+from arq.worker import Function, func
 from redis.exceptions import RedisError
 
 from personae.config import Settings
@@ -107,29 +107,9 @@ async def score_cell(ctx: dict[str, Any], evaluation_id: str, index: int, person
     return await runner.score(CellJob(evaluation_id, index, persona_id, version))
 
 
-def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
-    """An arq worker whose jobs share one runtime (database, model providers)."""
-
-    async def startup(ctx: dict[str, Any]) -> None:
-        from personae.runtime import Runtime  # the runtime imports this module
-
-        runtime = await Runtime.open(settings, watch=True)
-        ctx["runtime"] = runtime
-        ctx["runner"] = runtime.panel_runner
-        ctx["queue_name"] = settings.queue_name
-        log.info("panel worker ready: queue %s, %d jobs at a time", settings.queue_name,
-                 settings.panel_concurrency)
-
-    async def shutdown(ctx: dict[str, Any]) -> None:
-        runtime = ctx.get("runtime")
-        if runtime is not None:
-            await runtime.close()
-
+def worker_functions(settings: Settings) -> list[Function]:
+    """The two jobs, as arq runs them; each expects ``ctx["runner"]`` (a PanelRunner),
+    ``ctx["redis"]`` and ``ctx["queue_name"]``, set up by the worker's startup."""
     timeout = settings.job_timeout_seconds
-    return Worker(
-        functions=[func(classify_segment, name=CLASSIFY, timeout=timeout, keep_result=0),
-                   func(score_cell, name=SCORE, timeout=timeout, keep_result=0)],
-        redis_settings=redis_settings(settings), queue_name=settings.queue_name,
-        on_startup=startup, on_shutdown=shutdown, max_jobs=settings.panel_concurrency,
-        job_timeout=timeout, keep_result=0, burst=burst, handle_signals=not burst,
-        poll_delay=0.1, max_tries=settings.job_max_tries)
+    return [func(classify_segment, name=CLASSIFY, timeout=timeout, keep_result=0),
+            func(score_cell, name=SCORE, timeout=timeout, keep_result=0)]

@@ -23,7 +23,7 @@ from typing import Any, Literal, cast
 import pysbd
 import srt
 import webvtt
-from pysbd.languages import LANGUAGE_CODES
+from pysbd.languages import LANGUAGE_CODES  # type: ignore[import-untyped]
 from webvtt.errors import MalformedCaptionError, MalformedFileError
 
 from personae.errors import InvalidInput
@@ -217,7 +217,7 @@ def _json_time(where: str, obj: dict[str, Any], name: str) -> int | None:
     if seconds is not None:
         if not _is_number(seconds) or not math.isfinite(seconds):
             raise InvalidInput(f"{where}: '{name}' must be a number of seconds")
-        key, value = name, round(seconds * 1000)
+        key, value = name, round(float(seconds) * 1000)
     elif millis is not None:
         if isinstance(millis, bool) or not isinstance(millis, int):
             raise InvalidInput(f"{where}: '{name}_ms' must be a whole number of milliseconds")

@@ -55,9 +55,24 @@ class PanelRecord:
 
 @dataclass(frozen=True, slots=True)
 class PinnedPersona:
+    """One persona of an evaluation, at the version it was created with (pydantic
+    validates it as a field of :class:`EvaluationSpec`)."""
+
     id: str
     version: int
     name: str
+
+
+class EvaluationSpec(BaseModel):
+    """What an evaluation was created with, frozen: stored as JSON in ``evaluations.spec``,
+    validated once when the row is read and dumped once when it is written."""
+
+    model_config = ConfigDict(frozen=True)
+
+    personas: list[PinnedPersona]
+    rubric: Rubric
+    classify: bool
+    adherence: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,23 +83,14 @@ class EvaluationRecord:
     title: str
     status: str
     content_format: str
-    spec: dict[str, Any]
+    spec: EvaluationSpec
     created_at: datetime
     finished_at: datetime | None
-
-    @property
-    def rubric(self) -> Rubric:
-        return Rubric.model_validate(self.spec["rubric"])
-
-    @property
-    def personas(self) -> list[PinnedPersona]:
-        return [PinnedPersona(p["id"], p["version"], p["name"]) for p in self.spec["personas"]]
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "panel_id": self.panel_id, "title": self.title,
                 "status": self.status, "content_format": self.content_format,
-                "personas": self.spec["personas"], "rubric": self.spec["rubric"],
-                "classify": self.spec["classify"], "adherence": self.spec["adherence"],
+                **self.spec.model_dump(mode="json"),
                 "created_at": self.created_at.isoformat(),
                 "finished_at": self.finished_at.isoformat() if self.finished_at else None}
 

@@ -24,8 +24,8 @@ CSV_COLUMNS = ("segment_index", "start_ms", "end_ms", "text", "topic", "tone", "
 def results(evaluation: EvaluationRecord, segments: Sequence[SegmentRow],
             cells: Sequence[CellRow]) -> list[dict[str, Any]]:
     """Each segment with its cards, in the evaluation's persona order."""
-    order = {p.id: n for n, p in enumerate(evaluation.personas)}
-    names = {p.id: p.name for p in evaluation.personas}
+    order = {p.id: n for n, p in enumerate(evaluation.spec.personas)}
+    names = {p.id: p.name for p in evaluation.spec.personas}
     by_segment: dict[int, list[CellRow]] = defaultdict(list)
     for cell in cells:
         by_segment[cell.segment_index].append(cell)
@@ -53,7 +53,7 @@ def aggregates(evaluation: EvaluationRecord, segments: Sequence[SegmentRow],
     """Per persona (mean, distribution, failed), and per topic and per tone."""
     labels = {s.index: (s.topic, s.tone) for s in segments}
     per_persona = {}
-    for persona in evaluation.personas:
+    for persona in evaluation.spec.personas:
         own = [c for c in cells if c.persona_id == persona.id]
         per_persona[persona.id] = {
             "name": persona.name, "version": persona.version,

@@ -7,7 +7,9 @@ the model's output and to validate what came back (a model can ignore constraint
 
 from __future__ import annotations
 
+import json
 import re
+from functools import lru_cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -56,13 +58,23 @@ class Rubric(BaseModel):
             if not FIELD_NAME.match(name):
                 raise ValueError(f"'{name}': field names are lower_snake_case, "
                                  "starting with a letter")
-            try:
-                Draft202012Validator.check_schema(schema)
-            except SchemaError as exc:
-                raise ValueError(f"'{name}': not a valid JSON schema: {exc.message}") from None
+            problem = _schema_problem(json.dumps(schema, sort_keys=True))
+            if problem:
+                raise ValueError(f"'{name}': not a valid JSON schema: {problem}")
             if not isinstance(schema, dict) or "type" not in schema:
                 raise ValueError(f"'{name}': the schema needs a 'type'")
         return fields
+
+
+@lru_cache(maxsize=512)
+def _schema_problem(schema_json: str) -> str | None:
+    """Why a field's schema is not a valid JSON schema; checked once per distinct schema,
+    since every stored evaluation's rubric is validated again when it is read."""
+    try:
+        Draft202012Validator.check_schema(json.loads(schema_json))
+    except SchemaError as exc:
+        return exc.message
+    return None
 
 
 def result_schema(rubric: Rubric) -> dict[str, Any]:

@@ -13,7 +13,8 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-from personae.conversations.versions import PreparedPersonas
+from cachetools import LRUCache
+
 from personae.errors import PersonaeError
 from personae.panels.prompts import (
     adherence_messages,
@@ -21,14 +22,15 @@ from personae.panels.prompts import (
     scoring_messages,
 )
 from personae.panels.records import EvaluationRecord, SegmentRow
-from personae.panels.rubric import ADHERENCE, CLASSIFICATION, AnswerSchema, Rubric, result_schema
+from personae.panels.rubric import ADHERENCE, CLASSIFICATION, AnswerSchema, result_schema
 from personae.panels.store import PanelStore
-from personae.personas.schema import ModelSettings
-from personae.providers.base import ChatMessage, complete
+from personae.personas.prepared import PreparedPersonas
+from personae.providers.base import ChatMessage, ModelChoice
 from personae.providers.registry import ProviderRegistry
+from personae.providers.streams import complete
 
 log = logging.getLogger(__name__)
-SPEC_CACHE = 256
+EVALUATION_CACHE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +53,11 @@ def classify_job_id(evaluation_id: str, index: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class EvaluationSpec:
-    """What every cell of one evaluation shares, worked out once per process."""
+class PreparedEvaluation:
+    """What every cell of one evaluation shares, worked out once per process: the
+    record (its spec validated on read) and the answer schema built from its rubric."""
 
     record: EvaluationRecord
-    rubric: Rubric
     answer: AnswerSchema
 
 
@@ -69,13 +71,13 @@ class Answer:
 
 
 class PanelRunner:
-    def __init__(self, store: PanelStore, versions: PreparedPersonas,
+    def __init__(self, store: PanelStore, prepared: PreparedPersonas,
                  providers: ProviderRegistry, *, max_attempts: int = 3) -> None:
         self.store = store
-        self.versions = versions
+        self.prepared = prepared
         self.providers = providers
         self.max_attempts = max_attempts
-        self._specs: dict[str, EvaluationSpec] = {}
+        self._evaluations: LRUCache[str, PreparedEvaluation] = LRUCache(EVALUATION_CACHE)
 
     async def classify(self, evaluation_id: str, index: int) -> list[CellJob]:
         """Label the segment, then hand back its cells, which are now ready to score."""
@@ -102,34 +104,33 @@ class PanelRunner:
                                               job.persona_id)
         if segment is None:
             return "skipped"  # finished already (a replayed job), or cancelled
-        spec = await self._spec(job.evaluation_id)
-        if spec is None:
+        evaluation = await self._prepare(job.evaluation_id)
+        if evaluation is None:
             return "gone"
-        return await self._score(spec, segment, job)
+        return await self._score(evaluation, segment, job)
 
-    async def _spec(self, evaluation_id: str) -> EvaluationSpec | None:
-        """The evaluation's frozen spec (rubric, answer schema), read once per process."""
-        found = self._specs.get(evaluation_id)
+    async def _prepare(self, evaluation_id: str) -> PreparedEvaluation | None:
+        """The evaluation and its answer schema, read and built once per process."""
+        found = self._evaluations.get(evaluation_id)
         if found is None:
             record = await self.store.evaluation(evaluation_id)
             if record is None:
                 return None
-            rubric = record.rubric
-            found = EvaluationSpec(record, rubric, AnswerSchema(result_schema(rubric)))
-            self._specs[evaluation_id] = found
-            while len(self._specs) > SPEC_CACHE:
-                self._specs.pop(next(iter(self._specs)))
+            found = PreparedEvaluation(record, AnswerSchema(result_schema(record.spec.rubric)))
+            self._evaluations[evaluation_id] = found
         return found
 
-    async def _score(self, spec: EvaluationSpec, segment: SegmentRow, job: CellJob) -> str:
+    async def _score(self, evaluation: PreparedEvaluation, segment: SegmentRow,
+                     job: CellJob) -> str:
         key = (job.evaluation_id, job.segment_index, job.persona_id)
         try:
-            prepared = await self.versions.get(job.persona_id, job.persona_version)
+            prepared = await self.prepared.get(job.persona_id, job.persona_version)
         except PersonaeError as exc:
             await self.store.save_cell(*key, status="failed", attempts=0, error=exc.message)
             return "failed"
+        spec = evaluation.record.spec
         answer = await self._ask(scoring_messages(prepared.system_prompt, spec.rubric, segment),
-                                 spec.answer, prepared.definition.model)
+                                 evaluation.answer, prepared.model)
         if answer.value is None:
             await self.store.save_cell(*key, status="failed", attempts=answer.attempts,
                                        error=answer.error)
@@ -137,15 +138,15 @@ class PanelRunner:
         value = dict(answer.value)
         score, opinion = value.pop("score"), value.pop("opinion")
         adherence = None
-        if spec.record.spec.get("adherence"):
+        if spec.adherence:
             adherence = await self._adherence(prepared.system_prompt, opinion,
-                                              prepared.definition.model)
+                                              prepared.model)
         await self.store.save_cell(*key, status="done", attempts=answer.attempts, score=score,
                                    opinion=opinion, fields=value, adherence=adherence)
         return "done"
 
     async def _adherence(self, persona_prompt: str, opinion: str,
-                         model: ModelSettings | None) -> dict[str, Any]:
+                         model: ModelChoice | None) -> dict[str, Any]:
         """The in-character check, or its failure: recorded either way, never guessed."""
         answer = await self._ask(adherence_messages(persona_prompt, opinion), ADHERENCE, model)
         if answer.value is None:
@@ -153,7 +154,7 @@ class PanelRunner:
         return {"status": "done", **answer.value}
 
     async def _ask(self, messages: list[ChatMessage], schema: AnswerSchema,
-                   model: ModelSettings | None) -> Answer:
+                   model: ModelChoice | None) -> Answer:
         """Ask for JSON matching ``schema``; retry invalid answers, up to the limit."""
         llm, settings = self.providers.resolve(model)
         settings = replace(settings, json_schema=schema.schema, stream=False)
@@ -174,7 +175,7 @@ def parse_answer(text: str, schema: AnswerSchema) -> tuple[dict[str, Any] | None
     """The answer as JSON if it matches ``schema``, else ``None`` and the reason."""
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         return None, f"the model's answer is not JSON ({exc.msg}): {text[:200]!r}"
     problems = schema.errors(value)
     if problems:

@@ -26,6 +26,7 @@ from personae.panels.content import ContentFormat, SplitRule, detect_format, par
 from personae.panels.queue import JobQueue, LocalQueue, requeue
 from personae.panels.records import (
     EvaluationRecord,
+    EvaluationSpec,
     PanelRecord,
     PanelSpec,
     PinnedPersona,
@@ -33,9 +34,8 @@ from personae.panels.records import (
 )
 from personae.panels.rubric import Rubric
 from personae.panels.runner import CellJob
-from personae.panels.store import PanelStore, pinned
-from personae.personas.schema import Status
-from personae.personas.service import PersonaService
+from personae.panels.store import PanelStore
+from personae.personas.prepared import PreparedPersonas
 from personae.personas.validation import issues_from
 
 
@@ -49,7 +49,7 @@ class EvaluationRequest:
     title: str | None = None
     panel: str | None = None
     personas: Sequence[str] = ()
-    rubric: dict[str, Any] | None = None
+    rubric: Rubric | dict[str, Any] | None = None
     classify: bool | None = None
     adherence: bool | None = None
     split: SplitRule | None = None
@@ -57,6 +57,9 @@ class EvaluationRequest:
 
 
 def parse_panel(raw: Any) -> PanelSpec:
+    """A panel spec from JSON; one validated already (an API body) is taken as it is."""
+    if isinstance(raw, PanelSpec):
+        return raw
     try:
         return PanelSpec.model_validate(raw)
     except ValidationError as exc:
@@ -64,6 +67,9 @@ def parse_panel(raw: Any) -> PanelSpec:
 
 
 def parse_rubric(raw: Any) -> Rubric:
+    """A rubric from JSON; one validated already (an API body) is taken as it is."""
+    if isinstance(raw, Rubric):
+        return raw
     try:
         return Rubric.model_validate(raw)
     except ValidationError as exc:
@@ -71,9 +77,9 @@ def parse_rubric(raw: Any) -> Rubric:
 
 
 class PanelService:
-    def __init__(self, store: PanelStore, personas: PersonaService, queue: JobQueue) -> None:
+    def __init__(self, store: PanelStore, prepared: PreparedPersonas, queue: JobQueue) -> None:
         self.store = store
-        self.personas = personas
+        self.prepared = prepared
         self.queue = queue
 
     async def resume(self) -> int:
@@ -134,7 +140,7 @@ class PanelService:
         return evaluation
 
     async def _spec(self, principal: Principal,
-                    request: EvaluationRequest) -> tuple[dict[str, Any], str | None]:
+                    request: EvaluationRequest) -> tuple[EvaluationSpec, str | None]:
         panel: PanelRecord | None = None
         if request.panel:
             if request.personas:
@@ -146,10 +152,10 @@ class PanelService:
         rubric = (parse_rubric(request.rubric) if request.rubric is not None
                   else panel.spec.rubric if panel else Rubric())
         personas = await self._pin(principal, persona_ids)
-        spec = {"personas": pinned(personas), "rubric": rubric.model_dump(mode="json"),
-                "classify": _choose(request.classify, panel.spec.classify if panel else True),
-                "adherence": _choose(request.adherence,
-                                     panel.spec.adherence if panel else False)}
+        spec = EvaluationSpec(
+            personas=personas, rubric=rubric,
+            classify=_choose(request.classify, panel.spec.classify if panel else True),
+            adherence=_choose(request.adherence, panel.spec.adherence if panel else False))
         return spec, panel.id if panel else None
 
     async def _pin(self, principal: Principal, persona_ids: Sequence[str]) -> list[PinnedPersona]:
@@ -157,23 +163,21 @@ class PanelService:
         found = []
         for persona_id in persona_ids:
             try:
-                record = (await self.personas.get(principal, persona_id)).record
+                persona = await self.prepared.usable(principal, persona_id)
             except NotFound:
                 raise InvalidInput(f"persona '{persona_id}' not found",
                                    {"persona": persona_id}) from None
-            if record.status is Status.archived:
-                raise Conflict(f"persona '{persona_id}' is archived; restore it first",
-                               {"persona": persona_id})
-            found.append(PinnedPersona(record.id, record.version, record.definition.shown_name))
+            found.append(PinnedPersona(persona.persona_id, persona.version,
+                                       persona.definition.shown_name))
         return found
 
     async def _enqueue_all(self, evaluation: EvaluationRecord, indexes: list[int]) -> None:
-        if evaluation.spec["classify"]:
+        if evaluation.spec.classify:
             for index in indexes:
                 await self.queue.classify(evaluation.id, index)
             return
         for index in indexes:
-            for persona in evaluation.personas:
+            for persona in evaluation.spec.personas:
                 await self.queue.score(CellJob(evaluation.id, index, persona.id,
                                                persona.version))
 
@@ -246,6 +250,11 @@ class PanelService:
         await self.evaluation(principal, evaluation_id)
         return report.to_csv(await self.store.segments(evaluation_id),
                              await self.store.cells(evaluation_id))
+
+    async def settle(self, principal: Principal, evaluation_id: str) -> None:
+        """Mark a running evaluation finished if all its work is (no job is left to)."""
+        await self.evaluation(principal, evaluation_id)
+        await self.store.finish_if_done(evaluation_id)
 
 
 def _choose(asked: bool | None, default: bool) -> bool:

@@ -26,9 +26,9 @@ from personae.panels.content import Segment
 from personae.panels.records import (
     CellRow,
     EvaluationRecord,
+    EvaluationSpec,
     PanelRecord,
     PanelSpec,
-    PinnedPersona,
     Progress,
     SegmentRow,
 )
@@ -48,7 +48,8 @@ def _panel(row: sa.RowMapping) -> PanelRecord:
 def _evaluation(row: sa.RowMapping) -> EvaluationRecord:
     finished = row["finished_at"]
     return EvaluationRecord(row["id"], row["owner_id"], row["panel_id"], row["title"],
-                            row["status"], row["content_format"], row["spec"],
+                            row["status"], row["content_format"],
+                            EvaluationSpec.model_validate(row["spec"]),
                             aware(row["created_at"]), aware(finished) if finished else None)
 
 
@@ -65,7 +66,7 @@ def _cell(row: sa.RowMapping) -> CellRow:
 
 # The per-job statements, built once with bind parameters: SQLAlchemy then reuses
 # their compiled form instead of rebuilding and recompiling them for every cell.
-_EVALUATION = sa.bindparam("b_evaluation")
+_EVALUATION: sa.BindParameter[str] = sa.bindparam("b_evaluation")
 _CELL = sa.and_(scores.c.evaluation_id == _EVALUATION,
                 scores.c.segment_index == sa.bindparam("b_index"),
                 scores.c.persona_id == sa.bindparam("b_persona"))
@@ -117,7 +118,8 @@ class PanelStore:
 
     async def create_panel(self, owner_id: str, spec: PanelSpec) -> PanelRecord:
         now = utcnow()
-        values = {"id": new_id(), "owner_id": owner_id, "name": spec.name,
+        panel_id = new_id()
+        values = {"id": panel_id, "owner_id": owner_id, "name": spec.name,
                   "definition": spec.model_dump(mode="json"), "created_at": now,
                   "updated_at": now}
         try:
@@ -126,7 +128,7 @@ class PanelStore:
         except IntegrityError:
             raise Conflict(f"you already have a panel named '{spec.name}'",
                            {"name": spec.name}) from None
-        return PanelRecord(values["id"], owner_id, spec, now, now)
+        return PanelRecord(panel_id, owner_id, spec, now, now)
 
     async def panel(self, owner_id: str, id_or_name: str) -> PanelRecord | None:
         query = sa.select(panels).where(
@@ -165,24 +167,25 @@ class PanelStore:
     # -- evaluations ---------------------------------------------------------------------
 
     async def create_evaluation(self, owner_id: str, panel_id: str | None, title: str,
-                                content_format: str, spec: dict[str, Any],
+                                content_format: str, spec: EvaluationSpec,
                                 parts: Sequence[Segment]) -> EvaluationRecord:
         """The evaluation, its segments and every persona x segment cell, atomically."""
         now = utcnow()
         record = EvaluationRecord(new_id(), owner_id, panel_id, title, "running",
                                   content_format, spec, now, None)
-        segment_status = "pending" if spec["classify"] else "skipped"
+        segment_status = "pending" if spec.classify else "skipped"
         segment_rows = [{"evaluation_id": record.id, "index": part.index, "text": part.text,
                          "start_ms": part.start_ms, "end_ms": part.end_ms,
                          "status": segment_status, "attempts": 0} for part in parts]
         cell_rows = [{"evaluation_id": record.id, "segment_index": part.index,
                       "persona_id": persona.id, "persona_version": persona.version,
                       "status": "pending", "attempts": 0, "updated_at": now}
-                     for part in parts for persona in record.personas]
+                     for part in parts for persona in spec.personas]
         async with self._begin() as conn:
             await conn.execute(sa.insert(evaluations).values(
                 id=record.id, owner_id=owner_id, panel_id=panel_id, title=title,
-                status=record.status, content_format=content_format, spec=spec,
+                status=record.status, content_format=content_format,
+                spec=spec.model_dump(mode="json"),
                 created_at=now))
             for table, rows in ((segments, segment_rows), (scores, cell_rows)):
                 for start in range(0, len(rows), INSERT_CHUNK):
@@ -342,7 +345,3 @@ class PanelStore:
             cells = {row[0]: int(row[1]) for row in await conn.execute(cell_query)}
             parts = {row[0]: int(row[1]) for row in await conn.execute(segment_query)}
         return Progress(status, cells, parts)
-
-
-def pinned(personas: Sequence[PinnedPersona]) -> list[dict[str, Any]]:
-    return [{"id": p.id, "version": p.version, "name": p.name} for p in personas]

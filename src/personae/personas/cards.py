@@ -120,7 +120,8 @@ def _persona_from_card(
 ) -> tuple[PersonaDefinition, int]:
     """Map a card object onto a persona; the card itself is stored unchanged."""
     if not isinstance(card, dict):
-        kind = {list: "an array", str: "a string"}.get(type(card), "a scalar")
+        kind = "an array" if isinstance(card, list) else \
+            "a string" if isinstance(card, str) else "a scalar"
         raise InvalidInput(f"a Character Card must be a JSON object, got {kind}")
     version, data = _unwrap(card, warnings)
     issues: list[FieldIssue] = []

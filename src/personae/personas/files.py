@@ -70,8 +70,10 @@ def personas_in(document: Any) -> list[Any]:
     """A file holds one persona, a list of them, or ``{"personas": [...]}``."""
     if isinstance(document, list):
         return document
-    if isinstance(document, dict) and isinstance(document.get("personas"), list):
-        return document["personas"]
+    if isinstance(document, dict):
+        found = document.get("personas")
+        if isinstance(found, list):
+            return found
     return [document]
 
 

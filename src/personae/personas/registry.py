@@ -8,9 +8,9 @@ notification is ever missed.
 from __future__ import annotations
 
 import json
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
+
+from cachetools import TTLCache
 
 from personae.db.changes import ChangeFeed, make_feed
 from personae.personas.records import PersonaRecord
@@ -37,7 +37,7 @@ class PersonaRegistry:
         self.store = store
         self.ttl = ttl_seconds
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[float, CachedPersona | None]] = OrderedDict()
+        self._entries: TTLCache[str, CachedPersona | None] = TTLCache(max_entries, ttl_seconds)
         self._epoch = 0  # bumped on every invalidation; a load racing a write is discarded
         self._feed: ChangeFeed = make_feed(
             store.engine, NOTIFY_CHANNEL, self.invalidate, since=store.changes_since,
@@ -50,21 +50,16 @@ class PersonaRegistry:
         await self._feed.stop()
 
     async def get(self, persona_id: str) -> CachedPersona | None:
-        hit = self._entries.get(persona_id)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+        try:
+            return self._entries[persona_id]  # None: known not to exist
+        except KeyError:
+            pass
         epoch = self._epoch
         record = await self.store.get(persona_id)
         entry = serialise(record) if record is not None else None
         if epoch == self._epoch:
-            self._remember(persona_id, entry)
+            self._entries[persona_id] = entry
         return entry
-
-    def _remember(self, persona_id: str, entry: CachedPersona | None) -> None:
-        self._entries[persona_id] = (time.monotonic() + self.ttl, entry)
-        self._entries.move_to_end(persona_id)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
 
     def invalidate(self, persona_id: str | None = None) -> None:
         """Forget one persona, or everything when ``persona_id`` is None."""

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from personae.personas.language import normalize_language
+from personae.personas.template import compile_template
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
@@ -114,8 +115,6 @@ class PersonaDefinition(_Strict):
     @classmethod
     def _template_compiles(cls, value: str | None) -> str | None:
         if value:
-            from personae.personas.prompt import compile_template  # prompt imports schema
-
             compile_template(value)
         return value
 

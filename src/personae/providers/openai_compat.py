@@ -20,7 +20,7 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient
 
-from personae.config import ProviderConfig
+from personae.config import ProviderConfig, Settings
 from personae.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from personae.providers.base import (
     ChatMessage,
@@ -49,6 +49,11 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 
 TRANSPORT_ERRORS = _transport_errors()
+
+
+def build_openai(name: str, config: ProviderConfig, settings: Settings) -> OpenAICompatLLM:
+    """The ``openai`` kind's factory (a :data:`~personae.providers.kinds.ProviderFactory`)."""
+    return OpenAICompatLLM(name, config)
 
 
 class OpenAICompatLLM:
@@ -82,8 +87,8 @@ class OpenAICompatLLM:
         tally = _Tally(self.name, model)
         try:
             if settings.stream:
-                async for text in self._streamed(messages, settings, model, tally):
-                    yield text
+                async for delta in self._streamed(messages, settings, model, tally):
+                    yield delta
             else:
                 reply = await self._client.post(
                     "/chat/completions", cast_to=object,
@@ -208,8 +213,9 @@ def upstream_message(exc: openai.APIError) -> str:
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return inner["message"]
+        message = inner.get("message") if isinstance(inner, dict) else None
+        if isinstance(message, str):
+            return message
         if isinstance(inner, str):
             return inner
     return exc.message

@@ -1,35 +1,38 @@
-"""Which provider answers a persona, built once per process and shared.
+"""Which provider answers a caller, built once per process and shared.
 
 Providers hold connection pools (or a loaded model), so they are built lazily on
-first use and cached. Breakers are per provider name and shared by every persona,
-so one persona's failures spare the others a wait on a provider that is down.
+first use and cached. What builds one is its kind's factory (:mod:`.kinds`). Breakers
+are per provider name and shared by every caller, so one persona's failures spare
+the others a wait on a provider that is down.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from personae.config import ProviderConfig, Settings
 from personae.errors import ProviderUnavailable
-from personae.providers.base import LLM, GenerationSettings
+from personae.providers.base import LLM, GenerationSettings, ModelChoice
+from personae.providers.kinds import ProviderFactory, ProviderKinds, SharedFactory
 from personae.providers.resilience import CircuitBreaker, ResilientLLM
-
-if TYPE_CHECKING:
-    from personae.personas.schema import ModelSettings
 
 EMBEDDED = "embedded"
 CLOSE_BOUND_SECONDS = 10.0
 
 
 class ProviderRegistry:
-    """Builds, caches and closes the configured providers; resolves persona settings."""
+    """Builds, caches and closes the configured providers; resolves model choices.
 
-    def __init__(self, settings: Settings) -> None:
+    A kind whose factory is :class:`~.kinds.SharedFactory` (``embedded``: one loaded
+    model) is built once here and serves every name of that kind until ``aclose``.
+    """
+
+    def __init__(self, settings: Settings, kinds: ProviderKinds | None = None) -> None:
         self.settings = settings
+        self.kinds = kinds if kinds is not None else ProviderKinds()
         self._instances: dict[str, LLM] = {}
+        self._shared: dict[str, LLM] = {}  # by kind
         self._breakers: dict[str, CircuitBreaker] = {}
-        self._embedded: LLM | None = None
 
     def names(self) -> list[str]:
         """Every name ``get`` accepts: configured, registered, and always ``embedded``."""
@@ -41,7 +44,7 @@ class ProviderRegistry:
         if config is not None:
             return config
         if name == EMBEDDED or name in self._instances:
-            return ProviderConfig(kind="embedded",
+            return ProviderConfig(kind=EMBEDDED,
                                   context_window=self.settings.embedded_context_window)
         raise ProviderUnavailable(
             name, f"no such provider; configured: {', '.join(self.names())}")
@@ -59,6 +62,13 @@ class ProviderRegistry:
         of any instance it replaces."""
         self._instances[name] = llm
 
+    def register_kind(self, kind: str, factory: ProviderFactory) -> None:
+        """Add or replace a kind here only; providers already built are kept."""
+        self.kinds.register(kind, factory)
+
+    def known_kinds(self) -> list[str]:
+        return self.kinds.names()
+
     def breaker(self, name: str) -> CircuitBreaker:
         breaker = self._breakers.get(name)
         if breaker is None:
@@ -67,11 +77,9 @@ class ProviderRegistry:
             self._breakers[name] = breaker
         return breaker
 
-    def resolve(self, model_settings: ModelSettings | None,
-                ) -> tuple[LLM, GenerationSettings]:
-        """The persona's provider wrapped with its fallbacks, and its generation settings."""
-        name = (model_settings.provider if model_settings else None) \
-            or self.settings.default_provider
+    def resolve(self, choice: ModelChoice | None) -> tuple[LLM, GenerationSettings]:
+        """The chosen provider wrapped with its fallbacks, and the generation settings."""
+        name = (choice.provider if choice else None) or self.settings.default_provider
         config = self.config(name)
         chain_names = [name, *(f for f in dict.fromkeys(config.fallback) if f != name)]
         chain = [self.get(each) for each in chain_names]
@@ -79,36 +87,34 @@ class ProviderRegistry:
                                                                         strict=True)}
         llm = ResilientLLM(chain, breakers, retries=config.max_retries,
                            timeout=config.timeout_seconds)
-        return llm, generation_settings(model_settings, config)
+        return llm, generation_settings(choice, config)
 
     async def aclose(self) -> None:
         """Close every provider built or registered here, each within a bound."""
         instances = list({id(llm): llm for llm in self._instances.values()}.values())
         self._instances.clear()
-        self._embedded = None
+        self._shared.clear()
         await asyncio.gather(*(_close(llm) for llm in instances))
 
     def _build(self, name: str, config: ProviderConfig) -> LLM:
-        if config.kind == "openai":
-            from personae.providers.openai_compat import OpenAICompatLLM
-
-            return OpenAICompatLLM(name, config)
-        if self._embedded is None:  # one loaded model, whatever names point at it
-            from personae.providers.llama_cpp import EmbeddedLLM
-
-            self._embedded = EmbeddedLLM.from_settings(self.settings)
-        return self._embedded
+        kind = config.kind
+        if not isinstance(self.kinds.factory(kind, name), SharedFactory):
+            return self.kinds.build(kind, name, config, self.settings)
+        llm = self._shared.get(kind)
+        if llm is None:
+            llm = self._shared[kind] = self.kinds.build(kind, name, config, self.settings)
+        return llm
 
 
-def generation_settings(model_settings: ModelSettings | None,
+def generation_settings(choice: ModelChoice | None,
                         config: ProviderConfig) -> GenerationSettings:
-    """The persona's choices win; the provider's configured model is the default."""
-    if model_settings is None:
+    """The caller's choices win; the provider's configured model is the default."""
+    if choice is None:
         return GenerationSettings(model=config.model)
-    return GenerationSettings(model=model_settings.model or config.model,
-                              temperature=model_settings.temperature,
-                              max_tokens=model_settings.max_tokens,
-                              top_p=model_settings.top_p)
+    return GenerationSettings(model=choice.model or config.model,
+                              temperature=choice.temperature,
+                              max_tokens=choice.max_tokens,
+                              top_p=choice.top_p)
 
 
 async def _close(llm: LLM) -> None:

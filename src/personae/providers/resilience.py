@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import replace
 from typing import Literal
@@ -180,12 +180,12 @@ class ResilientLLM:
 
     def _backoff(self, attempt: int) -> float:
         """Exponential, with full jitter so retrying callers do not stampede together."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
         return ceiling * (0.5 + random.random() / 2)
 
     async def _relay(self, llm: LLM, breaker: CircuitBreaker,
                      events: AsyncIterator[StreamEvent],
-                     first: StreamEvent) -> AsyncIterator[StreamEvent]:
+                     first: StreamEvent) -> AsyncGenerator[StreamEvent, None]:
         """Pass events on; a failure here propagates, since text has already streamed."""
         verdict_given = False
         try:

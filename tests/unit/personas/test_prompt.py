@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from personae.errors import ValidationFailed
-from personae.personas.prompt import build_system_prompt, compile_template, render_trait
+from personae.personas.prompt import build_system_prompt, render_trait
 from personae.personas.schema import PersonaDefinition
+from personae.personas.template import compile_template
 from personae.personas.validation import parse_persona
 
 

@@ -20,10 +20,10 @@ from personae.providers.base import (
     GenerationSettings,
     StreamEvent,
     TextDelta,
-    complete,
 )
 from personae.providers.fake import FakeOpenAIServer
 from personae.providers.openai_compat import OpenAICompatLLM
+from personae.providers.streams import complete
 
 HELLO = [ChatMessage("system", "Be brief."), ChatMessage("user", "hello there world")]
 

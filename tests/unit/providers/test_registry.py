@@ -1,29 +1,31 @@
-"""Resolving a persona's model settings to a provider chain and generation settings."""
+"""Resolving a model choice to a provider chain and generation settings."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from personae.config import ProviderConfig, Settings
 from personae.errors import ProviderUnavailable
-from personae.personas.schema import ModelSettings
 from personae.providers.base import (
     ChatMessage,
     Finished,
     GenerationSettings,
+    ModelChoice,
     StreamEvent,
     TextDelta,
     Usage,
-    complete,
 )
 from personae.providers.fake import FakeOpenAIServer
 from personae.providers.openai_compat import OpenAICompatLLM
-from personae.providers.registry import ProviderRegistry
+from personae.providers.registry import ProviderRegistry, generation_settings
 from personae.providers.resilience import ResilientLLM
+from personae.providers.streams import complete
 
 HELLO = [ChatMessage("user", "hi")]
 
@@ -71,11 +73,11 @@ async def registry(tmp_path: Path, server: FakeOpenAIServer) -> AsyncIterator[Pr
     await built.aclose()
 
 
-async def test_persona_settings_are_forwarded(registry: ProviderRegistry,
+async def test_choices_are_forwarded(registry: ProviderRegistry,
                                               server: FakeOpenAIServer) -> None:
-    persona = ModelSettings(provider="fake", model="persona-model", temperature=0.2,
+    choice = ModelChoice(provider="fake", model="persona-model", temperature=0.2,
                             max_tokens=64, top_p=0.5)
-    llm, settings = registry.resolve(persona)
+    llm, settings = registry.resolve(choice)
     assert settings == GenerationSettings(model="persona-model", temperature=0.2,
                                           max_tokens=64, top_p=0.5)
     completion = await complete(llm, HELLO, settings)
@@ -92,7 +94,7 @@ async def test_default_provider_and_configured_model(registry: ProviderRegistry,
     await complete(llm, HELLO, settings)
     assert server.last_request.model == "configured-model"
     assert "temperature" not in server.last_request.body
-    _, from_empty = registry.resolve(ModelSettings(temperature=1.1))
+    _, from_empty = registry.resolve(ModelChoice(temperature=1.1))
     assert (from_empty.model, from_empty.temperature) == ("configured-model", 1.1)
 
 
@@ -107,7 +109,7 @@ async def test_resolved_llm_uses_configured_retries_and_timeout(
 async def test_unknown_provider_is_unavailable_and_lists_names(
         registry: ProviderRegistry) -> None:
     with pytest.raises(ProviderUnavailable, match="configured: embedded, fake") as caught:
-        registry.resolve(ModelSettings(provider="nope"))
+        registry.resolve(ModelChoice(provider="nope"))
     assert caught.value.status == 503 and caught.value.provider == "nope"
 
 
@@ -132,7 +134,7 @@ async def test_configured_fallback_answers_with_its_own_model(
         }, default="main")
         registry = ProviderRegistry(settings)
         server.fail_always(status=503)
-        llm, generation = registry.resolve(ModelSettings(temperature=0.4))
+        llm, generation = registry.resolve(ModelChoice(temperature=0.4))
         completion = await complete(llm, HELLO, generation)
         await registry.aclose()
     assert (completion.text, completion.provider) == ("from backup", "backup")
@@ -170,3 +172,28 @@ async def test_registered_plugin_can_be_a_fallback(tmp_path: Path,
     completion = await complete(llm, HELLO, generation)
     assert (completion.text, completion.provider) == ("offline answer", "embedded")
     await registry.aclose()
+
+
+def test_model_choice_is_a_frozen_value() -> None:
+    choice = ModelChoice(provider="fake", temperature=0.3)
+    assert choice == ModelChoice(provider="fake", temperature=0.3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        choice.model = "other"  # type: ignore[misc]
+
+
+async def test_any_object_with_the_choice_attributes_resolves(
+        registry: ProviderRegistry) -> None:
+    """Callers holding another record with the same fields (a persona's model settings)
+    need no conversion at runtime."""
+    record = SimpleNamespace(provider="fake", model=None, temperature=0.7, max_tokens=12,
+                             top_p=None)
+    _, settings = registry.resolve(record)  # type: ignore[arg-type]
+    assert settings == GenerationSettings(model="configured-model", temperature=0.7,
+                                          max_tokens=12)
+
+
+def test_generation_settings_from_a_choice() -> None:
+    config = ProviderConfig(kind="openai", model="configured")
+    assert generation_settings(None, config) == GenerationSettings(model="configured")
+    chosen = generation_settings(ModelChoice(model="mine", top_p=0.9), config)
+    assert chosen == GenerationSettings(model="mine", top_p=0.9)

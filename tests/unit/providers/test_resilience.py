@@ -19,11 +19,11 @@ from personae.providers.base import (
     StreamEvent,
     TextDelta,
     Usage,
-    complete,
 )
 from personae.providers.fake import FakeOpenAIServer
 from personae.providers.openai_compat import OpenAICompatLLM
 from personae.providers.resilience import CircuitBreaker, ResilientLLM
+from personae.providers.streams import complete
 
 HELLO = [ChatMessage("user", "hello there world")]
 SETTINGS = GenerationSettings()

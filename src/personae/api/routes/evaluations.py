@@ -17,20 +17,32 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 from starlette.datastructures import FormData, UploadFile
 
 from personae.api.deps import CurrentPrincipal
 from personae.api.routes.panels import PanelServiceDep
+from personae.api.schemas import (
+    EVALUATION_CREATE_BODY,
+    AggregatesPublic,
+    EvaluationCreate,
+    EvaluationDetailPublic,
+    EvaluationRerun,
+    EvaluationResultsPublic,
+    EvaluationsPublic,
+    ProgressPublic,
+    ResumePublic,
+    error_responses,
+)
 from personae.auth.principal import Principal
 from personae.errors import InvalidInput, PersonaeError
-from personae.panels.content import MAX_CONTENT_CHARS, ContentFormat, split_rule
-from personae.panels.records import Progress
+from personae.panels.content import MAX_CONTENT_CHARS, split_rule
+from personae.panels.records import EvaluationStatus, Progress
 from personae.panels.rubric import Rubric
 from personae.panels.service import EvaluationRequest, PanelService
 from personae.personas.language import normalize_language
@@ -41,58 +53,12 @@ EVENTS_INTERVAL = 0.5  # seconds between progress polls of one /events stream
 EVENTS_PING = 15  # seconds between keep-alive comments on a quiet stream
 MAX_UPLOAD_BYTES = MAX_CONTENT_CHARS * 4  # UTF-8 takes at most 4 bytes per character
 EXPORT_FORMATS = ("csv", "json")
-
-
-class EvaluationCreate(BaseModel):
-    """What to evaluate, and with whom: a ``panel``, or ``personas`` (+ ``rubric``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    content: str = Field(description="the text, SubRip, WebVTT or JSON segments to judge")
-    format: ContentFormat | None = Field(
-        default=None, description="content format; detected from filename/content if absent")
-    filename: str | None = Field(default=None, max_length=255,
-                                 description="the source file's name (its extension "
-                                             "helps detect the format)")
-    title: str | None = Field(default=None, max_length=200)
-    panel: str | None = Field(default=None, description="a panel of yours, by id or name")
-    personas: list[str] = Field(default_factory=list,
-                                description="persona ids, when no panel is given")
-    rubric: dict[str, Any] | None = Field(
-        default=None, description="overrides the panel's rubric (scale_min, scale_max, "
-                                  "anchors, question, opinion_max_chars, extra_fields)")
-    classify: bool | None = Field(default=None,
-                                  description="label each segment's topic and tone first")
-    adherence: bool | None = Field(default=None,
-                                   description="check each opinion stays in character")
-    sentences_per_segment: int | None = Field(
-        default=None, description="plain text: sentences per segment (1-50, default 3)")
-    target_chars: int | None = Field(
-        default=None, description="plain text: pack sentences up to about this many "
-                                  "characters instead (50-20000)")
-    language: str = Field(default="en", description="BCP-47 tag; picks sentence rules")
-
-
-class RerunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    include_cancelled: bool = Field(default=False,
-                                    description="also run the cells a cancel left undone")
-
-
-def _upload_schema() -> dict[str, Any]:
-    """The multipart form: the JSON fields, as text, with ``file`` instead of ``content``."""
-    schema = EvaluationCreate.model_json_schema()
-    properties = {name: {"type": "string", "description": prop.get("description", "")}
-                  for name, prop in schema["properties"].items() if name != "content"}
-    properties["personas"]["description"] = "comma-separated persona ids"
-    properties["rubric"]["description"] = "the rubric as a JSON object"
-    return {"type": "object", "required": ["file"],
-            "properties": {"file": {"type": "string", "format": "binary",
-                                    "description": "the content, UTF-8"}, **properties}}
-
-
-_CREATE_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": EvaluationCreate.model_json_schema()},
-    "multipart/form-data": {"schema": _upload_schema()}}}}
+# Downloads and streams: the media types are documented, the bodies are written directly.
+_EXPORT_RESPONSE = {"description": "CSV (one row per persona x segment) or the JSON results",
+                    "model": EvaluationResultsPublic,
+                    "content": {"text/csv": {"schema": {"type": "string"}}}}
+_EVENTS_RESPONSE = {"description": "Server-sent events: progress, then done (or error)",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}}
 
 
 async def _json_body(request: Request) -> Any:
@@ -159,21 +125,20 @@ def _json_field(name: str, text: str) -> Any:
         raise InvalidInput(f"'{name}' must be a JSON object", {"field": name}) from None
 
 
-def _validated(raw: Any) -> EvaluationCreate:
+def _validated(raw: Any) -> tuple[EvaluationCreate, Rubric | None]:
     """Validate like a body parameter, so errors get the usual 422 shape and paths
     (the rubric too: ``rubric.scale_max``, exactly as ``/v1/panels`` reports them)."""
     try:
         body = EvaluationCreate.model_validate(raw)
-        if body.rubric is not None:
-            Rubric.model_validate(body.rubric)
+        rubric = None if body.rubric is None else Rubric.model_validate(body.rubric)
     except ValidationError as exc:
         prefix = ("body",) if exc.title == EvaluationCreate.__name__ else ("body", "rubric")
         errors = [{**error, "loc": (*prefix, *error["loc"])} for error in exc.errors()]
         raise RequestValidationError(errors) from None
-    return body
+    return body, rubric
 
 
-def _request(body: EvaluationCreate) -> EvaluationRequest:
+def _request(body: EvaluationCreate, rubric: Rubric | None) -> EvaluationRequest:
     split = None
     if body.sentences_per_segment is not None or body.target_chars is not None:
         split = split_rule(body.sentences_per_segment, body.target_chars)
@@ -183,20 +148,22 @@ def _request(body: EvaluationCreate) -> EvaluationRequest:
         raise InvalidInput(f"language: {exc}", {"field": "language"}) from None
     return EvaluationRequest(
         content=body.content, content_format=body.format, filename=body.filename,
-        title=body.title, panel=body.panel, personas=body.personas, rubric=body.rubric,
+        title=body.title, panel=body.panel, personas=body.personas, rubric=rubric,
         classify=body.classify, adherence=body.adherence, split=split, language=language)
 
 
 async def _with_progress(service: PanelService, principal: Principal,
-                         evaluation_id: str) -> dict[str, Any]:
+                         evaluation_id: str) -> EvaluationDetailPublic:
     evaluation = await service.evaluation(principal, evaluation_id)
     progress = await service.progress(principal, evaluation_id)
-    return {**evaluation.public(), "progress": progress.public()}
+    return EvaluationDetailPublic.model_validate(
+        {**evaluation.public(), "progress": progress.public()})
 
 
-@router.post("", status_code=202, openapi_extra=_CREATE_BODY)
+@router.post("", status_code=202, openapi_extra=EVALUATION_CREATE_BODY,
+             responses=error_responses(400, 401, 404, 409, 422, 503))
 async def create_evaluation(request: Request, response: Response, principal: CurrentPrincipal,
-                            service: PanelServiceDep) -> dict[str, Any]:
+                            service: PanelServiceDep) -> EvaluationDetailPublic:
     """Start an evaluation; 202 Accepted, because the scoring goes on in the background.
 
     Send JSON, or ``multipart/form-data`` with a ``file`` part. The answer is the
@@ -207,46 +174,49 @@ async def create_evaluation(request: Request, response: Response, principal: Cur
         raw: Any = await _form_body(request)
     else:
         raw = await _json_body(request)
-    evaluation = await service.evaluate(principal, _request(_validated(raw)))
+    evaluation = await service.evaluate(principal, _request(*_validated(raw)))
     response.headers["Location"] = f"/v1/evaluations/{evaluation.id}"
     return await _with_progress(service, principal, evaluation.id)
 
 
-@router.get("")
+@router.get("", responses=error_responses(401, 422))
 async def list_evaluations(
     principal: CurrentPrincipal, service: PanelServiceDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
-    status: Literal["running", "completed", "cancelled"] | None = None,
-) -> dict[str, Any]:
+    status: EvaluationStatus | None = None,
+) -> EvaluationsPublic:
     """Your evaluations, newest first."""
     found, count = await service.evaluations(principal, limit=limit, offset=offset,
                                              status=status)
-    return {"data": [e.public() for e in found], "count": count, "limit": limit,
-            "offset": offset}
+    return EvaluationsPublic.model_validate({
+        "data": [e.public() for e in found], "count": count, "limit": limit,
+        "offset": offset})
 
 
-@router.get("/{evaluation_id}")
+@router.get("/{evaluation_id}", responses=error_responses(401, 404))
 async def get_evaluation(evaluation_id: str, principal: CurrentPrincipal,
-                         service: PanelServiceDep) -> dict[str, Any]:
+                         service: PanelServiceDep) -> EvaluationDetailPublic:
     return await _with_progress(service, principal, evaluation_id)
 
 
-@router.get("/{evaluation_id}/results")
+@router.get("/{evaluation_id}/results", responses=error_responses(401, 404))
 async def evaluation_results(evaluation_id: str, principal: CurrentPrincipal,
-                             service: PanelServiceDep) -> dict[str, Any]:
+                             service: PanelServiceDep) -> EvaluationResultsPublic:
     """Every segment with one card per persona, plus the aggregates."""
-    return await service.results(principal, evaluation_id)
+    return EvaluationResultsPublic.model_validate(
+        await service.results(principal, evaluation_id))
 
 
-@router.get("/{evaluation_id}/aggregates")
+@router.get("/{evaluation_id}/aggregates", responses=error_responses(401, 404))
 async def evaluation_aggregates(evaluation_id: str, principal: CurrentPrincipal,
-                                service: PanelServiceDep) -> dict[str, Any]:
+                                service: PanelServiceDep) -> AggregatesPublic:
     """Per persona, per topic and per tone; failed cells never enter a mean."""
-    return await service.aggregates(principal, evaluation_id)
+    return AggregatesPublic.model_validate(await service.aggregates(principal, evaluation_id))
 
 
-@router.get("/{evaluation_id}/export", response_model=None)
+@router.get("/{evaluation_id}/export", response_model=None, response_class=Response,
+            responses={200: _EXPORT_RESPONSE, **error_responses(400, 401, 404)})
 async def export_evaluation(
     evaluation_id: str, principal: CurrentPrincipal, service: PanelServiceDep,
     format: Annotated[str, Query(description=" | ".join(EXPORT_FORMATS))] = "csv",
@@ -268,42 +238,45 @@ async def export_evaluation(
                     headers={"Content-Disposition": disposition})
 
 
-@router.post("/{evaluation_id}/cancel")
+@router.post("/{evaluation_id}/cancel", responses=error_responses(401, 404))
 async def cancel_evaluation(evaluation_id: str, principal: CurrentPrincipal,
-                            service: PanelServiceDep) -> dict[str, Any]:
+                            service: PanelServiceDep) -> ProgressPublic:
     """Stop: cells not started are cancelled; finished ones keep their results."""
-    return (await service.cancel(principal, evaluation_id)).public()
+    return ProgressPublic.model_validate((await service.cancel(principal, evaluation_id)).public())
 
 
-@router.post("/{evaluation_id}/rerun")
+@router.post("/{evaluation_id}/rerun", responses=error_responses(401, 404, 409, 422, 503))
 async def rerun_evaluation(
     evaluation_id: str, principal: CurrentPrincipal, service: PanelServiceDep,
-    body: RerunRequest | None = None,
+    body: EvaluationRerun | None = None,
     include_cancelled: Annotated[bool | None, Query(
         description="also run cancelled cells (or send it in the body)")] = None,
-) -> dict[str, Any]:
+) -> ProgressPublic:
     """Run failed (and, if asked, cancelled) cells again; 409 while still running."""
     again = bool(include_cancelled) or (body is not None and body.include_cancelled)
-    return (await service.rerun(principal, evaluation_id, include_cancelled=again)).public()
+    progress = await service.rerun(principal, evaluation_id, include_cancelled=again)
+    return ProgressPublic.model_validate(progress.public())
 
 
-@router.post("/{evaluation_id}/resume")
+@router.post("/{evaluation_id}/resume", responses=error_responses(401, 404, 503))
 async def resume_evaluation(evaluation_id: str, principal: CurrentPrincipal,
-                            service: PanelServiceDep) -> dict[str, Any]:
+                            service: PanelServiceDep) -> ResumePublic:
     """Queue a running evaluation's unfinished work again (after its jobs were lost,
     say with a Redis restart). Safe to repeat: queued jobs are not doubled."""
     queued = await service.requeue(principal, evaluation_id)
-    return {**(await service.progress(principal, evaluation_id)).public(), "queued": queued}
+    progress = await service.progress(principal, evaluation_id)
+    return ResumePublic.model_validate({**progress.public(), "queued": queued})
 
 
-@router.delete("/{evaluation_id}", status_code=204)
+@router.delete("/{evaluation_id}", status_code=204, responses=error_responses(401, 404))
 async def delete_evaluation(evaluation_id: str, principal: CurrentPrincipal,
                             service: PanelServiceDep) -> None:
     """Delete the evaluation and its results; a running one is cancelled first."""
     await service.delete(principal, evaluation_id)
 
 
-@router.get("/{evaluation_id}/events", response_model=None)
+@router.get("/{evaluation_id}/events", response_model=None, response_class=Response,
+            responses={200: _EVENTS_RESPONSE, **error_responses(401, 404)})
 async def evaluation_events(evaluation_id: str, principal: CurrentPrincipal,
                             service: PanelServiceDep) -> EventSourceResponse:
     """Server-sent events: ``progress`` now and on every change, then ``done`` once the

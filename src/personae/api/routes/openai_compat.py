@@ -25,20 +25,22 @@ from starlette.exceptions import HTTPException
 from starlette.responses import StreamingResponse
 
 from personae.api.deps import CurrentPrincipal, get_principal
-from personae.conversations.gateway import (
-    SESSION_HEADER,
-    ChatGateway,
-    ChatRequest,
-    aclose_stream,
+from personae.api.openai_wire import SESSION_HEADER, parse_chat_request
+from personae.api.schemas import (
+    CHAT_COMPLETION_BODY,
+    CHAT_COMPLETION_RESPONSES,
+    ModelList,
+    ModelObject,
+    openai_responses,
 )
-from personae.errors import InvalidInput, PersonaeError
+from personae.conversations.gateway import ChatGateway, ChatRequest
+from personae.errors import InvalidInput, PersonaeError, code_for_status
 from personae.providers.base import Completion, Finished, StreamEvent, TextDelta, Usage
+from personae.providers.streams import aclose_stream
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
 _TYPES = {401: "authentication_error", 403: "permission_error"}
-_HTTP_CODES = {401: "unauthenticated", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 413: "too_large"}
 _DONE = b"data: [DONE]\n\n"
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # Completion ids: a random per-process prefix and a counter (no syscall per request).
@@ -86,8 +88,7 @@ class OpenAIRoute(APIRoute):
                     log.warning("chat gateway: %s", exc.message)
                 return _error_response(exc.status, exc.code, exc.message, exc.details)
             except HTTPException as exc:
-                return _error_response(exc.status_code,
-                                       _HTTP_CODES.get(exc.status_code, "http_error"),
+                return _error_response(exc.status_code, code_for_status(exc.status_code),
                                        str(exc.detail))
             except Exception:
                 log.exception("chat gateway: unhandled error")
@@ -101,13 +102,7 @@ router = APIRouter(tags=["openai"], route_class=OpenAIRoute)
 
 
 def _gateway(request: Request) -> ChatGateway:
-    """One gateway per runtime, made on first use (its prompt cache lives with it)."""
-    state = request.app.state
-    runtime = state.runtime
-    gateway: ChatGateway | None = getattr(state, "chat_gateway", None)
-    if gateway is None or gateway.conversations is not runtime.conversations:
-        gateway = ChatGateway(runtime.personas, runtime.providers, runtime.conversations)
-        state.chat_gateway = gateway
+    gateway: ChatGateway = request.app.state.runtime.gateway
     return gateway
 
 
@@ -118,24 +113,12 @@ async def _body(request: Request) -> Any:
         raise InvalidInput("the request body must be JSON") from None
 
 
-_CHAT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-    "type": "object", "required": ["model", "messages"],
-    "properties": {
-        "model": {"type": "string", "description": "a persona id (GET /v1/models)"},
-        "messages": {"type": "array", "items": {"type": "object"}},
-        "stream": {"type": "boolean"}, "temperature": {"type": "number"},
-        "max_completion_tokens": {"type": "integer"}, "max_tokens": {"type": "integer"},
-        "top_p": {"type": "number"}, "stop": {"type": "array", "items": {"type": "string"}},
-        "response_format": {"type": "object"},
-        "metadata": {"type": "object", "description": "{\"session_id\": ...} saves the "
-                                                      "turn into that session"}}}}}}}
-
-
-@router.post("/chat/completions", response_model=None, openapi_extra=_CHAT_BODY)
+@router.post("/chat/completions", response_model=None, openapi_extra=CHAT_COMPLETION_BODY,
+             responses=CHAT_COMPLETION_RESPONSES)
 async def chat_completions(request: Request) -> Response:
     """OpenAI chat completions with ``model`` naming a persona; ``stream`` for SSE."""
     principal = await get_principal(request)  # called, not injected: the hot path
-    chat = ChatRequest.from_openai(await _body(request), request.headers.get(SESSION_HEADER))
+    chat = parse_chat_request(await _body(request), request.headers.get(SESSION_HEADER))
     gateway = _gateway(request)
     if not chat.stream:
         completion = await gateway.complete(principal, chat)
@@ -197,14 +180,15 @@ def _usage(usage: Usage) -> bytes:
                    "total_tokens": usage.total_tokens})
 
 
-@router.get("/models")
+@router.get("/models", responses={200: {"model": ModelList}, **openai_responses(401)})
 async def list_models(request: Request, principal: CurrentPrincipal) -> Response:
     """The personas this key can talk to, as OpenAI models."""
     models = await _gateway(request).models(principal)
     return Response(_dumps({"object": "list", "data": models}), media_type=JSON)
 
 
-@router.get("/models/{model_id}")
+@router.get("/models/{model_id}",
+            responses={200: {"model": ModelObject}, **openai_responses(401, 404, 409)})
 async def get_model(model_id: str, request: Request, principal: CurrentPrincipal) -> Response:
     return Response(_dumps(await _gateway(request).model(principal, model_id)),
                     media_type=JSON)

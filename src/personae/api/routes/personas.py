@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile, status
 
-from personae.api.deps import CurrentPrincipal, PersonaServiceDep
+from personae.api.deps import CurrentPrincipal, PersonaServiceDep, RuntimeDep
 from personae.api.schemas import (
-    ArchiveRequest,
     PersonaCreate,
-    PersonaPatch,
+    PersonaDiffPublic,
+    PersonaPromptPublic,
+    PersonaPublic,
     PersonaReplace,
-    RollbackRequest,
+    PersonaRollback,
+    PersonasImported,
+    PersonasPublic,
+    PersonaStatusChange,
+    PersonaUpdate,
+    VersionPublic,
+    VersionsPublic,
+    error_responses,
 )
 from personae.errors import InvalidInput, PreconditionRequired
 from personae.personas.language import normalize_language
@@ -23,6 +31,14 @@ from personae.personas.transfer import EXPORT_FORMATS, export_definition, import
 
 router = APIRouter(prefix="/personas", tags=["personas"])
 JSON = "application/json"
+
+# Reads and writes of one persona answer with its bytes serialised once (see
+# ``personas.registry``) and an ETag: documented here, not put through a response model.
+_ETAG = {"ETag": {"description": "the persona's version, for If-Match and If-None-Match",
+                  "schema": {"type": "string"}}}
+_PERSONA = {"model": PersonaPublic, "headers": _ETAG}
+_EXPORT_TYPES = {media_type: {"schema": {"type": "string", "format": "binary"}}
+                 for media_type in ("application/json", "application/yaml", "image/png")}
 
 
 def _record_response(record: PersonaRecord, status_code: int = 200) -> Response:
@@ -46,7 +62,10 @@ def _base_version(body_version: int | None, if_match: str | None) -> int:
 
 
 # First: the hot, cached read. ("GET /import" is no route, so nothing is shadowed.)
-@router.get("/{persona_id}")
+@router.get("/{persona_id}", response_model=None, responses={
+    200: _PERSONA, 304: {"description": "Not modified: If-None-Match names the current version",
+                         "headers": _ETAG},
+    **error_responses(401, 404)})
 async def get_persona(persona_id: str, principal: CurrentPrincipal, request: Request
                       ) -> Response:
     # The service is read off app state, not injected: one dependency less on the hot path.
@@ -56,7 +75,7 @@ async def get_persona(persona_id: str, principal: CurrentPrincipal, request: Req
     return Response(cached.body, media_type=JSON, headers={"ETag": cached.etag})
 
 
-@router.get("")
+@router.get("", responses=error_responses(400, 401, 422))
 async def list_personas(
     principal: CurrentPrincipal, service: PersonaServiceDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -65,7 +84,7 @@ async def list_personas(
     owner: Annotated[str | None, Query(description="'me', 'global' or a user id")] = None,
     q: Annotated[str | None, Query(description="text in id, name, description, tags")] = None,
     include_archived: bool = False,
-) -> dict[str, Any]:
+) -> PersonasPublic:
     if language:
         try:
             language = normalize_language(language)
@@ -75,11 +94,13 @@ async def list_personas(
         principal, limit=limit, offset=offset, tag=tag, language=language, status=status,
         owner=principal.user_id if owner == "me" else owner, text=q,
         include_archived=include_archived)
-    return {"data": [s.public() for s in page.data], "count": page.count,
-            "limit": limit, "offset": offset}
+    return PersonasPublic.model_validate({
+        "data": [s.public() for s in page.data], "count": page.count, "limit": limit,
+        "offset": offset})
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=None,
+             responses={201: _PERSONA, **error_responses(401, 403, 409, 422)})
 async def create_persona(body: PersonaCreate, principal: CurrentPrincipal,
                          service: PersonaServiceDep) -> Response:
     record = await service.create(principal, body.definition, visibility=body.visibility,
@@ -87,7 +108,7 @@ async def create_persona(body: PersonaCreate, principal: CurrentPrincipal,
     return _record_response(record, 201)
 
 
-@router.post("/import", status_code=201)
+@router.post("/import", status_code=201, responses=error_responses(400, 401, 403, 409, 422))
 async def import_persona(
     principal: CurrentPrincipal, service: PersonaServiceDep,
     file: Annotated[UploadFile, File(description="persona JSON/YAML or Character Card "
@@ -95,17 +116,19 @@ async def import_persona(
     id: Annotated[str | None, Form(description="id for the new persona")] = None,
     visibility: Annotated[Visibility, Form()] = Visibility.private,
     global_: Annotated[bool, Form(alias="global")] = False,
-) -> dict[str, Any]:
+) -> PersonasImported:
     imported = import_bytes(await file.read(), file.filename, id)
     records = await service.create_many(principal, imported.definitions, visibility=visibility,
                                         global_scope=global_,
                                         note=f"imported from {file.filename}")
     created = [record.public() for record in records]
-    return {"data": created, "count": len(created), "warnings": imported.warnings,
-            "source_format": imported.source_format}
+    return PersonasImported.model_validate({
+        "data": created, "count": len(created), "warnings": imported.warnings,
+        "source_format": imported.source_format})
 
 
-@router.put("/{persona_id}")
+@router.put("/{persona_id}", response_model=None,
+            responses={200: _PERSONA, **error_responses(400, 401, 403, 404, 409, 422, 428)})
 async def replace_persona(persona_id: str, body: PersonaReplace, principal: CurrentPrincipal,
                           service: PersonaServiceDep,
                           if_match: Annotated[str | None, Header()] = None) -> Response:
@@ -116,8 +139,9 @@ async def replace_persona(persona_id: str, body: PersonaReplace, principal: Curr
     return _record_response(record)
 
 
-@router.patch("/{persona_id}")
-async def patch_persona(persona_id: str, body: PersonaPatch, principal: CurrentPrincipal,
+@router.patch("/{persona_id}", response_model=None,
+              responses={200: _PERSONA, **error_responses(400, 401, 403, 404, 409, 422, 428)})
+async def patch_persona(persona_id: str, body: PersonaUpdate, principal: CurrentPrincipal,
                         service: PersonaServiceDep,
                         if_match: Annotated[str | None, Header()] = None) -> Response:
     record = await service.patch(
@@ -127,7 +151,10 @@ async def patch_persona(persona_id: str, body: PersonaPatch, principal: CurrentP
     return _record_response(record)
 
 
-@router.delete("/{persona_id}", response_model=None)
+@router.delete("/{persona_id}", response_model=None, responses={
+    200: {**_PERSONA, "description": "Archived (the default)"},
+    204: {"description": "Deleted for good (hard=true)"},
+    **error_responses(401, 403, 404, 409, 422)})
 async def delete_persona(
     persona_id: str, principal: CurrentPrincipal, service: PersonaServiceDep,
     hard: Annotated[bool, Query(description="delete for good (admins only)")] = False,
@@ -138,71 +165,79 @@ async def delete_persona(
     return _record_response(await service.set_status(principal, persona_id, Status.archived))
 
 
-@router.post("/{persona_id}/archive")
+@router.post("/{persona_id}/archive", response_model=None,
+             responses={200: _PERSONA, **error_responses(401, 403, 404, 409, 422)})
 async def archive_persona(persona_id: str, principal: CurrentPrincipal,
-                          service: PersonaServiceDep, body: ArchiveRequest | None = None
+                          service: PersonaServiceDep, body: PersonaStatusChange | None = None
                           ) -> Response:
-    body = body or ArchiveRequest()
+    body = body or PersonaStatusChange()
     record = await service.set_status(principal, persona_id, Status.archived,
                                       base_version=body.base_version, note=body.note)
     return _record_response(record)
 
 
-@router.post("/{persona_id}/restore")
+@router.post("/{persona_id}/restore", response_model=None,
+             responses={200: _PERSONA, **error_responses(401, 403, 404, 409, 422)})
 async def restore_persona(persona_id: str, principal: CurrentPrincipal,
-                          service: PersonaServiceDep, body: ArchiveRequest | None = None
+                          service: PersonaServiceDep, body: PersonaStatusChange | None = None
                           ) -> Response:
-    body = body or ArchiveRequest()
+    body = body or PersonaStatusChange()
     record = await service.set_status(principal, persona_id, body.status or Status.active,
                                       base_version=body.base_version, note=body.note)
     return _record_response(record)
 
 
-@router.get("/{persona_id}/versions")
+@router.get("/{persona_id}/versions", responses=error_responses(401, 404))
 async def list_versions(persona_id: str, principal: CurrentPrincipal,
-                        service: PersonaServiceDep) -> dict[str, Any]:
+                        service: PersonaServiceDep) -> VersionsPublic:
     versions = await service.versions(principal, persona_id)
-    return {"data": [v.public(with_definition=False) for v in versions],
-            "count": len(versions)}
+    return VersionsPublic.model_validate({
+        "data": [v.public(with_definition=False) for v in versions], "count": len(versions)})
 
 
-@router.get("/{persona_id}/versions/{number}")
+@router.get("/{persona_id}/versions/{number}", responses=error_responses(401, 404, 422))
 async def get_version(persona_id: str, number: int, principal: CurrentPrincipal,
-                      service: PersonaServiceDep) -> dict[str, Any]:
-    return (await service.version(principal, persona_id, number)).public()
+                      service: PersonaServiceDep) -> VersionPublic:
+    return VersionPublic.model_validate(
+        (await service.version(principal, persona_id, number)).public())
 
 
-@router.get("/{persona_id}/diff")
+@router.get("/{persona_id}/diff", responses=error_responses(401, 404, 422))
 async def diff_versions(
     persona_id: str, principal: CurrentPrincipal, service: PersonaServiceDep,
     from_: Annotated[int | None, Query(alias="from", ge=1)] = None,
     to: Annotated[int | None, Query(ge=1)] = None,
-) -> dict[str, Any]:
+) -> PersonaDiffPublic:
     current = (await service.get(principal, persona_id)).record.version
     new = to or current
     old = from_ or max(new - 1, 1)
-    return await service.diff(principal, persona_id, old, new)
+    return PersonaDiffPublic.model_validate(await service.diff(principal, persona_id, old, new))
 
 
-@router.post("/{persona_id}/rollback")
-async def rollback_persona(persona_id: str, body: RollbackRequest, principal: CurrentPrincipal,
+@router.post("/{persona_id}/rollback", response_model=None,
+             responses={200: _PERSONA, **error_responses(401, 403, 404, 409, 422)})
+async def rollback_persona(persona_id: str, body: PersonaRollback, principal: CurrentPrincipal,
                            service: PersonaServiceDep) -> Response:
     record = await service.rollback(principal, persona_id, body.version,
                                     base_version=body.base_version, note=body.note)
     return _record_response(record)
 
 
-@router.get("/{persona_id}/prompt")
+@router.get("/{persona_id}/prompt", responses=error_responses(401, 404, 409))
 async def rendered_prompt(persona_id: str, principal: CurrentPrincipal,
-                          service: PersonaServiceDep) -> dict[str, Any]:
-    from personae.personas.prompt import build_system_prompt
+                          runtime: RuntimeDep) -> PersonaPromptPublic:
+    """The system prompt the current version runs with, as conversations prepare it
+    (409 if its template fails to render)."""
+    record = (await runtime.personas.get(principal, persona_id)).record
+    prepared = runtime.prepared.prepare(record)
+    return PersonaPromptPublic(persona_id=persona_id, version=prepared.version,
+                               system_prompt=prepared.system_prompt)
 
-    record = (await service.get(principal, persona_id)).record
-    return {"persona_id": persona_id, "version": record.version,
-            "system_prompt": build_system_prompt(record.definition)}
 
-
-@router.get("/{persona_id}/export", response_model=None)
+@router.get("/{persona_id}/export", response_model=None, response_class=Response, responses={
+    200: {"description": "The persona file (json, yaml), or a Character Card (card, card-png)",
+          "content": _EXPORT_TYPES},
+    **error_responses(400, 401, 404)})
 async def export_persona(
     persona_id: str, principal: CurrentPrincipal, service: PersonaServiceDep,
     format: Annotated[str, Query(description=" | ".join(EXPORT_FORMATS))] = "json",

@@ -6,96 +6,102 @@ sent while a reply is streaming gets 409 ``turn_in_progress``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
 from personae.api.deps import ConversationsDep, CurrentPrincipal, websocket_principal
 from personae.api.errors import error_body
-from personae.auth.principal import Principal
+from personae.api.schemas import (
+    REPLY_RESPONSES,
+    MessageCreate,
+    MessagesPublic,
+    ReplyPublic,
+    SessionCreate,
+    SessionOpenedPublic,
+    SessionPublic,
+    SessionsPublic,
+    SwitchedPublic,
+    SwitchRequest,
+    error_responses,
+)
 from personae.conversations.engine import ConversationService
-from personae.conversations.events import Delta, Done, TurnEvent, TurnFailed, event_dict
-from personae.errors import PersonaeError
+from personae.conversations.events import (
+    Delta,
+    Done,
+    LiveEvent,
+    TurnEvent,
+    TurnFailed,
+    event_dict,
+)
+from personae.conversations.live import LiveConversation
+from personae.errors import InvalidInput, PersonaeError
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
-log = logging.getLogger(__name__)
 
 
-class SessionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    persona_id: str = Field(description="the persona to talk to")
-    meta: dict[str, Any] = Field(default_factory=dict, description="your own labels")
-
-
-class MessageCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    content: str = Field(description="what the user says")
-    stream: bool = Field(default=False, description="reply as server-sent events")
-
-
-class SwitchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    persona_id: str
-
-
-def _events(events: list[TurnEvent]) -> list[dict[str, Any]]:
+def _events(events: Sequence[TurnEvent]) -> list[dict[str, Any]]:
     return [event_dict(e) for e in events]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=error_responses(401, 404, 409, 422))
 async def open_session(body: SessionCreate, principal: CurrentPrincipal,
-                       conversations: ConversationsDep) -> dict[str, Any]:
+                       conversations: ConversationsDep) -> SessionOpenedPublic:
+    """Start talking to a persona; its greeting, if it has one, is the first message."""
     session, events = await conversations.open(principal, body.persona_id, body.meta)
-    return {"session": session.public(), "events": _events(events)}
+    return SessionOpenedPublic.model_validate({"session": session.public(),
+                                               "events": _events(events)})
 
 
-@router.get("")
+@router.get("", responses=error_responses(401, 422))
 async def list_sessions(principal: CurrentPrincipal, conversations: ConversationsDep,
                         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                        offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                        offset: Annotated[int, Query(ge=0)] = 0) -> SessionsPublic:
     found, count = await conversations.list(principal, limit, offset)
-    return {"data": [s.public() for s in found], "count": count}
+    return SessionsPublic.model_validate({"data": [s.public() for s in found],
+                                          "count": count})
 
 
-@router.get("/{session_id}")
+@router.get("/{session_id}", responses=error_responses(401, 404))
 async def get_session(session_id: str, principal: CurrentPrincipal,
-                      conversations: ConversationsDep) -> dict[str, Any]:
-    return (await conversations.get(principal, session_id)).public()
+                      conversations: ConversationsDep) -> SessionPublic:
+    return SessionPublic.model_validate((await conversations.get(principal, session_id))
+                                        .public())
 
 
-@router.delete("/{session_id}", status_code=204)
+@router.delete("/{session_id}", status_code=204, responses=error_responses(401, 404))
 async def delete_session(session_id: str, principal: CurrentPrincipal,
                          conversations: ConversationsDep) -> None:
     await conversations.delete(principal, session_id)
 
 
-@router.get("/{session_id}/messages")
+@router.get("/{session_id}/messages", responses=error_responses(401, 404))
 async def history(session_id: str, principal: CurrentPrincipal,
-                  conversations: ConversationsDep) -> dict[str, Any]:
+                  conversations: ConversationsDep) -> MessagesPublic:
     found = await conversations.history(principal, session_id)
-    return {"data": [m.public() for m in found], "count": len(found)}
+    return MessagesPublic.model_validate({"data": [m.public() for m in found],
+                                          "count": len(found)})
 
 
-@router.post("/{session_id}/switch")
+@router.post("/{session_id}/switch", responses=error_responses(401, 404, 409, 422))
 async def switch_persona(session_id: str, body: SwitchRequest, principal: CurrentPrincipal,
-                         conversations: ConversationsDep) -> dict[str, Any]:
-    return {"events": _events(await conversations.switch(principal, session_id,
-                                                         body.persona_id))}
+                         conversations: ConversationsDep) -> SwitchedPublic:
+    """Hand the session to another persona; the history is kept (409 while replying)."""
+    events = await conversations.switch(principal, session_id, body.persona_id)
+    return SwitchedPublic.model_validate({"events": _events(events)})
 
 
-@router.post("/{session_id}/messages", response_model=None)
+@router.post("/{session_id}/messages", response_model=ReplyPublic, responses=REPLY_RESPONSES)
 async def send_message(session_id: str, body: MessageCreate, request: Request,
                        principal: CurrentPrincipal, conversations: ConversationsDep
-                       ) -> JSONResponse | EventSourceResponse:
-    """The full reply as JSON, or (``stream`` / ``Accept: text/event-stream``) as SSE."""
+                       ) -> ReplyPublic | JSONResponse | EventSourceResponse:
+    """The full reply as JSON, or (``stream`` / ``Accept: text/event-stream``) as SSE.
+    A turn that fails answers with the failure's status and the saved partial reply."""
     events = await conversations.send(principal, session_id, body.content)
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
         return EventSourceResponse(_sse(events), ping=15)
@@ -103,12 +109,13 @@ async def send_message(session_id: str, body: MessageCreate, request: Request,
     final = collected[-1]
     if isinstance(final, TurnFailed):
         body_ = error_body(final.code, final.message,
-                           {"message": final.saved.public() if final.saved else None})
+                           {**final.error.details,
+                            "message": final.saved.public() if final.saved else None})
         return JSONResponse(body_, final.status)
     assert isinstance(final, Done)
     saved = [e for e in collected[:-1] if not isinstance(e, Delta)]  # the reply has the text
-    return JSONResponse({"events": _events(saved), "reply": final.message.public(),
-                         "usage": final.usage}, 200)
+    return ReplyPublic.model_validate({"events": _events(saved),
+                                       "reply": final.message.public(), "usage": final.usage})
 
 
 async def _sse(events: AsyncIterator[TurnEvent]) -> AsyncIterator[dict[str, str]]:
@@ -119,8 +126,10 @@ async def _sse(events: AsyncIterator[TurnEvent]) -> AsyncIterator[dict[str, str]
 
 @router.websocket("/{session_id}/ws")
 async def session_socket(websocket: WebSocket, session_id: str) -> None:
-    """JSON events both ways: send ``{"type": "message", "content": ...}`` or
-    ``{"type": "switch", "persona_id": ...}``; receive message/delta/done/error events."""
+    """JSON events both ways. Send ``{"type": "message", "content": ...}``,
+    ``{"type": "switch", "persona_id": ...}`` or ``{"type": "interrupt"}`` (stop the
+    reply now; its partial text is kept); receive message/delta/done/error/interrupted
+    and persona_switched events."""
     conversations: ConversationService = websocket.app.state.runtime.conversations
     try:
         principal = await websocket_principal(websocket)
@@ -132,76 +141,31 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
         return
     await websocket.accept()
     await websocket.send_json({"type": "ready", "session": session.public()})
-    await _SocketConversation(websocket, conversations, principal, session_id).run()
+
+    async def emit(event: LiveEvent) -> None:
+        await websocket.send_json(event_dict(event))
+
+    live = LiveConversation(conversations, principal, session_id, emit)
+    try:
+        while True:
+            await live.request(_client_request(live, await websocket.receive_json()))
+    except WebSocketDisconnect:
+        pass
+    except ValueError:  # not JSON
+        with contextlib.suppress(Exception):
+            await websocket.close(code=1003, reason="send JSON objects")
+    finally:
+        await live.close()
 
 
-class _SocketConversation:
-    """Reads client events while a reply streams, so a second send gets a clear 409."""
-
-    def __init__(self, websocket: WebSocket, conversations: ConversationService,
-                 principal: Principal, session_id: str) -> None:
-        self.ws, self.conversations = websocket, conversations
-        self.principal, self.session_id = principal, session_id
-        self.turn: asyncio.Task[None] | None = None
-        self.final_sent = False  # the running turn has sent its done/error event
-
-    async def run(self) -> None:
-        try:
-            while True:
-                await self._handle(await self.ws.receive_json())
-        except WebSocketDisconnect:
-            pass
-        except (ValueError, json.JSONDecodeError):
-            with contextlib.suppress(Exception):
-                await self.ws.close(code=1003, reason="send JSON objects")
-        finally:
-            if self.turn is not None and not self.turn.done():
-                self.turn.cancel()  # the partial reply is saved as interrupted
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self.turn
-
-    async def _handle(self, data: Any) -> None:
-        kind = data.get("type") if isinstance(data, dict) else None
-        if self.turn is not None and self.final_sent:
-            await self.turn  # it sent its last event and is finishing: not a conflict
-        try:
-            if kind == "message" and self.turn is not None and not self.turn.done():
-                await self._error("turn_in_progress", 409,
-                                  "a reply is still streaming on this session; wait for "
-                                  "its done event, then send again")
-            elif kind == "message":
-                events = await self.conversations.send(self.principal, self.session_id,
-                                                       str(data.get("content", "")))
-                self.final_sent = False
-                self.turn = asyncio.create_task(self._stream(events))
-            elif kind == "switch":
-                for event in await self.conversations.switch(
-                        self.principal, self.session_id, str(data.get("persona_id", ""))):
-                    await self.ws.send_json(event_dict(event))
-            else:
-                await self._error("invalid_input", 400,
-                                  "expected {\"type\": \"message\" | \"switch\", ...}")
-        except PersonaeError as exc:
-            await self._error(exc.code, exc.status, exc.message)
-        except Exception:
-            log.exception("session %s: request failed", self.session_id)
-            await self._error("internal_error", 500, "internal server error; see server log")
-
-    async def _stream(self, events: AsyncIterator[TurnEvent]) -> None:
-        try:
-            async for event in events:
-                if isinstance(event, Done | TurnFailed):
-                    self.final_sent = True
-                await self.ws.send_json(event_dict(event))
-        except (WebSocketDisconnect, RuntimeError, asyncio.CancelledError):
-            raise
-        except Exception:
-            log.exception("session %s: turn failed", self.session_id)
-            with contextlib.suppress(Exception):
-                await self._error("internal_error", 500,
-                                  "internal server error; see server log")
-            self.final_sent = True
-
-    async def _error(self, code: str, status: int, message: str) -> None:
-        await self.ws.send_json({"type": "error",
-                                 "error": {"code": code, "message": message, "status": status}})
+async def _client_request(live: LiveConversation, data: Any) -> None:
+    """One client frame as a call on the live conversation."""
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind == "message":
+        await live.say(str(data.get("content", "")))
+    elif kind == "switch":
+        await live.switch(str(data.get("persona_id", "")))
+    elif kind == "interrupt":
+        await live.interrupt()
+    else:
+        raise InvalidInput('expected {"type": "message" | "switch" | "interrupt", ...}')

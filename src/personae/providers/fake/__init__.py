@@ -1,22 +1,33 @@
 """Stand-ins for real model providers, shared by tests and benchmarks.
 
+* :class:`ScriptedLLM`: in process, replies queued by the test; for fast unit tests.
+* :class:`FakeOpenAIServer`: a loopback HTTP server speaking OpenAI's protocol; for
+  tests of the real SDK, HTTP and streaming path.
+
 Names are imported on first use so ``python -m personae.providers.fake.openai_server``
-does not load its own module twice.
+does not load its own module twice, and a scripted test never starts a web stack.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from personae.providers.fake.openai_server import FakeOpenAIServer, RecordedRequest
+    from personae.providers.fake.scripted import ScriptedLLM, ScriptedRequest
 
-__all__ = ["FakeOpenAIServer", "RecordedRequest"]
+_MODULES = {
+    "FakeOpenAIServer": "openai_server",
+    "RecordedRequest": "openai_server",
+    "ScriptedLLM": "scripted",
+    "ScriptedRequest": "scripted",
+}
+__all__ = ["FakeOpenAIServer", "RecordedRequest", "ScriptedLLM", "ScriptedRequest"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from personae.providers.fake import openai_server
-
-        return getattr(openai_server, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

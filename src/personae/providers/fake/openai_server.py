@@ -19,7 +19,6 @@ import asyncio
 import importlib.util
 import itertools
 import json
-import re
 import socket
 import threading
 import time
@@ -32,6 +31,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from personae.providers.fake.scripted import split_words
 
 Body = dict[str, Any]
 Reply = str | Callable[[Body], str]
@@ -74,11 +75,6 @@ def last_user_message(body: Body) -> str:
 def echo(body: Body) -> str:
     """The default reply: the last user message, so a nonce in it comes back."""
     return last_user_message(body)
-
-
-def split_words(text: str) -> list[str]:
-    """Word-sized deltas whose concatenation is exactly ``text``."""
-    return re.findall(r"\s*\S+\s*$|\s*\S+", text) or ([text] if text else [])
 
 
 def example_for(schema: Any) -> Any:

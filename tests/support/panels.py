@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from personae.auth.principal import Principal, Role
+from personae.auth.principal import Principal
 from personae.config import ProviderConfig, Settings
 from personae.panels.service import EvaluationRequest
 from personae.providers.fake import FakeOpenAIServer
 from personae.runtime import Runtime
+from tests.support.personas import ADA, ZED
+from tests.support.runtime import MEMBERS, create_global_personas, create_people
 
-ZED = {"id": "zed", "name": "Zed Gen-Z", "language": "en",
-       "system_prompt": "You are Zed, nineteen, bored by anything slow."}
-ADA = {"id": "ada", "name": "Ada Advertiser", "language": "en",
-       "system_prompt": "You are Ada, a brand advertiser who values reach."}
 SCORES = {"Zed": 2, "Ada": 4}
 TEXT = ("Welcome to the show. Today we talk money. Saving is hard. Budgets help. "
         "Credit cards bite. Thanks for listening.")
@@ -68,19 +65,15 @@ def panel_settings(tmp_path: Path, database_url: str, base_url: str, **extra: An
 
 
 async def seeded(settings: Settings) -> tuple[Runtime, Principal, Principal]:
+    """An open runtime (the caller closes it) with alice, bob and the personas ZED and ADA."""
     runtime = await Runtime.open(settings, watch=False)
-    people = []
-    for name in ("alice", "bob"):
-        user = await runtime.users.create_user(name, Role.member)
-        people.append(Principal(user.id, user.name, user.role))
-    admin = await runtime.auth.local_admin()
-    for persona in (ZED, ADA):
-        await runtime.personas.create(admin, persona, global_scope=True)
-    return runtime, people[0], people[1]
+    people = await create_people(runtime, MEMBERS)
+    await create_global_personas(runtime, (ZED, ADA))
+    return runtime, people["alice"], people["bob"]
 
 
-@pytest.fixture
-async def panels(database_url: str, tmp_path: Path) -> AsyncIterator[Panels]:
+@asynccontextmanager
+async def open_panels(database_url: str, tmp_path: Path) -> AsyncIterator[Panels]:
     async with FakeOpenAIServer() as server:
         settings = panel_settings(tmp_path, database_url, server.base_url)
         runtime, alice, bob = await seeded(settings)

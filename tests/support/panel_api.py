@@ -17,7 +17,7 @@ import httpx
 
 from personae.config import ProviderConfig, Settings
 from personae.providers.fake import FakeOpenAIServer
-from tests.api.conftest import Api, serve_app
+from tests.support.api import Api, serve_app
 
 GENZ, ADVERTISER = "genz-listener", "advertiser"
 NAMES = {GENZ: "Gen Z Listener", ADVERTISER: "Brand Advertiser"}

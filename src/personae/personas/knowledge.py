@@ -57,8 +57,8 @@ class KnowledgeIndex:
         if self._bm25 is None or not words:
             return []
         scores = self._bm25.get_scores(words)
-        query = set(words)
-        matching = [i for i in range(len(self.items)) if self._words[i] & query]
+        asked = set(words)
+        matching = [i for i in range(len(self.items)) if self._words[i] & asked]
         if not matching:
             return []
         ranked = sorted(matching, key=lambda i: (-scores[i], i))

@@ -8,7 +8,7 @@ from typing import Any
 from personae.panels.records import PanelSpec
 from personae.panels.runner import CellJob
 from personae.panels.service import EvaluationRequest
-from tests.panels.conftest import SCORES, Panels, panel_answer
+from tests.support.panels import SCORES, Panels, panel_answer
 
 
 async def test_every_persona_scores_every_segment_with_its_pinned_version(
@@ -170,7 +170,8 @@ async def test_saved_panel_drives_an_evaluation(panels: Panels) -> None:
     assert isinstance(panel.spec, PanelSpec) and panel.spec.rubric.scale_max == 10
     evaluation_id = await panels.run(panel="listeners", personas=[])
     evaluation = await panels.runtime.panels.evaluation(panels.alice, evaluation_id)
-    assert [p.id for p in evaluation.personas] == ["ada", "zed"]
+    assert [p.id for p in evaluation.spec.personas] == ["ada", "zed"]
+    assert evaluation.spec.rubric.scale_max == 10
     assert evaluation.panel_id == panel.id
     request = next(r for r in panels.server.requests if "Ada" in r.messages[0]["content"])
     schema = request.body["response_format"]["json_schema"]["schema"]

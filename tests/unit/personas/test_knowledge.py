@@ -1,6 +1,6 @@
 """Knowledge ranking: relevant items first, unrelated ones left out."""
 
-from personae.conversations.knowledge import KnowledgeIndex
+from personae.personas.knowledge import KnowledgeIndex
 from personae.personas.schema import KnowledgeItem
 
 ITEMS = [

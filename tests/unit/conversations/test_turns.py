@@ -10,7 +10,7 @@ import pytest
 from personae.conversations.events import Delta, Done, MessageSaved, PersonaSwitched, TurnFailed
 from personae.errors import NotFound, TurnInProgress
 from personae.runtime import Runtime
-from tests.conversations.conftest import Chat
+from tests.support.chat import Chat
 
 
 async def _turn(chat: Chat, session_id: str, text: str, who: str = "alice") -> list:

@@ -9,7 +9,7 @@ import pytest
 from personae.errors import Conflict, InvalidInput, NotFound
 from personae.panels.service import EvaluationRequest
 from personae.providers.fake import FakeOpenAIServer
-from tests.panels.conftest import TEXT, Panels, panel_answer, panel_settings, seeded
+from tests.support.panels import TEXT, Panels, panel_answer, panel_settings, seeded
 
 
 async def test_cancel_stops_what_has_not_started_and_rerun_finishes_it(panels: Panels) -> None:

@@ -1,0 +1,198 @@
+"""OpenAI's shapes for ``/v1/chat/completions`` and ``/v1/models``: documentation only.
+
+Those routes read the raw body (``api.openai_wire``) and write pre-encoded bytes, so
+nothing here runs on a request; these models exist so the OpenAPI document says what
+the routes take and send.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from personae.api.schemas.common import Public
+
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessageParam(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant"] = Field(
+        description="'developer' is taken as 'system'")
+    content: str | list[TextPart] = Field(description="text, or text parts (joined)")
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = Field(default=False, description="end with a usage chunk")
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    schema_: dict[str, Any] = Field(alias="schema", description="the JSON schema to answer in")
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """A chat completion request; fields OpenAI clients add that mean nothing here
+    (``user``, ``seed``, ...) are ignored, but ``n`` > 1 and ``tools`` are refused."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(description="a persona id (GET /v1/models)")
+    messages: list[ChatMessageParam] = Field(min_length=1)
+    stream: bool = Field(default=False, description="answer as server-sent events")
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1,
+                                   description="used when max_completion_tokens is absent")
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    response_format: ResponseFormat | None = None
+    metadata: dict[str, str] | None = Field(
+        default=None, description='{"session_id": ...} saves the turn into that session '
+                                  "(or send the X-Personae-Session header)")
+    n: Literal[1] | None = Field(default=None, description="only one choice is supported")
+
+
+class CompletionUsage(Public):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(Public):
+    role: Literal["assistant"]
+    content: str
+    refusal: None
+
+
+class Choice(Public):
+    index: int
+    message: AssistantMessage
+    logprobs: None
+    finish_reason: str = Field(description="stop, length, ... as the model reported")
+
+
+class ChatCompletion(Public):
+    id: str
+    object: Literal["chat.completion"]
+    created: int = Field(description="Unix time, seconds")
+    model: str = Field(description="the persona id asked for")
+    choices: list[Choice] = Field(description="always exactly one")
+    usage: CompletionUsage
+    system_fingerprint: None
+
+
+class ChunkDelta(Public):
+    role: Literal["assistant"] | None = Field(default=None, description="first chunk only")
+    content: str | None = None
+
+
+class ChunkChoice(Public):
+    index: int
+    delta: ChunkDelta = Field(description="empty in the chunk with the finish_reason")
+    finish_reason: str | None
+
+
+class ChatCompletionChunk(Public):
+    """One ``data:`` line of a stream. After the chunk with a ``finish_reason`` comes,
+    if ``stream_options.include_usage``, one with no choices and the usage; then
+    ``data: [DONE]``. A failure mid-stream is sent in-band as an :class:`OpenAIError`."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: CompletionUsage | None = Field(default=None, description="the last chunk only")
+
+
+class ModelObject(Public):
+    """A persona the caller can talk to, as an OpenAI model."""
+
+    id: str = Field(description="the persona id")
+    object: Literal["model"]
+    created: int = Field(description="when the persona last changed, Unix time")
+    owned_by: str = Field(description="the owner's user id, or 'global'")
+
+
+class ModelList(Public):
+    object: Literal["list"]
+    data: list[ModelObject]
+
+
+class OpenAIErrorBody(Public):
+    message: str
+    type: Literal["invalid_request_error", "authentication_error", "permission_error",
+                  "server_error"]
+    param: str | None = Field(description="the request field at fault, if one is")
+    code: str = Field(description="ours: not_found, provider_error, ...")
+    details: dict[str, Any]
+
+
+class OpenAIError(Public):
+    """Every error of these routes, in the shape OpenAI's SDKs parse."""
+
+    error: OpenAIErrorBody
+
+
+OPENAI_ERRORS: dict[int, str] = {
+    400: "The request could not be used; param names the field (invalid_input)",
+    401: "No valid API key (unauthenticated)",
+    404: "No such persona, or not readable by this key; or no such session (not_found)",
+    409: "The persona is archived or its prompt fails to render, or the session is "
+         "already answering (conflict, turn_in_progress)",
+    413: "The request body is too large (too_large)",
+    502: "The model provider failed (provider_error)",
+    503: "The model provider cannot be reached now (provider_unavailable)",
+    504: "The model provider took too long (provider_timeout)",
+}
+
+
+def openai_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these routes' errors, plus ``default`` (internal_error)."""
+    found: dict[int | str, dict[str, Any]] = {
+        status: {"model": OpenAIError, "description": OPENAI_ERRORS[status]}
+        for status in statuses}
+    found["default"] = {"model": OpenAIError, "description": "Unexpected error (internal_error)"}
+    return found
+
+
+def inline_schema(model: type[BaseModel],
+                  mode: Literal["validation", "serialization"]) -> dict[str, Any]:
+    """The model's JSON schema with its ``$defs`` written in place: for parts of the
+    document FastAPI does not collect components for (``openapi_extra``, extra content)."""
+    schema = model.model_json_schema(mode=mode)
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        found = {key: resolve(value) for key, value in node.items() if key != "$ref"}
+        if "$ref" in node:  # keys beside the reference (a description) win
+            return {**resolve(defs[node["$ref"].rsplit("/", 1)[1]]), **found}
+        return found
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+# The route reads its body itself, so the request body is given as ``openapi_extra``.
+CHAT_COMPLETION_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": inline_schema(ChatCompletionRequest, "validation")}}}}
+_CHUNKS = {"schema": inline_schema(ChatCompletionChunk, "serialization")}
+CHAT_COMPLETION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": ChatCompletion,
+          "description": "The completion or, with stream=true, chunks as server-sent events",
+          "content": {"text/event-stream": _CHUNKS}},
+    **openai_responses(400, 401, 404, 409, 413, 502, 503, 504)}

@@ -1,0 +1,95 @@
+"""Persona versions prepared once per process: definition, rendered prompt, knowledge index.
+
+Every capability that needs a persona (conversations, the OpenAI-compatible gateway,
+panels, and later voice, writing and persona tests) asks this one object, built once
+by the runtime. Versions never change, so everything derived from one is computed on
+first use and kept, least recently used dropped first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cachetools import LRUCache
+
+from personae.auth.principal import Principal
+from personae.errors import Conflict, NotFound
+from personae.personas.knowledge import KnowledgeIndex
+from personae.personas.prompt import build_system_prompt
+from personae.personas.records import PersonaRecord
+from personae.personas.schema import ModelSettings, PersonaDefinition
+from personae.personas.service import PersonaService
+from personae.providers.base import ModelChoice
+
+DEFAULT_MAX_ENTRIES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPersona:
+    """One immutable persona version with what every capability derives from it."""
+
+    persona_id: str
+    version: int
+    definition: PersonaDefinition
+    system_prompt: str
+    knowledge: KnowledgeIndex
+    model: ModelChoice  # the persona's model settings, as providers take them
+
+
+class PreparedPersonas:
+    """The one place that turns "persona id for this caller" into a usable persona."""
+
+    def __init__(self, personas: PersonaService,
+                 max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self.personas = personas
+        self._prepared: LRUCache[tuple[str, int], PreparedPersona] = LRUCache(max_entries)
+
+    async def usable(self, principal: Principal, persona_id: str) -> PreparedPersona:
+        """The current version of a persona the caller may read and use (not archived)."""
+        return self.prepare(await self.personas.usable(principal, persona_id))
+
+    def prepare(self, record: PersonaRecord) -> PreparedPersona:
+        """The record's version prepared, built now if it is not cached yet."""
+        key = (record.id, record.version)
+        found = self._prepared.get(key)
+        if found is None:
+            found = _build(record.id, record.version, record.definition)
+            self._prepared[key] = found
+        return found
+
+    async def get(self, persona_id: str, version: int) -> PreparedPersona:
+        """A version pinned earlier (by a session or an evaluation), with no access check:
+        the caller was checked when it pinned the version."""
+        key = (persona_id, version)
+        found = self._prepared.get(key)
+        if found is None:
+            stored = await self.personas.stored_version(persona_id, version)
+            if stored is None:
+                raise NotFound(f"persona '{persona_id}' version {version} no longer exists")
+            found = _build(persona_id, version, stored.definition)
+            self._prepared[key] = found
+        return found
+
+    async def shown_name(self, persona_id: str, version: int) -> str:
+        """The name a pinned version goes by; its id once the version is gone."""
+        try:
+            return (await self.get(persona_id, version)).definition.shown_name
+        except NotFound:
+            return persona_id
+
+
+def _build(persona_id: str, version: int, definition: PersonaDefinition) -> PreparedPersona:
+    try:
+        prompt = build_system_prompt(definition)
+    except ValueError as exc:  # a prompt template that fails at render time
+        raise Conflict(f"persona '{persona_id}': {exc}") from exc
+    return PreparedPersona(persona_id, version, definition, prompt,
+                           KnowledgeIndex(definition.knowledge, definition.language),
+                           model_choice(definition.model))
+
+
+def model_choice(settings: ModelSettings) -> ModelChoice:
+    """A persona's model settings in the providers' own terms (they never see personas)."""
+    return ModelChoice(provider=settings.provider, model=settings.model,
+                       temperature=settings.temperature, max_tokens=settings.max_tokens,
+                       top_p=settings.top_p)
