@@ -251,10 +251,11 @@ async def create_sessions(base_url: str, key: str, count: int) -> list[str]:
     async with rest_client(base_url, key) as client:
         created = await client.post("/v1/personas", json={"definition": PERSONA})
         created.raise_for_status()
+        persona_id = created.json()["id"]  # in the caller's namespace: "<user>/bench-echo"
 
         async def one(index: int) -> str:
             response = await client.post("/v1/sessions", json={
-                "persona_id": PERSONA["id"], "meta": {"bench": index}})
+                "persona_id": persona_id, "meta": {"bench": index}})
             response.raise_for_status()
             return str(response.json()["session"]["id"])
 

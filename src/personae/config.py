@@ -47,7 +47,12 @@ class ProviderConfig(BaseModel):
     base_url: str | None = None
     api_key: SecretStr | None = None
     model: str | None = None
-    timeout_seconds: float = Field(default=60.0, gt=0)
+    timeout_seconds: float = Field(
+        default=60.0, gt=0, description="the whole bound on getting a reply started "
+        "(every attempt, fallbacks included) and on any gap between its parts")
+    first_token_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="one attempt's bound to its first token; past it "
+        "the attempt fails and the next provider in the chain is tried")
     max_retries: int = Field(default=2, ge=0, le=10)
     context_window: int = Field(default=8192, gt=0)
     fallback: list[str] = Field(default_factory=list)
@@ -75,6 +80,12 @@ class Settings(BaseSettings):
     cache_max_entries: int = Field(default=10_000, gt=0)
     change_poll_seconds: float = Field(default=0.25, gt=0)
     migrate_on_start: bool = True
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest request body (JSON); a larger "
+        "one is answered 413 before it is read")
+    max_upload_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="largest upload: POST "
+        "/v1/personas/import (persona files, cards) and POST /v1/evaluations (content)")
     default_provider: str = Field(default="embedded",
                                   description="provider for personas that name none")
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
@@ -89,6 +100,18 @@ class Settings(BaseSettings):
                                     description="connections per process (PostgreSQL)")
     session_idle_seconds: float = Field(default=86_400.0, gt=0,
                                         description="idle sessions expire after this")
+    turn_lease_seconds: float = Field(
+        default=30.0, gt=0, description="a turn's claim on its session lasts this long "
+        "unless the process streaming it renews it (every third of it)")
+    stream_flush_seconds: float = Field(
+        default=1.0, gt=0, description="a streaming reply's text is saved this often")
+    shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, description="on shutdown, running turns may finish for this "
+        "long before they are stopped and saved as interrupted")
+    node_name: str | None = Field(
+        default=None, max_length=200, description="a stable name for this server process: "
+        "on start it frees at once the turns an earlier process of the same name left "
+        "(personae serve with one worker: host name and port); unique per process")
     breaker_failures: int = Field(default=5, ge=1)
     breaker_reset_seconds: float = Field(default=30.0, gt=0)
     queue: Literal["local", "arq"] = Field(

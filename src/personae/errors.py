@@ -13,6 +13,7 @@ Adapters (API, CLI) map these to status codes and exit codes in one place::
     │   └── TurnInProgress        409  turn_in_progress   (one turn at a time per session)
     ├── PreconditionRequired      428  precondition_required
     ├── QueueUnavailable          503  queue_unavailable  (the job queue cannot be reached)
+    ├── ShuttingDown              503  shutting_down      (the server is draining; retry)
     ├── DatabaseUnavailable       503  database_unavailable (the database cannot be reached)
     ├── DatabaseError             500  database_error     (the database refused a statement)
     └── ProviderError             502  provider_error     (names the provider and the cause)
@@ -152,6 +153,14 @@ class QueueUnavailable(PersonaeError):
     """Jobs cannot be queued (Redis is down or not configured); nothing was lost."""
 
     code = "queue_unavailable"
+    status = 503
+
+
+class ShuttingDown(PersonaeError):
+    """The server is stopping and takes no new turns; the same request can be retried
+    after ``details.retry_after`` seconds (the restarted server, or another one)."""
+
+    code = "shutting_down"
     status = 503
 
 

@@ -6,7 +6,9 @@ built at import time, so tests can run several runtimes side by side.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -15,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from personae.auth.service import Authenticator, UserService
 from personae.auth.store import UserStore
 from personae.config import Settings
+from personae.conversations.durability import TurnTiming
 from personae.conversations.engine import ConversationService
 from personae.conversations.gateway import ChatGateway
-from personae.conversations.store import ConversationStore
+from personae.conversations.store import ConversationStore, TurnHolder
 from personae.db.engine import current_revision, make_engine, migrate, safe_url
 from personae.errors import DatabaseUnavailable, from_infrastructure
 from personae.panels.queue import JobQueue, LocalQueue
@@ -72,6 +75,9 @@ class Runtime:
         prepared = PreparedPersonas(personas)
         conversations = ConversationService(
             ConversationStore(engine), prepared, providers,
+            holder=TurnHolder(uuid.uuid4().hex, settings.node_name),
+            timing=TurnTiming(timedelta(seconds=settings.turn_lease_seconds),
+                              settings.stream_flush_seconds),
             max_turns_in_flight=settings.max_turns_in_flight)
         gateway = ChatGateway(personas, prepared, providers, conversations)
         runner = PanelRunner(PanelStore(engine), prepared, providers,
@@ -81,6 +87,7 @@ class Runtime:
                    auth, providers, prepared, conversations, gateway, runner, panels)
 
     async def close(self) -> None:
+        await self.conversations.close()  # stops any turn still running, saved interrupted
         await self.panels.queue.close()
         await self.registry.stop()
         await self.providers.aclose()

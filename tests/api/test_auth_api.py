@@ -39,12 +39,12 @@ async def test_member_cannot_read_another_members_private_persona(api: Api) -> N
                           headers=api.as_("alice"))
     bob = api.as_("bob")
     for path in ("", "/versions", "/versions/1", "/prompt", "/export", "/diff"):
-        response = await api.client.get(f"/v1/personas/secret{path}", headers=bob)
+        response = await api.client.get(f"/v1/personas/alice/secret{path}", headers=bob)
         assert response.status_code == 404, path
     listing = (await api.client.get("/v1/personas?q=secret", headers=bob)).json()
     assert listing["count"] == 0
-    assert (await api.client.get("/v1/personas/secret", headers=api.as_("alice"))).status_code \
-        == 200
+    mine = await api.client.get("/v1/personas/alice/secret", headers=api.as_("alice"))
+    assert mine.status_code == 200
 
 
 async def test_revoked_key_stops_working(api: Api) -> None:

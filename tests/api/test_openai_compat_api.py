@@ -27,8 +27,8 @@ from tests.support.personas import MOHIT, TINA
 BASE = "http://personae"
 WARM = {"id": "warm", "name": "Warm Coach", "system_prompt": "Be encouraging.",
         "model": {"temperature": 0.3, "max_tokens": 64}}
-ALICE_OWN = {"id": "alice-notes", "name": "Alice's Notes"}
-BOB_SECRET = {"id": "bob-secret", "name": "Bob's Secret"}
+ALICE_OWN = {"id": "notes", "name": "Alice's Notes"}  # stored as alice/notes
+BOB_SECRET = {"id": "secret", "name": "Bob's Secret"}  # stored as bob/secret
 
 
 @dataclass
@@ -131,23 +131,24 @@ async def test_models_list_shows_only_readable_personas(gw_any_db: Gateway) -> N
     async with gw_any_db.sdk("alice") as alice, gw_any_db.sdk("bob") as bob:
         seen_by_alice = {m.id: m async for m in alice.models.list()}
         seen_by_bob = {m.id async for m in bob.models.list()}
-        assert set(seen_by_alice) == {"tina", "mohit", "warm", "alice-notes"}
-        assert seen_by_bob == {"tina", "mohit", "warm", "bob-secret"}
+        assert set(seen_by_alice) == {"tina", "mohit", "warm", "alice/notes"}
+        assert seen_by_bob == {"tina", "mohit", "warm", "bob/secret"}
         assert seen_by_alice["tina"].owned_by == "global"
-        assert seen_by_alice["alice-notes"].owned_by not in ("global", "")
+        assert seen_by_alice["alice/notes"].owned_by not in ("global", "")
         assert seen_by_alice["tina"].created > 0
         assert (await alice.models.retrieve("tina")).id == "tina"
+        assert (await alice.models.retrieve("alice/notes")).id == "alice/notes"
         with pytest.raises(openai.NotFoundError):
-            await alice.models.retrieve("bob-secret")
+            await alice.models.retrieve("bob/secret")
 
 
 async def test_archived_persona_leaves_models_and_refuses_chat(gw: Gateway) -> None:
-    archived = await gw.http.post("/v1/personas/alice-notes/archive", headers=gw.as_("alice"))
+    archived = await gw.http.post("/v1/personas/alice/notes/archive", headers=gw.as_("alice"))
     assert archived.status_code == 200
     async with gw.sdk("alice") as client:
-        assert "alice-notes" not in {m.id async for m in client.models.list()}
+        assert "alice/notes" not in {m.id async for m in client.models.list()}
         with pytest.raises(openai.ConflictError, match="archived"):
-            await client.chat.completions.create(model="alice-notes", messages=_user("hi"))
+            await client.chat.completions.create(model="alice/notes", messages=_user("hi"))
 
 
 async def test_persona_prompt_goes_first_then_client_messages(gw: Gateway) -> None:
@@ -198,8 +199,8 @@ async def test_unknown_or_unreadable_model_is_not_found(gw_any_db: Gateway) -> N
     async with gw_any_db.sdk("alice") as client:
         with pytest.raises(openai.NotFoundError, match="nobody") as missing:
             await client.chat.completions.create(model="nobody", messages=_user("hi"))
-        with pytest.raises(openai.NotFoundError, match="bob-secret"):
-            await client.chat.completions.create(model="bob-secret", messages=_user("hi"),
+        with pytest.raises(openai.NotFoundError, match="bob/secret"):
+            await client.chat.completions.create(model="bob/secret", messages=_user("hi"),
                                                  stream=True)
     assert missing.value.code == "not_found"
     assert missing.value.param == "model"

@@ -72,6 +72,11 @@ def _named_model(document: dict[str, Any], schema: dict[str, Any]) -> bool:
     return bool(document["components"]["schemas"][ref.rsplit("/", 1)[1]].get("properties"))
 
 
+def _download(path: str, schema: dict[str, Any]) -> bool:
+    """A file, whatever its media type; an exported JSON file is an object."""
+    return schema == DOWNLOAD or (path.endswith("/export") and schema.get("type") == "object")
+
+
 def _success_problems(document: dict[str, Any], method: str, path: str,
                       operation: dict[str, Any]) -> list[str]:
     where = f"{method} {path}"
@@ -93,7 +98,7 @@ def _success_problems(document: dict[str, Any], method: str, path: str,
             if not schema:
                 problems.append(f"{where} {status} {media_type}: no schema")
             elif media_type == JSON and not (_named_model(document, schema)
-                                             or schema == DOWNLOAD):
+                                             or _download(path, schema)):
                 problems.append(f"{where} {status}: JSON is not a named model: {schema}")
     return problems
 
@@ -230,3 +235,82 @@ def test_documentation_models_are_not_applied_at_run_time() -> None:
     for route in openai_compat.router.routes:
         assert getattr(route, "response_model", None) is None
         assert getattr(route, "body_field", None) is None
+
+
+# -- what a request needs, and what a 405 or a 503 says ---------------------------------
+
+def _integers(node: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every integer schema in ``node`` (a parameter's or a request body's), by path."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            yield where, node
+        for key, value in node.items():
+            yield from _integers(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _integers(value, f"{where}[{index}]")
+
+
+def _resolved(document: dict[str, Any], node: Any) -> Any:
+    """``node`` with every component reference written in place."""
+    if isinstance(node, list):
+        return [_resolved(document, item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if isinstance(node.get("$ref"), str) and node["$ref"].startswith(COMPONENTS):
+        return _resolved(document, document["components"]["schemas"][
+            node["$ref"].removeprefix(COMPONENTS)])
+    return {key: _resolved(document, value) for key, value in node.items()}
+
+
+async def test_every_integer_a_request_carries_is_bounded(api: Api) -> None:
+    """A number past what a database column holds is a 422 naming the bound, not a 500.
+    (The OpenAI body is read by its own parser and never reaches the database.)"""
+    document = await _document(api)
+    unbounded = [
+        f"{method} {path} {where}"
+        for method, path, operation in _operations(document)
+        if not path.startswith(OPENAI_PREFIXES)
+        for where, schema in _integers(_resolved(document, {
+            "parameters": operation.get("parameters", []),
+            "body": operation.get("requestBody", {})}), "")
+        if "maximum" not in schema]
+    assert unbounded == []
+
+
+async def test_request_schemas_say_what_the_routes_require(api: Api) -> None:
+    document = await _document(api)
+    schemas = document["components"]["schemas"]
+    for name in ("PersonaReplace", "PersonaUpdate"):  # or If-Match: else 428
+        assert "base_version" in schemas[name]["required"], name
+    for name in ("PersonaCreate", "PersonaReplace"):
+        assert schemas[name]["properties"]["definition"]["required"] == ["name"], name
+    content = schemas["MessageCreate"]["properties"]["content"]
+    assert content["minLength"] == 1 and content["pattern"]
+    for path in ("/v1/personas/{persona_id}/export", "/v1/evaluations/{evaluation_id}/export"):
+        parameters = document["paths"][path]["get"]["parameters"]
+        formats = next(p for p in parameters if p["name"] == "format")["schema"]
+        assert formats["enum"], path
+
+
+async def test_a_405_names_every_method_the_path_takes(api: Api) -> None:
+    """The router alone names only the first matching route's methods."""
+    document = await _document(api)
+    wrong = {}
+    for path, operations in document["paths"].items():
+        url = path.replace("{", "").replace("}", "")  # any id will do: no route takes OPTIONS
+        response = await api.client.options(url, headers=api.as_("alice"))
+        assert response.status_code == 405, url
+        documented = sorted(method.upper() for method in operations)
+        if response.headers["allow"] != ", ".join(documented):
+            wrong[path] = (response.headers["allow"], documented)
+        ErrorResponse.model_validate(response.json())
+    assert wrong == {}
+
+
+async def test_every_503_documents_retry_after(api: Api) -> None:
+    document = await _document(api)
+    missing = [f"{method} {path}" for method, path, operation in _operations(document)
+               if "503" in operation["responses"]
+               and "Retry-After" not in operation["responses"]["503"].get("headers", {})]
+    assert missing == []

@@ -52,7 +52,7 @@ async def test_malformed_body_is_a_4xx_in_the_error_shape(api: Api) -> None:
 
 async def test_update_needs_base_version_and_rejects_stale(api: Api) -> None:
     await _create(api, "alice")
-    url, alice = "/v1/personas/tina", api.as_("alice")
+    url, alice = "/v1/personas/alice/tina", api.as_("alice")
     no_base = await api.client.patch(url, json={"definition": {"description": "x"}},
                                      headers=alice)
     assert no_base.status_code == 428
@@ -69,7 +69,7 @@ async def test_update_needs_base_version_and_rejects_stale(api: Api) -> None:
 
 async def test_id_cannot_change_on_put(api: Api) -> None:
     await _create(api, "alice")
-    response = await api.client.put("/v1/personas/tina",
+    response = await api.client.put("/v1/personas/alice/tina",
                                     json={"definition": {**TINA, "id": "other"},
                                           "base_version": 1}, headers=api.as_("alice"))
     assert response.status_code == 400
@@ -79,35 +79,35 @@ async def test_id_cannot_change_on_put(api: Api) -> None:
 async def test_versions_diff_rollback(api: Api) -> None:
     await _create(api, "alice")
     alice = api.as_("alice")
-    await api.client.patch("/v1/personas/tina", json={"definition": {"description": "v2"},
+    await api.client.patch("/v1/personas/alice/tina", json={"definition": {"description": "v2"},
                                                        "base_version": 1}, headers=alice)
-    versions = (await api.client.get("/v1/personas/tina/versions", headers=alice)).json()
+    versions = (await api.client.get("/v1/personas/alice/tina/versions", headers=alice)).json()
     assert [v["version"] for v in versions["data"]] == [1, 2]
-    v1 = (await api.client.get("/v1/personas/tina/versions/1", headers=alice)).json()
+    v1 = (await api.client.get("/v1/personas/alice/tina/versions/1", headers=alice)).json()
     assert "description" not in v1["definition"]
-    diff = (await api.client.get("/v1/personas/tina/diff?from=1&to=2", headers=alice)).json()
+    diff = (await api.client.get("/v1/personas/alice/tina/diff?from=1&to=2", headers=alice)).json()
     assert diff["changed_fields"] == ["description"]
-    rolled = await api.client.post("/v1/personas/tina/rollback", json={"version": 1},
+    rolled = await api.client.post("/v1/personas/alice/tina/rollback", json={"version": 1},
                                    headers=alice)
     assert rolled.json()["version"] == 3
-    missing = await api.client.get("/v1/personas/tina/versions/9", headers=alice)
+    missing = await api.client.get("/v1/personas/alice/tina/versions/9", headers=alice)
     assert missing.status_code == 404
 
 
 async def test_archive_restore_and_hard_delete(api: Api) -> None:
     await _create(api, "alice")
     alice = api.as_("alice")
-    archived = await api.client.post("/v1/personas/tina/archive", headers=alice)
+    archived = await api.client.post("/v1/personas/alice/tina/archive", headers=alice)
     assert archived.json()["status"] == "archived"
     listing = (await api.client.get("/v1/personas", headers=alice)).json()
     assert listing["count"] == 0
-    restored = await api.client.post("/v1/personas/tina/restore", headers=alice)
+    restored = await api.client.post("/v1/personas/alice/tina/restore", headers=alice)
     assert restored.json()["status"] == "active"
-    forbidden = await api.client.delete("/v1/personas/tina?hard=true", headers=alice)
+    forbidden = await api.client.delete("/v1/personas/alice/tina?hard=true", headers=alice)
     assert forbidden.status_code == 403
-    gone = await api.client.delete("/v1/personas/tina?hard=true", headers=api.as_("admin"))
+    gone = await api.client.delete("/v1/personas/alice/tina?hard=true", headers=api.as_("admin"))
     assert gone.status_code == 204
-    assert (await api.client.get("/v1/personas/tina", headers=alice)).status_code == 404
+    assert (await api.client.get("/v1/personas/alice/tina", headers=alice)).status_code == 404
 
 
 async def test_list_filters_and_pagination(api: Api) -> None:
@@ -129,13 +129,15 @@ async def test_list_filters_and_pagination(api: Api) -> None:
 
 async def test_prompt_renders_a_brand_new_trait(api: Api) -> None:
     await _create(api, "alice")
-    prompt = (await api.client.get("/v1/personas/tina/prompt", headers=api.as_("alice"))).json()
+    prompt = (await api.client.get("/v1/personas/alice/tina/prompt",
+                                   headers=api.as_("alice"))).json()
     assert "## Pricing model\n- Per minute: INR 30" in prompt["system_prompt"]
 
 
 async def test_a_write_that_changes_nothing_makes_no_version(api: Api) -> None:
     await _create(api, "alice")
-    same = await api.client.put("/v1/personas/tina", json={"definition": TINA, "base_version": 1},
+    same = await api.client.put("/v1/personas/alice/tina",  # "tina": the name in her namespace
+                                json={"definition": TINA, "base_version": 1},
                                 headers=api.as_("alice"))
     assert same.status_code == 200
     assert same.json()["version"] == 1

@@ -123,3 +123,34 @@ async def test_a_whole_reply_is_not_repeated_as_deltas(
                                   headers=api.as_("alice"))).json()
     assert [e["type"] for e in body["events"]] == ["message"]
     assert body["reply"]["content"] == "a b c"
+
+
+async def test_a_persona_made_private_stops_another_users_session(
+        chat_api: tuple[Api, FakeOpenAIServer]) -> None:
+    api, _ = chat_api
+    alice, bob = api.as_("alice"), api.as_("bob")
+    created = await api.client.post("/v1/personas", json={
+        "definition": {"id": "oracle", "name": "Oracle"}, "visibility": "public"},
+        headers=alice)
+    persona_id = created.json()["id"]
+    rest, sse, gateway = [(await _open(api, "bob", persona_id))["session"]["id"]
+                          for _ in range(3)]
+    made_private = await api.client.patch(
+        f"/v1/personas/{persona_id}", json={"visibility": "private", "base_version": 1},
+        headers=alice)
+    assert made_private.status_code == 200, made_private.text
+
+    reply = await api.client.post(f"/v1/sessions/{rest}/messages", json={"content": "hi"},
+                                  headers=bob)
+    streamed = await api.client.post(f"/v1/sessions/{sse}/messages",
+                                     json={"content": "hi", "stream": True}, headers=bob)
+    completion = await api.client.post("/v1/chat/completions", json={
+        "model": persona_id, "messages": [{"role": "user", "content": "hi"}],
+        "metadata": {"session_id": gateway}}, headers=bob)
+    for response in (reply, streamed, completion):
+        assert response.status_code == 404, response.text
+        assert "is no longer available to you; this session is closed" in \
+            response.json()["error"]["message"]
+    for sid in (rest, sse, gateway):
+        session = await api.client.get(f"/v1/sessions/{sid}", headers=bob)
+        assert session.json()["status"] == "closed"

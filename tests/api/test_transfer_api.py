@@ -34,9 +34,9 @@ async def test_import_v2_card_and_export_it_unchanged(api: Api) -> None:
     body = response.json()
     assert body["source_format"] == "v2-json"
     created = body["data"][0]
-    assert created["id"] == "seraphina"
+    assert created["id"] == "alice/seraphina"  # in the importer's namespace
     assert created["definition"]["greetings"] == ["Welcome, traveller.", "Rest here."]
-    png = await api.client.get("/v1/personas/seraphina/export?format=card-png",
+    png = await api.client.get("/v1/personas/alice/seraphina/export?format=card-png",
                                headers=api.as_("alice"))
     assert png.headers["content-type"] == "image/png"
     round_trip = import_card(png.content, persona_id="seraphina")
@@ -46,11 +46,11 @@ async def test_import_v2_card_and_export_it_unchanged(api: Api) -> None:
 async def test_import_png_card_with_id_override(api: Api) -> None:
     exported = await _upload(api, "seraphina.json", json.dumps(V2_CARD).encode())
     assert exported.status_code == 201
-    png = (await api.client.get("/v1/personas/seraphina/export?format=card-png",
+    png = (await api.client.get("/v1/personas/alice/seraphina/export?format=card-png",
                                 headers=api.as_("alice"))).content
     again = await _upload(api, "seraphina.png", png, id="seraphina-2")
     assert again.status_code == 201, again.text
-    assert again.json()["data"][0]["id"] == "seraphina-2"
+    assert again.json()["data"][0]["id"] == "alice/seraphina-2"
     duplicate = await _upload(api, "seraphina.png", png, id="seraphina-2")
     assert duplicate.status_code == 409
 
@@ -59,11 +59,11 @@ async def test_import_persona_yaml_and_export_yaml(api: Api) -> None:
     text = "id: ada\nname: Ada\nlanguage: en\nteaching_style: [patient, socratic]\n"
     response = await _upload(api, "ada.yaml", text.encode())
     assert response.status_code == 201, response.text
-    exported = await api.client.get("/v1/personas/ada/export?format=yaml",
+    exported = await api.client.get("/v1/personas/alice/ada/export?format=yaml",
                                     headers=api.as_("alice"))
-    assert exported.headers["content-disposition"] == 'attachment; filename="ada.yaml"'
+    assert exported.headers["content-disposition"] == 'attachment; filename="alice--ada.yaml"'
     assert yaml.safe_load(exported.text)["traits"] == {"teaching_style": ["patient", "socratic"]}
-    card = (await api.client.get("/v1/personas/ada/export?format=card",
+    card = (await api.client.get("/v1/personas/alice/ada/export?format=card",
                                  headers=api.as_("alice"))).json()
     assert card["spec"] == "chara_card_v3"
     assert card["data"]["name"] == "Ada"
@@ -104,6 +104,6 @@ async def test_multi_persona_import_is_all_or_nothing(api: Api) -> None:
     both = b"- {id: fresh, name: Fresh}\n- {id: taken, name: Again}\n"
     response = await _upload(api, "both.yaml", both)
     assert response.status_code == 409
-    assert "'taken' already exists" in response.json()["error"]["message"]
-    assert (await api.client.get("/v1/personas/fresh", headers=api.as_("alice"))).status_code \
-        == 404
+    assert "'alice/taken' already exists" in response.json()["error"]["message"]
+    fresh = await api.client.get("/v1/personas/alice/fresh", headers=api.as_("alice"))
+    assert fresh.status_code == 404

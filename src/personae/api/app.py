@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from types import FrameType
 
 from fastapi import FastAPI
+from sse_starlette.sse import AppStatus
 
 from personae import __version__
 from personae.api.docs import install_docs
 from personae.api.errors import install_error_handlers
+from personae.api.limits import BodyLimits
 from personae.api.routes import evaluations, health, me, openai_compat, panels, personas, sessions
 from personae.config import Settings, get_settings
+from personae.logs import install_redaction
 from personae.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -32,23 +38,70 @@ async def _expire_idle_sessions(runtime: Runtime) -> None:
         await asyncio.sleep(min(60.0, runtime.settings.session_idle_seconds / 2))
 
 
+def _drain_on_termination(runtime: Runtime) -> Callable[[], None]:
+    """Start draining turns the moment SIGTERM or SIGINT reaches the server.
+
+    uvicorn runs the lifespan shutdown only after its graceful wait for open responses,
+    which streamed replies prolong; so its signal handler is wrapped: from the signal
+    on, new turns are refused, running ones get ``shutdown_grace_seconds`` and are then
+    stopped and saved, and only then are other event streams let go (sse-starlette
+    would otherwise cut them all at the signal). Returns the undo; does nothing where
+    no server handles the signals (in-process tests)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    servers = {sig: handler for sig, handler in previous.items()
+               if callable(handler) and handler is not signal.default_int_handler}
+    draining: list[asyncio.Task[None]] = []
+
+    async def drain() -> None:
+        await runtime.conversations.drain(runtime.settings.shutdown_grace_seconds)
+        AppStatus.should_exit = True  # the turns are saved: end the other event streams
+
+    def begin() -> None:
+        if not draining:
+            draining.append(loop.create_task(drain(), name="drain-on-signal"))
+
+    def handle(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(begin)
+        servers[signal.Signals(sig)](sig, frame)
+
+    for sig in servers:
+        signal.signal(sig, handle)
+    if servers:
+        AppStatus.enable_automatic_graceful_drain = False  # the drain above ends them
+
+    def undo() -> None:
+        for sig, handler in servers.items():
+            if signal.getsignal(sig) is handle:
+                signal.signal(sig, handler)
+
+    return undo
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_redaction()  # the server has configured logging by now: no keys in logs
         runtime = await Runtime.open(settings)
         app.state.runtime = runtime
         app.state.local_admin = (await runtime.auth.local_admin()
                                  if settings.keyless_allowed else None)
         sweeper = asyncio.create_task(_expire_idle_sessions(runtime), name="session-expiry")
+        await runtime.conversations.start()  # turns a killed or restarted server left
         await runtime.panels.resume()  # in-process jobs left unfinished by a restart
+        undo_signals = _drain_on_termination(runtime)
         try:
             yield
         finally:
+            undo_signals()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await runtime.conversations.drain(settings.shutdown_grace_seconds)
             await runtime.close()
 
     app = FastAPI(
@@ -60,6 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes,
+                       max_upload_bytes=settings.max_upload_bytes)
     install_docs(app)
     # The persona router goes first: its cached GET is the hot path and routes match in order.
     app.include_router(personas.router, prefix="/v1")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,14 +19,31 @@ from personae.personas.validation import describe, format_path
 log = logging.getLogger(__name__)
 
 error_body = error_envelope  # the name routes have used
+# Seconds a 503 asks clients to wait when the error does not know (a database or a
+# queue that is away, rather than an open circuit with its own reset time).
+DEFAULT_RETRY_AFTER_SECONDS = 2
+_HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE"})
+
+
+def error_headers(status: int, details: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The headers an error status promises: a challenge on 401, ``Retry-After`` on 503
+    (from ``details.retry_after`` when the error knows, whole seconds, at least 1)."""
+    if status == 401:
+        return {"WWW-Authenticate": "Bearer"}
+    if status != 503:
+        return {}
+    retry_after = (details or {}).get("retry_after")
+    if isinstance(retry_after, bool) or not isinstance(retry_after, int | float):
+        retry_after = DEFAULT_RETRY_AFTER_SECONDS
+    return {"Retry-After": str(max(1, math.ceil(retry_after)))}
 
 
 async def _personae_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PersonaeError)
     if exc.status >= 500:
         log.error("internal error: %s", exc.message)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+    return JSONResponse(exc.to_dict(), status_code=exc.status,
+                        headers=error_headers(exc.status, exc.details))
 
 
 async def _request_validation(_request: Request, exc: Exception) -> JSONResponse:
@@ -38,10 +59,42 @@ async def _request_validation(_request: Request, exc: Exception) -> JSONResponse
     return JSONResponse(error_body("validation_error", message, {"errors": issues}), 422)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    headers = {**error_headers(exc.status_code), **(exc.headers or {})}
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return JSONResponse(error_body(code_for_status(exc.status_code), str(exc.detail)),
-                        exc.status_code, headers=exc.headers)
+                        exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the resource at this path accepts, for a 405's ``Allow``.
+
+    The router names only the methods of the first route whose path matched. Here
+    every documented path that matches counts, the most specific first: the one with
+    the most fixed text (``/personas/{id}/versions`` over ``/personas/{id}``, whose id
+    may hold a slash; ``/personas/import`` over ``/personas/{id}``).
+    """
+    table: list[tuple[re.Pattern[str], int, frozenset[str]]] | None = getattr(
+        request.app.state, "allow_table", None)
+    if table is None:
+        table = request.app.state.allow_table = _allow_table(request.app.openapi())
+    path = request.url.path
+    found = [(fixed, methods) for pattern, fixed, methods in table if pattern.fullmatch(path)]
+    best = max((fixed for fixed, _ in found), default=0)
+    return sorted({m for fixed, methods in found if fixed == best for m in methods})
+
+
+def _allow_table(document: dict[str, Any]) -> list[tuple[re.Pattern[str], int, frozenset[str]]]:
+    table = []
+    for template, operations in document.get("paths", {}).items():
+        parts = re.split(r"\{[^}]+\}", template)
+        pattern = re.compile(".+".join(re.escape(part) for part in parts))
+        methods = frozenset(method.upper() for method in operations if method.upper() in
+                            _HTTP_METHODS)
+        table.append((pattern, sum(len(part) for part in parts), methods))
+    return table
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -3,19 +3,24 @@
 Errors name the field as OpenAI does (``param``), so the official SDKs show it.
 Unknown fields are ignored: OpenAI clients send many (``user``, ``seed``, ...) that
 have no meaning here. Fields that would silently change the answer's meaning if
-ignored (``n`` > 1, ``tools``) are refused.
+ignored (``n`` > 1, ``tools``) are refused. Content is bounded as a session's is: each
+message at most ``MAX_MESSAGE_CHARS`` characters (a session message's bound), at most
+``MAX_MESSAGES`` messages and ``MAX_TOTAL_CHARS`` characters in all.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from personae.conversations.engine import MAX_MESSAGE_CHARS
 from personae.conversations.gateway import ChatRequest
 from personae.errors import InvalidInput, invalid_param
 from personae.providers.base import ChatMessage, Role
 
 SESSION_HEADER = "x-personae-session"
 MAX_STOP_SEQUENCES = 4
+MAX_MESSAGES = 1024
+MAX_TOTAL_CHARS = 8 * MAX_MESSAGE_CHARS
 _ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "user",
                            "assistant": "assistant"}
 
@@ -44,7 +49,14 @@ def parse_chat_request(body: Any, session_header: str | None = None) -> ChatRequ
 def _messages(raw: Any) -> tuple[ChatMessage, ...]:
     if not isinstance(raw, list) or not raw:
         raise invalid_param("messages", "must be a non-empty list of {role, content} objects")
-    return tuple(_message(index, item) for index, item in enumerate(raw))
+    if len(raw) > MAX_MESSAGES:
+        raise invalid_param("messages", f"at most {MAX_MESSAGES} messages, got {len(raw)}")
+    messages = tuple(_message(index, item) for index, item in enumerate(raw))
+    total = sum(len(message.content) for message in messages)
+    if total > MAX_TOTAL_CHARS:
+        raise invalid_param("messages", f"{total:,} characters of content in all; at most "
+                                        f"{MAX_TOTAL_CHARS:,} are accepted")
+    return messages
 
 
 def _message(index: int, raw: Any) -> ChatMessage:
@@ -55,7 +67,11 @@ def _message(index: int, raw: Any) -> ChatMessage:
     if not isinstance(role, str) or role not in _ROLES:
         raise invalid_param(f"{where}.role",
                             f"must be 'system', 'user' or 'assistant', got {role!r}")
-    return ChatMessage(_ROLES[role], _content(f"{where}.content", raw.get("content")))
+    content = _content(f"{where}.content", raw.get("content"))
+    if len(content) > MAX_MESSAGE_CHARS:
+        raise invalid_param(f"{where}.content",
+                            f"longer than {MAX_MESSAGE_CHARS:,} characters ({len(content):,})")
+    return ChatMessage(_ROLES[role], content)
 
 
 def _content(where: str, raw: Any) -> str:
@@ -91,6 +107,8 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
     value = body.get(name)
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON has one number type: 20.0 is the integer 20
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise invalid_param(name, f"must be a positive integer, got {value!r}")
     return value

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+# A user's name is the namespace of their personas (``alice/tutor``), so it follows the
+# persona slug rules: lowercase letters, digits, '-' and '_', at most 32 characters.
+USER_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,31}"
+USER_NAME_RULE = ("lowercase letters, digits, '-' or '_', starting with a letter or digit, "
+                  "at most 32 characters")
+
+
+def is_valid_user_name(name: str) -> bool:
+    return re.fullmatch(USER_NAME_PATTERN, name) is not None
 
 
 class Role(StrEnum):
@@ -23,3 +34,4 @@ class Principal:
 
 
 LOCAL_ADMIN_ID = "local"
+KEY_PREFIX = "pk_"  # API keys start with it, so logs can spot and redact them

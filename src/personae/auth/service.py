@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from cachetools import TTLCache
 
-from personae.auth.principal import LOCAL_ADMIN_ID, Principal, Role
+from personae.auth.principal import (
+    LOCAL_ADMIN_ID,
+    USER_NAME_RULE,
+    Principal,
+    Role,
+    is_valid_user_name,
+)
 from personae.auth.records import ApiKey, User
 from personae.auth.store import UserStore
-from personae.errors import AuthenticationRequired, Conflict, NotFound
+from personae.errors import AuthenticationRequired, Conflict, InvalidInput, NotFound
 
 KEY_CACHE_SECONDS = 5.0
 KEY_CACHE_ENTRIES = 10_000
@@ -61,6 +67,9 @@ class UserService:
         self.auth = auth
 
     async def create_user(self, name: str, role: Role = Role.member) -> User:
+        if not is_valid_user_name(name):
+            raise InvalidInput(f"user name {name!r}: use {USER_NAME_RULE} (a user's name "
+                               "is the namespace of their persona ids, as in 'alice/tutor')")
         return await self.store.create_user(name, role)
 
     async def get_user(self, name_or_id: str) -> User | None:

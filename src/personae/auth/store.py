@@ -14,12 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from personae.auth.principal import Principal, Role
+from personae.auth.principal import KEY_PREFIX, Principal, Role
 from personae.auth.records import ApiKey, User
 from personae.db.tables import api_keys, users, utcnow
 from personae.errors import Conflict, NotFound
-
-KEY_PREFIX = "pk_"
 
 
 def hash_key(token: str) -> str:

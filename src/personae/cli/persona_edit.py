@@ -20,10 +20,12 @@ from personae.cli import output
 from personae.cli.persona_files import load_documents
 from personae.cli.session import as_admin, read_input
 from personae.errors import InvalidInput, PersonaeError
+from personae.limits import load_yaml
 from personae.personas.files import dump_definition, parse_document
 from personae.personas.records import PersonaRecord
 from personae.personas.schema import Visibility
 from personae.personas.service import merge_patch
+from personae.personas.transfer import download_stem
 from personae.personas.validation import parse_persona
 from personae.runtime import Runtime
 
@@ -74,7 +76,7 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
         if not sep or not all(parts):
             raise typer.BadParameter(f"expected key=value, got {item!r}", param_hint="--set")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = load_yaml(text) if text.strip() else ""  # no aliases, bounded depth
         except yaml.YAMLError as exc:
             raise InvalidInput(f"--set {key}: not a valid value ({exc})") from None
         target = changes
@@ -164,7 +166,8 @@ def _edit_in_editor(ctx: typer.Context, persona_id: str, note: str) -> None:
 def _keep_edits(persona_id: str, text: str) -> None:
     """Save rejected edits so the user can fix them and retry with --file."""
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", delete=False,
-                                     prefix=f"{persona_id}-", suffix=".yaml") as handle:
+                                     prefix=f"{download_stem(persona_id)}-",
+                                     suffix=".yaml") as handle:
         handle.write(text)
     output.warn(f"your edits were kept in {handle.name}; fix them and run "
                 f"`personae personas edit {persona_id} --file {handle.name}`")

@@ -15,7 +15,7 @@ import typer
 
 from personae.auth.principal import Principal
 from personae.cli import output
-from personae.cli.session import as_admin, read_input, user_id_for
+from personae.cli.session import as_admin, read_input
 from personae.errors import InvalidInput, ValidationFailed
 from personae.personas.files import (
     SyncReport,
@@ -114,14 +114,15 @@ def sync(
     skip_invalid: bool = typer.Option(False, "--skip-invalid",
                                       help="Apply the valid files even if some are invalid."),
     owner: str | None = typer.Option(None, "--owner", metavar="USER",
-                                     help="Sync as this user's personas (default: global)."),
+                                     help="Sync as this user's personas, in their "
+                                          "namespace USER/ (default: global)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Create or update personas from a folder of files (idempotent, all or nothing)."""
 
     async def work(runtime: Runtime, principal: Principal) -> SyncReport:
-        owner_id = await user_id_for(runtime, owner) if owner else None
-        return await runtime.personas.sync_folder(principal, folder, owner_id=owner_id,
+        owner_user = await runtime.users.require_user(owner) if owner else None
+        return await runtime.personas.sync_folder(principal, folder, owner=owner_user,
                                                   skip_invalid=skip_invalid, dry_run=dry_run)
 
     report = as_admin(ctx, work)

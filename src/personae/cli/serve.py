@@ -3,11 +3,17 @@
 Settings reach the server through ``PERSONAE_*`` environment variables rather than
 objects, because uvicorn's worker processes (``--workers``, ``--reload``) import the
 app factory afresh and only inherit the environment.
+
+On SIGTERM uvicorn stops accepting connections and waits for open responses; the app
+drains its turns meanwhile (``shutdown_grace_seconds``, then the rest are saved as
+interrupted), and uvicorn's own deadline is set a little past that, as a backstop.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import socket
 from dataclasses import dataclass
 
 import typer
@@ -18,11 +24,15 @@ from personae.cli import output
 from personae.cli.session import in_runtime, settings_for
 from personae.config import Settings, get_settings, is_loopback_host
 from personae.db.engine import safe_url
+from personae.logs import with_redaction
 from personae.runtime import Runtime
 
 KEYLESS_NOTE = ("Keyless access: requests without an API key act as the local admin "
                 "(only because the server is bound to {host}).")
 KEYS_NOTE = "API keys required (create one: personae keys create USER)"
+# Past the grace period, a stopped turn may take this long to save before uvicorn
+# cancels what is left.
+STOP_MARGIN_SECONDS = 6
 
 
 @dataclass
@@ -46,13 +56,31 @@ def base_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def node_name(settings: Settings) -> str | None:
+    """The name a restart of this server shares, so that it frees the turns of the
+    process before it at once. Workers share one port, so they get none (their turns
+    are freed when their leases expire)."""
+    if settings.workers > 1:
+        if settings.node_name:
+            output.warn("PERSONAE_NODE_NAME is ignored with several workers: "
+                        "each needs its own; their turns are freed by lease expiry")
+        return None
+    return settings.node_name or f"{socket.gethostname()}:{settings.port}"
+
+
 def _export_environment(settings: Settings) -> None:
     os.environ.update({
         "PERSONAE_HOST": settings.host,
         "PERSONAE_PORT": str(settings.port),
+        "PERSONAE_WORKERS": str(settings.workers),
         "PERSONAE_DATABASE_URL": settings.resolved_database_url,
         "PERSONAE_DATA_DIR": str(settings.data_dir),
     })
+    node = node_name(settings)
+    if node is None:
+        os.environ.pop("PERSONAE_NODE_NAME", None)
+    else:
+        os.environ["PERSONAE_NODE_NAME"] = node
     get_settings.cache_clear()
 
 
@@ -95,4 +123,7 @@ def serve(
     _banner(settings, prep)
     uvicorn.run("personae.api.app:create_app", factory=True, host=settings.host,
                 port=settings.port, workers=None if reload else settings.workers,
-                reload=reload, log_level=settings.log_level)
+                reload=reload, log_level=settings.log_level,
+                log_config=with_redaction(uvicorn.config.LOGGING_CONFIG),
+                timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds)
+                + STOP_MARGIN_SECONDS)

@@ -18,6 +18,7 @@ from personae.cli import output
 from personae.cli.session import settings_for
 from personae.config import Settings
 from personae.errors import PersonaeError
+from personae.logs import install_redaction
 from personae.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ def _configure_logging(name: str) -> None:
     level = found if isinstance(found, int) else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr, format=LOG_FORMAT)
     logging.getLogger().setLevel(level)
+    install_redaction(("",))  # e.g. a Redis or database URL's password
     for chatty in CHATTY:
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
 

@@ -27,10 +27,11 @@ def system_with_knowledge(system_prompt: str, items: Sequence[RankedItem]) -> st
 
 def history_message(record: MessageRecord, persona_id: str,
                     names: dict[str, str]) -> ChatMessage | None:
-    """A stored message as the model should see it (another persona's words are marked)."""
+    """A stored message as the model should see it (another persona's words are marked;
+    a reply still being written is not part of the conversation yet)."""
     if record.role == "user":
         return ChatMessage("user", record.content)
-    if record.role != "assistant" or not record.content:
+    if record.role != "assistant" or not record.content or record.status == "streaming":
         return None
     if record.persona_id != persona_id:
         speaker = names.get(record.persona_id, record.persona_id)

@@ -1,9 +1,11 @@
 """Conversations: a user, a session, a persona, and a model, with no HTTP in sight.
 
 A turn is an async stream of events. The user's message is committed before the
-model is called; the reply is committed when the stream ends, as ``complete``,
-``interrupted`` (the client went away, or the model failed mid-reply) or ``failed``.
-A session is pinned to the persona version it started with (or last switched to).
+model is called, together with the reply's row (``streaming``), whose text is flushed
+about every second while it streams (see ``durability``); when the stream ends the
+reply is ``complete``, ``interrupted`` (the client went away, the model failed
+mid-reply, or the server stopped it) or ``failed``. A session is pinned to the persona
+version it started with (or last switched to).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import replace
@@ -19,6 +22,7 @@ from typing import Any
 
 from personae.auth.principal import Principal
 from personae.conversations.context import build_messages
+from personae.conversations.durability import ActiveTurn, TurnRegistry, TurnTiming
 from personae.conversations.events import (
     Delta,
     Done,
@@ -27,12 +31,19 @@ from personae.conversations.events import (
     TurnEvent,
     TurnFailed,
 )
-from personae.conversations.store import ConversationStore, MessageRecord, SessionRecord
+from personae.conversations.store import (
+    ConversationStore,
+    MessageRecord,
+    Recovered,
+    SessionRecord,
+    TurnHolder,
+)
 from personae.errors import (
     Conflict,
     InvalidInput,
     NotFound,
     PersonaeError,
+    ShuttingDown,
     TurnInProgress,
 )
 from personae.personas.knowledge import RankedItem
@@ -48,14 +59,34 @@ MAX_MESSAGE_CHARS = 32_000
 
 class ConversationService:
     def __init__(self, store: ConversationStore, prepared: PreparedPersonas,
-                 providers: ProviderRegistry, *, turn_stale: timedelta = timedelta(minutes=10),
-                 knowledge_items: int = 3, max_turns_in_flight: int = 64) -> None:
+                 providers: ProviderRegistry, *, holder: TurnHolder | None = None,
+                 timing: TurnTiming | None = None, knowledge_items: int = 3,
+                 max_turns_in_flight: int = 64) -> None:
         self.store = store
         self.prepared = prepared
         self.providers = providers
-        self.turn_stale = turn_stale
+        self.turns = TurnRegistry(store, holder or TurnHolder(uuid.uuid4().hex),
+                                  timing or TurnTiming())
         self.knowledge_items = knowledge_items
         self._in_flight = asyncio.Semaphore(max_turns_in_flight)
+
+    # -- serving (see ``durability``) -----------------------------------------
+
+    async def start(self) -> None:
+        """Serve turns: free what processes that are gone left, and keep doing so."""
+        await self.turns.serve()
+
+    async def recover(self) -> Recovered:
+        """Free dead holders' claims; their streaming replies become interrupted."""
+        return await self.turns.recover()
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Take no new turns; let running ones finish for ``grace_seconds``, then stop
+        them (saved interrupted) and wait for their saves."""
+        await self.turns.drain(grace_seconds)
+
+    async def close(self) -> None:
+        await self.turns.close()
 
     # -- sessions ----------------------------------------------------------
 
@@ -128,60 +159,72 @@ class ConversationService:
         The session is claimed when the stream starts (so a stream never iterated holds
         nothing); a claim lost to a concurrent turn arrives as a 409 ``TurnFailed``.
         """
+        self.turns.refuse_if_draining()
         if not text.strip():
             raise InvalidInput("content: must not be empty")
         if len(text) > MAX_MESSAGE_CHARS:
             raise InvalidInput(f"content: longer than {MAX_MESSAGE_CHARS} characters")
         session = await self._open_session(principal, session_id)
-        if await self.store.turn_busy(session.id, self.turn_stale):
+        if await self.store.turn_busy(session.id):
             raise turn_in_progress(session.id)
         return self._turn(session, text)
 
     async def _turn(self, session: SessionRecord, text: str) -> AsyncIterator[TurnEvent]:
         async with self._in_flight:  # bounded: waiting turns queue here, not in the DB pool
-            turn = await self.store.claim_turn(session.id, self.turn_stale)
-            if turn is None:
-                yield TurnFailed(turn_in_progress(session.id))
+            active = await self._start_turn(session.id)
+            if isinstance(active, PersonaeError):
+                yield TurnFailed(active)
                 return
-            final: TurnEvent | None = None
-            response_ms: float | None = None
+            run = _Run()
+            active.keeper = asyncio.create_task(active.keep(
+                self.turns.timing, lambda: self._flush(run), lambda: self.turns.renew(active)))
             try:
-                user = await self.store.add_message(session.id, "user", text,
-                                                    session.persona_id, session.persona_version)
+                user, run.reply = await self.store.open_exchange(
+                    session.id, text, session.persona_id, session.persona_version)
                 yield MessageSaved(user)
-                started = time.perf_counter()
                 # aclosing: if our consumer goes away, the reply (and the model) stop now
                 # and the partial reply is saved as interrupted before the turn is released.
-                async with aclosing(self._reply(session, text)) as replies:
+                async with aclosing(self._reply(session, active, run, user)) as replies:
                     async for event in replies:
-                        if isinstance(event, Done | TurnFailed):
-                            final = event  # sent once the session is free for the next turn
-                        else:
-                            yield event
-                response_ms = (time.perf_counter() - started) * 1000
+                        yield event
+            except (asyncio.CancelledError, GeneratorExit):
+                run.cancelled = True
+                raise
             finally:
-                await asyncio.shield(self.store.finish_turn(session.id, turn, response_ms))
-        if final is not None:
-            yield final
+                saved = await self.turns.shielded(self._end_turn(session, active, run))
+        assert saved is not None  # the exchange was opened, or we would not be here
+        # The final event goes out once the session is free for the next turn.
+        yield Done(saved, run.usage()) if run.error is None else TurnFailed(run.error, saved)
 
-    async def _reply(self, session: SessionRecord,
-                     text: str) -> AsyncGenerator[TurnEvent, None]:
-        run = _Run()
+    async def _start_turn(self, session_id: str) -> ActiveTurn | PersonaeError:
+        try:
+            turn_id = await self.turns.claim(session_id)
+        except ShuttingDown as exc:
+            return exc
+        if turn_id is None:
+            return turn_in_progress(session_id)
+        return self.turns.track(session_id, turn_id)
+
+    async def _reply(self, session: SessionRecord, active: ActiveTurn, run: _Run,
+                     user: MessageRecord) -> AsyncGenerator[TurnEvent, None]:
+        """The model's reply as deltas; how it went is kept in ``run`` for the caller."""
+        run.started = time.perf_counter()
         try:
             persona = await self.prepared.get(session.persona_id, session.persona_version)
-            run.knowledge = persona.knowledge.top(text, self.knowledge_items)
+            run.knowledge = persona.knowledge.top(user.content, self.knowledge_items)
             llm, settings = self.providers.resolve(persona.model)
             settings = replace(settings, fairness_key=session.id)
-            history = await self.store.messages(session.id, limit=HISTORY_LIMIT)
+            history = [m for m in await self.store.messages(session.id, limit=HISTORY_LIMIT)
+                       if m.id < user.id]
             messages = build_messages(
                 system_prompt=persona.system_prompt, knowledge=run.knowledge,
-                history=history[:-1], user_text=text, persona_id=session.persona_id,
+                history=history, user_text=user.content, persona_id=session.persona_id,
                 names=await self._names(history), context_window=llm.context_window,
                 reply_tokens=settings.max_tokens or DEFAULT_REPLY_TOKENS,
                 count=llm.count_tokens)
             stream = llm.stream(messages, settings)
             try:
-                async for event in stream:
+                while (event := await active.next_event(stream)) is not None:
                     if isinstance(event, TextDelta) and event.text:
                         run.delta(event.text)
                         yield Delta(event.text)
@@ -191,37 +234,61 @@ class ConversationService:
                 await aclose_stream(stream)
         except PersonaeError as exc:
             run.error = exc
-        except (asyncio.CancelledError, GeneratorExit):
-            run.cancelled = True
-            raise
-        finally:
-            saved = await asyncio.shield(self._save_reply(session, run))
-        if run.error is not None:
-            yield TurnFailed(run.error, saved)
-        else:
-            yield Done(saved, run.usage())
+        if active.stop_error is not None and run.finished is None:
+            run.stopped(active.stop_error)
 
-    async def _save_reply(self, session: SessionRecord, run: _Run) -> MessageRecord:
-        saved = await self.store.add_message(
-            session.id, "assistant", run.text(), session.persona_id, session.persona_version,
-            status=run.status(), meta=run.meta())
-        await self.store.record_metrics(session.persona_id, session.persona_version,
-                                        run.metrics())
-        return saved
+    async def _flush(self, run: _Run) -> None:
+        """Write the reply's new text, if any (the keeper calls this every second)."""
+        count = len(run.parts)
+        if run.reply is not None and count > run.flushed:
+            await self.store.flush_reply(run.reply.id, "".join(run.parts[:count]))
+            run.flushed = count
+
+    async def _end_turn(self, session: SessionRecord, active: ActiveTurn,
+                        run: _Run) -> MessageRecord | None:
+        """Save the reply's final state, then free the session, whatever happened."""
+        try:
+            await active.close_keeper()
+            if run.reply is None:
+                return None
+            saved = replace(run.reply, content=run.text(), status=run.status(),
+                            meta=run.meta())
+            await self.store.finish_reply(saved.id, saved.content, saved.status, saved.meta)
+            await self.store.record_metrics(session.persona_id, session.persona_version,
+                                            run.metrics())
+            return saved
+        finally:
+            try:
+                await self.store.finish_turn(session.id, active.turn_id, run.response_ms())
+            finally:
+                self.turns.remove(active)
 
     # -- helpers -----------------------------------------------------------
 
     async def _claim(self, session_id: str) -> str:
-        turn = await self.store.claim_turn(session_id, self.turn_stale)
+        turn = await self.turns.claim(session_id)
         if turn is None:
             raise turn_in_progress(session_id)
         return turn
 
     async def _open_session(self, principal: Principal, session_id: str) -> SessionRecord:
+        """The caller's open session, its persona still readable by the caller."""
         session = await self.get(principal, session_id)
         if session.status != "open":
             raise Conflict(f"session '{session_id}' is {session.status}; start a new one")
+        await self._close_unless_readable(principal, session)
         return session
+
+    async def _close_unless_readable(self, principal: Principal, session: SessionRecord) -> None:
+        """Access is checked on every turn, not only when the session opened: a persona
+        made private (or deleted) since then closes the session, naming the persona."""
+        try:
+            await self.prepared.personas.get(principal, session.persona_id)  # cached read
+        except NotFound:
+            await self.store.close_session(session.id)
+            raise NotFound(f"persona '{session.persona_id}' is no longer available to you; "
+                           "this session is closed",
+                           {"persona": session.persona_id, "session": session.id}) from None
 
     async def _names(self, history: builtins.list[MessageRecord]) -> dict[str, str]:
         pinned = {(m.persona_id, m.persona_version) for m in history}
@@ -248,6 +315,9 @@ class _Run:
         self.finished: Finished | None = None
         self.error: PersonaeError | None = None
         self.cancelled = False
+        self.stopped_early = False  # stopped by the server (shutdown, lost claim)
+        self.reply: MessageRecord | None = None  # its row, from the start of the turn
+        self.flushed = 0  # parts written to the row so far
 
     def delta(self, text: str) -> None:
         if self.first_token_ms is None:
@@ -257,10 +327,20 @@ class _Run:
     def text(self) -> str:
         return "".join(self.parts)
 
+    def stopped(self, error: PersonaeError) -> None:
+        self.stopped_early = True
+        self.error = self.error or error
+
     def status(self) -> str:
         if self.finished is not None and self.error is None and not self.cancelled:
             return "complete"
-        return "interrupted" if self.parts else "failed"
+        return "interrupted" if self.parts or self.stopped_early else "failed"
+
+    def response_ms(self) -> float | None:
+        """Counted for a turn that ended with a reply (a failed turn is not a turn)."""
+        if self.error is not None or self.cancelled or self.reply is None:
+            return None
+        return (time.perf_counter() - self.started) * 1000
 
     def usage(self) -> dict[str, int]:
         usage = self.finished.usage if self.finished else Usage()
@@ -290,8 +370,10 @@ class _Run:
                   "response_ms": (time.perf_counter() - self.started) * 1000}
         if self.first_token_ms is not None:
             values["time_to_first_token_ms"] = self.first_token_ms
-        if self.error is not None or self.cancelled:
-            values["errors" if self.error is not None else "interrupted"] = 1.0
+        if self.stopped_early or (self.cancelled and self.error is None):
+            values["interrupted"] = 1.0
+        elif self.error is not None:
+            values["errors"] = 1.0
         return values
 
 

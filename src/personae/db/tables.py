@@ -133,11 +133,21 @@ sessions = sa.Table(
     sa.Column("last_active_at", Timestamp, nullable=False, index=True),
     sa.Column("turns", sa.Integer, nullable=False, default=0),
     sa.Column("response_ms_total", sa.Float, nullable=False, default=0.0),
-    # One turn at a time: a turn claims the session by compare-and-set on these.
+    # One turn at a time: a turn claims the session by compare-and-set on these. The
+    # claim is a lease: its holder (process instance, server node name) renews it
+    # until it ends; once it has expired, the holder is taken to be gone.
     sa.Column("turn_id", sa.String(32), nullable=True),
     sa.Column("turn_started_at", Timestamp, nullable=True),
+    sa.Column("turn_expires_at", Timestamp, nullable=True),
+    sa.Column("turn_holder", sa.String(32), nullable=True),
+    sa.Column("turn_node", sa.String(200), nullable=True),
     sa.Column("meta", sa.JSON, nullable=False, default=dict),
 )
+
+# The claims held now: few at any time, scanned by the sweep for expired ones.
+sa.Index("ix_sessions_claimed", sessions.c.turn_expires_at,
+         postgresql_where=sessions.c.turn_id.is_not(None),
+         sqlite_where=sessions.c.turn_id.is_not(None))
 
 messages = sa.Table(
     "messages",
@@ -149,10 +159,16 @@ messages = sa.Table(
     sa.Column("content", sa.Text, nullable=False),
     sa.Column("persona_id", sa.String(64), nullable=False),
     sa.Column("persona_version", sa.Integer, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # complete | interrupted | failed
+    # complete | interrupted | failed, or streaming while its turn writes it
+    sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("meta", sa.JSON, nullable=False, default=dict),
 )
+
+# The replies still being written: few at any time, found at start-up and by the sweep.
+sa.Index("ix_messages_streaming", messages.c.session_id,
+         postgresql_where=messages.c.status == "streaming",
+         sqlite_where=messages.c.status == "streaming")
 
 panels = sa.Table(
     "panels",

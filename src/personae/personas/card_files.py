@@ -3,7 +3,10 @@
 This module only moves bytes in and out of containers; turning the card JSON into a
 persona is the job of :mod:`personae.personas.cards`. Every failure to read a
 container is raised as :class:`InvalidInput` so callers see a message, not a
-Pillow or zipfile traceback.
+Pillow or zipfile traceback. Nothing is trusted from a header: a PNG is refused before
+it is decoded if it declares more than ``MAX_CARD_PIXELS``, its text chunks are
+inflated with a cap, and a CHARX ``card.json`` is inflated in small steps, stopped as
+soon as more than ``MAX_CARD_JSON_BYTES`` come out, whatever its zip entry declares.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import binascii
 import io
 import threading
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,10 +30,14 @@ ZIP_MAGIC = b"PK\x03\x04"
 CARD_CHUNKS = ("ccv3", "chara")  # in order of preference on import
 CHARX_CARD = "card.json"
 
-# Cards with embedded lorebooks easily exceed Pillow's 1 MiB text-chunk default.
-_TEXT_CHUNK_LIMIT = 64 * 1024 * 1024
-_TEXT_MEMORY_LIMIT = 256 * 1024 * 1024
-_CARD_JSON_LIMIT = 64 * 1024 * 1024
+MAX_CARD_JSON_BYTES = 16 * 1024 * 1024  # a card's JSON, as inflated
+MAX_CARD_PIXELS = 4096 * 4096  # a PNG declaring more is not decoded
+MAX_CHARX_FILES = 10_000  # entries a CHARX archive may list
+# Cards with embedded lorebooks easily exceed Pillow's 1 MiB text-chunk default; a card
+# chunk is base64 (4/3 of the JSON), and a PNG carries a V2 and a V3 copy.
+_TEXT_CHUNK_LIMIT = MAX_CARD_JSON_BYTES * 3 // 2
+_TEXT_MEMORY_LIMIT = 2 * _TEXT_CHUNK_LIMIT
+_READ_STEP = 64 * 1024
 _PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
 _PLACEHOLDER_SIZE = (400, 600)
 _LIMITS_LOCK = threading.Lock()
@@ -58,7 +66,11 @@ def _big_text_chunks() -> Iterator[None]:
 
 def _open_image(content: bytes, what: str) -> Image.Image:
     try:
-        image = Image.open(io.BytesIO(content))
+        image = Image.open(io.BytesIO(content))  # reads the header only
+        width, height = image.size
+        if width * height > MAX_CARD_PIXELS:
+            raise InvalidInput(f"{what} is {width}x{height} pixels; at most "
+                               f"{MAX_CARD_PIXELS:,} pixels are read")
         image.load()
     except UnidentifiedImageError:
         raise InvalidInput(f"{what} is not a readable image") from None
@@ -132,13 +144,29 @@ def read_charx(content: bytes) -> CharxContents:
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             files = [info for info in archive.infolist() if not info.is_dir()]
+            if len(files) > MAX_CHARX_FILES:
+                raise InvalidInput(f"CHARX archive lists more than {MAX_CHARX_FILES:,} files")
             card = next((info for info in files if info.filename == CHARX_CARD), None)
             if card is None:
                 raise InvalidInput("CHARX archive has no card.json at its root")
-            if card.file_size > _CARD_JSON_LIMIT:
-                raise InvalidInput("CHARX card.json is too large")
-            card_json = archive.read(card)
+            card_json = _read_capped(archive, card, MAX_CARD_JSON_BYTES)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError,
-            NotImplementedError) as exc:
+            NotImplementedError, zlib.error) as exc:
         raise InvalidInput(f"CHARX archive could not be read: {exc}") from None
     return CharxContents(card_json=card_json, asset_count=len(files) - 1)
+
+
+def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """A member's bytes, inflated a step at a time and stopped past ``limit``."""
+    too_large = InvalidInput(f"CHARX {info.filename} inflates to more than {limit:,} bytes")
+    if info.file_size > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    produced = 0
+    with archive.open(info) as member:
+        while chunk := member.read(_READ_STEP):
+            produced += len(chunk)
+            if produced > limit:
+                raise too_large
+            chunks.append(chunk)
+    return b"".join(chunks)

@@ -21,6 +21,7 @@ from typing import Any
 from slugify import slugify
 
 from personae.errors import FieldIssue, InvalidInput, ValidationFailed
+from personae.limits import load_json
 from personae.personas import card_files
 from personae.personas.schema import ExampleExchange, PersonaDefinition
 from personae.personas.validation import parse_persona
@@ -94,9 +95,10 @@ def import_card(
 
 
 def _parse_json(raw: bytes, error: str) -> Any:
+    """Card JSON, nested at most MAX_DEPTH levels (:class:`NestedTooDeep` otherwise)."""
     try:
-        return json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        return load_json(raw.decode("utf-8-sig"), "the Character Card")
+    except (UnicodeDecodeError, ValueError):
         raise InvalidInput(error) from None
 
 
@@ -116,9 +118,11 @@ def _card_from_charx(content: bytes, warnings: list[str]) -> Any:
 
 
 def _persona_from_card(
-    card: Any, warnings: list[str], *, persona_id: str | None, source: str | None
+    card: Any, warnings: list[str], *, persona_id: str | None, source: str | None,
+    render: bool = True,
 ) -> tuple[PersonaDefinition, int]:
-    """Map a card object onto a persona; the card itself is stored unchanged."""
+    """Map a card object onto a persona; the card itself is stored unchanged.
+    ``render=False``: the persona is only compared, so its template is not rendered."""
     if not isinstance(card, dict):
         kind = "an array" if isinstance(card, list) else \
             "a string" if isinstance(card, str) else "a scalar"
@@ -131,7 +135,7 @@ def _persona_from_card(
     stored = copy.deepcopy(card)
     ours = _take_our_extension(stored, version, warnings)
     raw = _persona_raw(fields, ours, persona_id, stored)
-    return parse_persona(raw, source=source), version
+    return parse_persona(raw, source=source, render=render), version
 
 
 def _unwrap(card: dict[str, Any], warnings: list[str]) -> tuple[int, dict[str, Any]]:
@@ -392,7 +396,8 @@ def _changed_groups(definition: PersonaDefinition, original: dict[str, Any] | No
     before: PersonaDefinition | None = None
     if original is not None:
         try:
-            before, _ = _persona_from_card(original, [], persona_id=definition.id, source=None)
+            before, _ = _persona_from_card(original, [], persona_id=definition.id,
+                                           source=None, render=False)
         except InvalidInput:
             before = None
     if before is None:

@@ -4,10 +4,14 @@
 is skipped without parsing, a file whose definition is unchanged makes no version, and
 the whole batch is written in one transaction, so a failure applies nothing. By default
 one invalid file stops the sync (reported with reasons); ``skip_invalid`` applies the rest.
+Files are read with the bounds of :mod:`personae.limits` (no YAML aliases, nesting at
+most ``MAX_DEPTH`` levels), and parsed and validated in a worker thread, since
+validating a definition renders its prompt template.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Iterator
@@ -17,14 +21,14 @@ from typing import Any
 
 import yaml
 
-from personae.errors import InvalidInput, PersonaeError, ValidationFailed
+from personae.errors import InvalidInput, PermissionDenied, PersonaeError, ValidationFailed
+from personae.limits import load_json, load_yaml
 from personae.personas.records import NewVersion, SourceState
-from personae.personas.schema import PersonaDefinition, Visibility
+from personae.personas.schema import PersonaDefinition, Visibility, split_id
 from personae.personas.store import PersonaStore
-from personae.personas.validation import parse_persona
+from personae.personas.validation import in_namespace, parse_persona
 
 SUFFIXES = (".json", ".yaml", ".yml")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -50,15 +54,17 @@ class _Entry:
 
 
 def parse_document(text: str, source: str, *, as_json: bool | None = None) -> Any:
-    """Parse JSON or YAML text (by suffix unless told); errors name file, line, column."""
+    """Parse JSON or YAML text (by suffix unless told); errors name file, line, column.
+
+    YAML aliases are refused and nesting deeper than ``MAX_DEPTH`` levels too."""
     if as_json if as_json is not None else source.endswith(".json"):
         try:
-            return json.loads(text)
+            return load_json(text, source)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"{source}: line {exc.lineno} column {exc.colno}: {exc.msg}") \
                 from None
     try:
-        return yaml.load(text, Loader=_Loader)
+        return load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
@@ -102,9 +108,11 @@ def _entries(path: Path, source: str, content: bytes) -> Iterator[_Entry]:
 
 
 class _Plan:
-    def __init__(self, states: dict[str, SourceState], owner_id: str | None) -> None:
+    def __init__(self, states: dict[str, SourceState], owner_id: str | None,
+                 namespace: str | None) -> None:
         self.states = states
         self.owner_id = owner_id
+        self.namespace = namespace  # the owner's: ids are put in it (None: global, plain)
         self.by_source = {s.source_hash: s.id for s in states.values() if s.source_hash}
         self.report = SyncReport()
         self.seen: dict[str, str] = {}
@@ -146,20 +154,30 @@ class _Plan:
 
 
 async def sync_folder(store: PersonaStore, folder: Path, *, author: str,
-                      owner_id: str | None = None, visibility: Visibility | None = None,
+                      owner_id: str | None = None, namespace: str | None = None,
+                      visibility: Visibility | None = None,
                       skip_invalid: bool = False, dry_run: bool = False) -> SyncReport:
-    """Upsert every persona file under ``folder``; see the module docstring."""
+    """Upsert every persona file under ``folder``; see the module docstring.
+
+    A user's personas (``owner_id``) go in their ``namespace``: ``id: tutor`` is stored
+    as ``alice/tutor`` and an id in another namespace is reported invalid."""
+    if (owner_id is None) != (namespace is None):
+        raise ValueError("an owner's personas need the owner's namespace, and only theirs")
     if visibility is None:  # global personas are public; a user's are private by default
         visibility = Visibility.public if owner_id is None else Visibility.private
-    plan = _Plan(await store.source_states(), owner_id)
-    for path in discover(folder):
-        _plan_file(plan, path, folder, author, visibility)
+    plan = _Plan(await store.source_states(), owner_id, namespace)
+    await asyncio.to_thread(_plan_files, plan, folder, author, visibility)
     report = plan.report
     if dry_run or (report.invalid and not skip_invalid):
         return report
     await store.apply_batch(plan.creates, plan.updates, plan.touches)
     report.applied = True
     return report
+
+
+def _plan_files(plan: _Plan, folder: Path, author: str, visibility: Visibility) -> None:
+    for path in discover(folder):
+        _plan_file(plan, path, folder, author, visibility)
 
 
 def _plan_file(plan: _Plan, path: Path, folder: Path, author: str,
@@ -179,9 +197,10 @@ def _plan_file(plan: _Plan, path: Path, folder: Path, author: str,
         return
     for entry in entries:
         try:
-            definition = parse_persona(entry.raw, default_id=entry.default_id or None,
-                                       source=entry.source)
-        except ValidationFailed as exc:
+            definition = in_namespace(parse_persona(
+                entry.raw, default_id=entry.default_id or None, source=entry.source),
+                plan.namespace, whose="the owner's")
+        except (ValidationFailed, PermissionDenied) as exc:
             plan.invalid(entry.source, exc)
             continue
         if plan.claim(definition.id, entry.source):
@@ -197,17 +216,29 @@ def dump_definition(definition: PersonaDefinition, fmt: str = "yaml") -> str:
     raise InvalidInput(f"unknown format '{fmt}': use json or yaml")
 
 
+def persona_file(folder: Path, persona_id: str, suffix: str) -> Path:
+    """Where a persona's file goes under ``folder``: a user's persona in its namespace's
+    subfolder (``alice/tutor`` -> ``alice/tutor.yaml``), so every id has its own file and
+    ``sync --owner alice DIR/alice`` reads them back. Never outside ``folder``."""
+    namespace, name = split_id(persona_id)
+    path = (folder / namespace if namespace else folder) / f"{name}.{suffix}"
+    if not path.resolve().is_relative_to(folder.resolve()):  # ids hold no '..'; kept so
+        raise InvalidInput(f"persona id '{persona_id}' cannot name a file")
+    return path
+
+
 def write_files(definitions: list[PersonaDefinition], folder: Path,
                 fmt: str = "yaml") -> list[Path]:
-    """Write one ``<id>.<fmt>`` file per persona (the inverse of ``sync_folder``)."""
+    """Write one file per persona (the inverse of ``sync_folder``; see ``persona_file``)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for definition in definitions:
-        path = folder / f"{definition.id}.{'json' if fmt == 'json' else 'yaml'}"
+        path = persona_file(folder, definition.id, "json" if fmt == "json" else "yaml")
+        path.parent.mkdir(exist_ok=True)
         path.write_text(dump_definition(definition, fmt), encoding="utf-8")
         written.append(path)
     return written
 
 
-__all__ = ["SyncReport", "discover", "dump_definition", "parse_document",
+__all__ = ["SyncReport", "discover", "dump_definition", "parse_document", "persona_file",
            "personas_in", "sync_folder", "write_files"]

@@ -3,11 +3,14 @@
 Every capability that needs a persona (conversations, the OpenAI-compatible gateway,
 panels, and later voice, writing and persona tests) asks this one object, built once
 by the runtime. Versions never change, so everything derived from one is computed on
-first use and kept, least recently used dropped first.
+first use and kept, least recently used dropped first. From async code the prompt is
+rendered in a worker thread (a template may take up to its time bound), and callers
+asking for the same version meanwhile share that one render.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from cachetools import LRUCache
@@ -43,13 +46,18 @@ class PreparedPersonas:
                  max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self.personas = personas
         self._prepared: LRUCache[tuple[str, int], PreparedPersona] = LRUCache(max_entries)
+        self._pending: dict[tuple[str, int], asyncio.Future[PreparedPersona]] = {}
 
     async def usable(self, principal: Principal, persona_id: str) -> PreparedPersona:
         """The current version of a persona the caller may read and use (not archived)."""
-        return self.prepare(await self.personas.usable(principal, persona_id))
+        return await self.prepare_in_thread(await self.personas.usable(principal, persona_id))
+
+    async def prepare_in_thread(self, record: PersonaRecord) -> PreparedPersona:
+        """:meth:`prepare` for async callers: a miss is built off the event loop."""
+        return await self._built((record.id, record.version), record.definition)
 
     def prepare(self, record: PersonaRecord) -> PreparedPersona:
-        """The record's version prepared, built now if it is not cached yet."""
+        """The record's version prepared, built now (on this thread) if not cached yet."""
         key = (record.id, record.version)
         found = self._prepared.get(key)
         if found is None:
@@ -66,9 +74,26 @@ class PreparedPersonas:
             stored = await self.personas.stored_version(persona_id, version)
             if stored is None:
                 raise NotFound(f"persona '{persona_id}' version {version} no longer exists")
-            found = _build(persona_id, version, stored.definition)
-            self._prepared[key] = found
+            found = await self._built(key, stored.definition)
         return found
+
+    async def _built(self, key: tuple[str, int],
+                     definition: PersonaDefinition) -> PreparedPersona:
+        found = self._prepared.get(key)
+        if found is not None:
+            return found
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(asyncio.to_thread(_build, *key, definition))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda done: self._settle(key, done))
+        return await asyncio.shield(pending)
+
+    def _settle(self, key: tuple[str, int], done: asyncio.Future[PreparedPersona]) -> None:
+        """Keep a finished build; a failed one is not kept, so it is tried again."""
+        self._pending.pop(key, None)
+        if not done.cancelled() and done.exception() is None:
+            self._prepared[key] = done.result()
 
     async def shown_name(self, persona_id: str, version: int) -> str:
         """The name a pinned version goes by; its id once the version is gone."""
@@ -81,7 +106,7 @@ class PreparedPersonas:
 def _build(persona_id: str, version: int, definition: PersonaDefinition) -> PreparedPersona:
     try:
         prompt = build_system_prompt(definition)
-    except ValueError as exc:  # a prompt template that fails at render time
+    except (ValueError, RecursionError) as exc:  # a template that fails or breaks a bound
         raise Conflict(f"persona '{persona_id}': {exc}") from exc
     return PreparedPersona(persona_id, version, definition, prompt,
                            KnowledgeIndex(definition.knowledge, definition.language),

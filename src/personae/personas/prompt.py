@@ -18,7 +18,7 @@ from typing import Any
 
 from personae.personas.language import language_name
 from personae.personas.schema import LanguagePolicy, PersonaDefinition
-from personae.personas.template import render_template
+from personae.personas.template import DEFAULT_LIMITS, TemplateLimits, render_template
 
 _INDENT = "  "
 _ARTICLES = ("a ", "an ", "the ")
@@ -184,24 +184,26 @@ def _default_prompt(sections: Mapping[str, str]) -> str:
     return _tidy("\n\n".join(text for text in sections.values() if text.strip()))
 
 
-def _render_template(definition: PersonaDefinition, sections: dict[str, str]) -> str:
+def _render_template(definition: PersonaDefinition, sections: dict[str, str],
+                     limits: TemplateLimits) -> str:
     persona = definition.model_dump(mode="json")
     persona["shown_name"] = definition.shown_name
-    text = render_template(definition.prompt_template or "", persona=persona,
-                           sections=sections, traits=_trait_blocks(definition),
-                           default=_default_prompt(sections))
-    return _tidy(text)
+    context = {"persona": persona, "sections": sections, "traits": _trait_blocks(definition),
+               "default": _default_prompt(sections)}
+    return _tidy(render_template(definition.prompt_template or "", context, limits))
 
 
 # --------------------------------------------------------------------------- public
 
 
-def build_system_prompt(definition: PersonaDefinition) -> str:
+def build_system_prompt(definition: PersonaDefinition,
+                        limits: TemplateLimits = DEFAULT_LIMITS) -> str:
     """The persona's system prompt: its own template if it has one, else the default.
 
-    Raises ValueError when the persona's template cannot be compiled or rendered.
+    Raises ValueError when the persona's template cannot be compiled or rendered, or
+    breaks one of ``limits`` (time, output size) or the sandbox's size bounds.
     """
     sections = _sections(definition)
     if definition.prompt_template:
-        return _render_template(definition, sections)
+        return _render_template(definition, sections, limits)
     return _default_prompt(sections)

@@ -17,11 +17,20 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from personae.auth.principal import USER_NAME_PATTERN
 from personae.personas.language import normalize_language
 from personae.personas.template import compile_template
 
-SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+# A persona id is a slug: plain for a global persona (``tina-kulkarni``), or
+# ``<owner's user name>/<slug>`` for a user's (``alice/tutor``), as model hubs name
+# models. Neither part can hold '.', so an id is never a path that leaves a folder.
+NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
+SLUG_PATTERN = rf"^(?:{USER_NAME_PATTERN}/)?{NAME_PATTERN}$"
+ID_MAX_LENGTH = 64
+PersonaId = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=ID_MAX_LENGTH)]
+# Words the API puts after an id (``/v1/personas/{id}/versions``): no persona is named so.
+RESERVED_NAMES = frozenset({"versions", "prompt", "export", "archive", "restore",
+                            "rollback", "diff", "import"})
 NonEmpty = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 JSONValue = Any
 
@@ -83,7 +92,7 @@ class KnowledgeItem(_Strict):
 class PersonaDefinition(_Strict):
     """The full, versioned definition of a persona."""
 
-    id: Slug
+    id: PersonaId
     name: NonEmpty
     display_name: str | None = None
     description: str = ""
@@ -149,6 +158,12 @@ class PersonaDefinition(_Strict):
     def content_hash(self) -> str:
         """Hash of the content. Key order counts: trait blocks render in that order."""
         return hash_data(self.to_data())
+
+
+def split_id(persona_id: str) -> tuple[str | None, str]:
+    """``alice/tutor`` -> ``("alice", "tutor")``; a global ``tina`` -> ``(None, "tina")``."""
+    namespace, sep, name = persona_id.rpartition("/")
+    return (namespace if sep else None), name
 
 
 def hash_data(data: dict[str, Any]) -> str:

@@ -8,13 +8,15 @@ as not found, so private ids do not leak.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from pathlib import Path
 from typing import Any
 
 import jsonpatch
 
-from personae.auth.principal import Principal
+from personae.auth.principal import USER_NAME_RULE, Principal, is_valid_user_name
+from personae.auth.records import User
 from personae.errors import (
     Conflict,
     InvalidInput,
@@ -25,9 +27,15 @@ from personae.errors import (
 from personae.personas.files import SyncReport, sync_folder
 from personae.personas.records import ListQuery, NewVersion, Page, PersonaRecord, VersionRecord
 from personae.personas.registry import CachedPersona, PersonaRegistry
-from personae.personas.schema import DEFINITION_FIELDS, PersonaDefinition, Status, Visibility
+from personae.personas.schema import (
+    DEFINITION_FIELDS,
+    PersonaDefinition,
+    Status,
+    Visibility,
+    split_id,
+)
 from personae.personas.store import PersonaStore
-from personae.personas.validation import ALIASES, parse_persona
+from personae.personas.validation import ALIASES, in_namespace, parse_persona
 
 
 def can_read(principal: Principal, record: PersonaRecord) -> bool:
@@ -38,6 +46,15 @@ def can_read(principal: Principal, record: PersonaRecord) -> bool:
 def can_write(principal: Principal, record: PersonaRecord) -> bool:
     return principal.is_admin or (
         record.owner_id is not None and record.owner_id == principal.user_id)
+
+
+def namespace_for(name: str) -> str:
+    """A user's persona namespace: their name (users created before names had to be slugs
+    may hold one that cannot be; they get a clear refusal, not a broken id)."""
+    if not is_valid_user_name(name):
+        raise PermissionDenied(f"the user name '{name}' cannot be a persona namespace (it "
+                               f"must use {USER_NAME_RULE}); create personas as another user")
+    return name
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -122,7 +139,9 @@ class PersonaService:
     async def create(self, principal: Principal, raw: Any, *, visibility: Visibility =
                      Visibility.private, global_scope: bool = False, note: str = "",
                      author: str | None = None) -> PersonaRecord:
-        definition = raw if isinstance(raw, PersonaDefinition) else parse_persona(raw)
+        # Validation renders the prompt template (up to its time bound): off the loop.
+        definition = raw if isinstance(raw, PersonaDefinition) else \
+            await asyncio.to_thread(parse_persona, raw)
         (record,) = await self.create_many(principal, [definition], visibility=visibility,
                                            global_scope=global_scope, note=note, author=author)
         return record
@@ -132,9 +151,14 @@ class PersonaService:
                           visibility: Visibility = Visibility.private,
                           global_scope: bool = False, note: str = "",
                           author: str | None = None) -> builtins.list[PersonaRecord]:
-        """Create several personas, all or none (an import of a multi-persona file)."""
+        """Create several personas, all or none (an import of a multi-persona file).
+
+        A user's personas are created in their namespace (``id: tutor`` becomes
+        ``alice/tutor``), so a clash can only ever be with the caller's own personas."""
         if global_scope and not principal.is_admin:
             raise PermissionDenied("only admins can create global personas")
+        namespace = None if global_scope else namespace_for(principal.name)
+        definitions = [in_namespace(d, namespace) for d in definitions]
         owner = None if global_scope else principal.user_id
         visibility = Visibility.public if global_scope else visibility
         items = [(NewVersion(d, author or principal.name, note or "created"), owner, visibility)
@@ -149,7 +173,9 @@ class PersonaService:
         data = dict(raw) if isinstance(raw, dict) else raw
         if isinstance(data, dict):
             data.setdefault("id", persona_id)
-        definition = parse_persona(data)
+            if data["id"] == split_id(persona_id)[1]:  # the plain name within its namespace
+                data["id"] = persona_id
+        definition = await asyncio.to_thread(parse_persona, data)
         if definition.id != persona_id:
             raise InvalidInput(f"id: cannot change a persona's id ('{persona_id}' -> "
                                f"'{definition.id}'); create a new persona instead")
@@ -182,18 +208,21 @@ class PersonaService:
                                  note or f"rollback to version {to_version}")
 
     async def sync_folder(self, principal: Principal, folder: Path, *,
-                          owner_id: str | None = None, skip_invalid: bool = False,
+                          owner: User | None = None, skip_invalid: bool = False,
                           dry_run: bool = False) -> SyncReport:
         """Upsert a folder of persona files as global personas (admins only) or as
-        ``owner_id``'s (that user, or an admin); see :mod:`personae.personas.files`."""
-        if owner_id is None and not principal.is_admin:
+        ``owner``'s, in their namespace (that user, or an admin); see
+        :mod:`personae.personas.files`."""
+        if owner is None and not principal.is_admin:
             raise PermissionDenied("only admins can sync global personas; sync your own "
                                    "with an owner")
-        if owner_id is not None and owner_id != principal.user_id and not principal.is_admin:
+        if owner is not None and owner.id != principal.user_id and not principal.is_admin:
             raise PermissionDenied("only admins can sync another user's personas")
+        namespace = None if owner is None else namespace_for(owner.name)
         try:
             return await sync_folder(self.store, folder, author=principal.name,
-                                     owner_id=owner_id, skip_invalid=skip_invalid,
+                                     owner_id=owner.id if owner else None,
+                                     namespace=namespace, skip_invalid=skip_invalid,
                                      dry_run=dry_run)
         finally:
             self.registry.invalidate()

@@ -72,17 +72,23 @@ def _from_card(content: bytes, filename: str | None, persona_id: str | None) -> 
     return Imported([result.definition], result.warnings, result.source_format)
 
 
+def download_stem(persona_id: str) -> str:
+    """A file name for one persona's download: ``alice/tutor`` -> ``alice--tutor``."""
+    return persona_id.replace("/", "--")
+
+
 def export_definition(definition: PersonaDefinition, fmt: str) -> tuple[bytes, str, str]:
     """Return (content, media type, file name) for ``fmt`` in EXPORT_FORMATS."""
+    stem = download_stem(definition.id)
     if fmt == "json":
         return (dump_definition(definition, "json").encode(), "application/json",
-                f"{definition.id}.json")
+                f"{stem}.json")
     if fmt == "yaml":
         return (dump_definition(definition, "yaml").encode(), "application/yaml",
-                f"{definition.id}.yaml")
+                f"{stem}.yaml")
     if fmt == "card":
         body = json.dumps(cards.card_from_persona(definition), ensure_ascii=False, indent=2)
-        return body.encode(), "application/json", f"{definition.id}.card.json"
+        return body.encode(), "application/json", f"{stem}.card.json"
     if fmt == "card-png":
-        return cards.export_card_png(definition), "image/png", f"{definition.id}.png"
+        return cards.export_card_png(definition), "image/png", f"{stem}.png"
     raise InvalidInput(f"unknown export format '{fmt}': use one of {', '.join(EXPORT_FORMATS)}")

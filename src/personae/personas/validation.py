@@ -5,7 +5,11 @@ Input may use the flat shape older persona systems wrote: a single ``greeting``,
 top-level keys. Such keys are moved into ``traits`` so they shape the prompt with no
 code change; a key that looks like a misspelt field is rejected instead
 (``sytem_prompt: unknown field; did you mean 'system_prompt'?``).
-Every problem is reported with its field path, never as a traceback.
+Every problem is reported with its field path, never as a traceback. A definition is
+also checked as it will be used: trait and extension values may nest at most
+``MAX_DEPTH`` levels, and a ``prompt_template`` is rendered once against the
+definition under the template bounds, so one that fails or breaks a bound is refused
+here (422) rather than when a conversation starts.
 """
 
 from __future__ import annotations
@@ -18,8 +22,16 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from slugify import slugify
 
-from personae.errors import FieldIssue, ValidationFailed
-from personae.personas.schema import DEFINITION_FIELDS, PersonaDefinition
+from personae.errors import FieldIssue, PermissionDenied, ValidationFailed
+from personae.limits import MAX_DEPTH, nesting_depth
+from personae.personas.prompt import build_system_prompt
+from personae.personas.schema import (
+    DEFINITION_FIELDS,
+    ID_MAX_LENGTH,
+    RESERVED_NAMES,
+    PersonaDefinition,
+    split_id,
+)
 
 # Accepted spellings from older persona formats -> the field they fill.
 ALIASES: dict[str, str] = {
@@ -61,8 +73,9 @@ def describe(error: ErrorDetails) -> str:
     if kind == "string_too_short" and ctx.get("min_length") == 1:
         return "must not be empty"
     if kind == "string_pattern_mismatch" and error["loc"][-1:] == ("id",):
-        return ("must be a slug: lowercase letters, digits, '-' or '_', "
-                "starting with a letter or digit, at most 64 characters")
+        return ("must be a slug (lowercase letters, digits, '-' or '_', starting with a "
+                "letter or digit), optionally after its owner's namespace, as in "
+                f"'alice/tutor'; at most {ID_MAX_LENGTH} characters")
     if kind == "enum":
         return f"must be one of {ctx.get('expected', '')}"
     if kind == "value_error":
@@ -127,12 +140,15 @@ def _move_unknown_to_traits(data: dict[str, Any], issues: list[FieldIssue]) -> N
 
 
 def parse_persona(
-    raw: Any, *, default_id: str | None = None, source: str | None = None
+    raw: Any, *, default_id: str | None = None, source: str | None = None,
+    render: bool = True,
 ) -> PersonaDefinition:
     """Validate loose input into a definition, or raise :class:`ValidationFailed`.
 
     ``default_id`` fills a missing ``id`` (a file's stem); failing that, the id is
     made from the name. ``source`` prefixes the error message (a file path).
+    ``render=False`` skips rendering the prompt template, for a definition that is
+    only compared, never stored.
     """
     if not isinstance(raw, Mapping):
         kind = type(raw).__name__
@@ -151,6 +167,60 @@ def parse_persona(
     except ValidationError as exc:
         issues.extend(issues_from(exc))
         definition = None
+    if definition is not None and (problem := reserved_name_problem(definition.id)):
+        issues.append(FieldIssue("id", problem))
+    if definition is not None and not issues:
+        issues.extend(_usable_issues(definition, render))
     if issues or definition is None:
         raise ValidationFailed(issues, source)
     return definition
+
+
+def _usable_issues(definition: PersonaDefinition, render: bool) -> list[FieldIssue]:
+    """What would fail when the definition is used: deep values, a failing template."""
+    issues = [FieldIssue(f"{field}.{key}", f"nested deeper than {MAX_DEPTH} levels")
+              for field, values in (("traits", definition.traits),
+                                    ("extensions", definition.extensions))
+              for key, value in values.items() if nesting_depth(value) > MAX_DEPTH]
+    if render and definition.prompt_template and not issues:
+        try:
+            build_system_prompt(definition)
+        except (ValueError, RecursionError) as exc:
+            issues.append(FieldIssue("prompt_template", str(exc)))
+    return issues
+
+
+def reserved_name_problem(persona_id: str) -> str | None:
+    """Why an id cannot be used because its name is a word of the API's URLs, if it is."""
+    name = split_id(persona_id)[1]
+    if name not in RESERVED_NAMES:
+        return None
+    return (f"'{name}' is a reserved word in persona URLs "
+            f"({', '.join(sorted(RESERVED_NAMES))}); choose another name")
+
+
+def in_namespace(definition: PersonaDefinition, namespace: str | None, *,
+                 whose: str = "your own") -> PersonaDefinition:
+    """The definition with its id in ``namespace`` (the owner's user name; None: global).
+
+    A plain id is put in the namespace (``tutor`` -> ``alice/tutor``); an id naming another
+    namespace is refused before anything is looked up, so the answer never depends on
+    which personas exist there. Global personas keep plain ids.
+    """
+    given, name = split_id(definition.id)
+    if namespace is None:
+        if given is not None:
+            raise ValidationFailed([FieldIssue("id", f"'{definition.id}': a global persona "
+                                                     "has a plain id, with no namespace")])
+        return definition
+    if given is not None and given != namespace:
+        raise PermissionDenied(f"'{definition.id}': you can only create personas in "
+                               f"{whose} namespace '{namespace}/'",
+                               {"namespace": f"{namespace}/"})
+    full = f"{namespace}/{name}"
+    problem = reserved_name_problem(full)
+    if problem is None and len(full) > ID_MAX_LENGTH:
+        problem = f"'{full}' is longer than {ID_MAX_LENGTH} characters; choose a shorter name"
+    if problem is not None:
+        raise ValidationFailed([FieldIssue("id", problem)])
+    return definition if full == definition.id else definition.model_copy(update={"id": full})

@@ -44,8 +44,12 @@ class ProviderRegistry:
         if config is not None:
             return config
         if name == EMBEDDED or name in self._instances:
-            return ProviderConfig(kind=EMBEDDED,
-                                  context_window=self.settings.embedded_context_window)
+            # A local model's first token waits for a free slot, not for a remote that
+            # may hang: the whole deadline applies to it.
+            defaults = ProviderConfig(kind=EMBEDDED,
+                                      context_window=self.settings.embedded_context_window)
+            return defaults.model_copy(update={
+                "first_token_timeout_seconds": defaults.timeout_seconds})
         raise ProviderUnavailable(
             name, f"no such provider; configured: {', '.join(self.names())}")
 
@@ -86,7 +90,8 @@ class ProviderRegistry:
         breakers = {llm.name: self.breaker(each) for llm, each in zip(chain, chain_names,
                                                                         strict=True)}
         llm = ResilientLLM(chain, breakers, retries=config.max_retries,
-                           timeout=config.timeout_seconds)
+                           timeout=config.timeout_seconds,
+                           first_token_timeout=config.first_token_timeout_seconds)
         return llm, generation_settings(choice, config)
 
     async def aclose(self) -> None:

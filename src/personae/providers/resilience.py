@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import replace
-from typing import Literal
+from typing import Any, Literal
 
 from personae.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from personae.providers.base import LLM, ChatMessage, Finished, GenerationSettings, StreamEvent
@@ -97,25 +97,35 @@ class _NoBreaker(CircuitBreaker):
         return None
 
 
+class DeadlineMissed(ProviderTimeout):
+    """A provider missed one of our deadlines: it is not asked again in the same call
+    (it would most likely make the caller wait as long again); the next one is."""
+
+
 class ResilientLLM:
     """An :class:`LLM` that tries a chain of providers, primary first.
 
-    Each provider gets ``1 + retries`` attempts (backoff with jitter) on retryable
-    errors, all within ``timeout`` seconds to the first event; the same bound applies
-    to every later gap between events. Fallbacks get ``settings.model`` cleared: a
-    model name belongs to the primary provider, and each fallback uses its own.
-    The providers belong to whoever built them, so :meth:`aclose` leaves them open.
+    Getting a reply started has two deadlines. Each attempt must yield its first event
+    within ``first_token_timeout`` seconds, or it fails as a timeout and the next
+    provider in the chain is tried at once (a provider that did not answer in time is
+    not asked again in the same call); all attempts, with ``retries`` more per provider
+    on retryable errors (backoff with jitter), fit within ``timeout`` seconds, which
+    also bounds every later gap between events. Once a reply has started there is no
+    failover: its text has reached the caller. Fallbacks get ``settings.model``
+    cleared: a model name belongs to the primary provider, and each fallback uses its
+    own. The providers belong to whoever built them, so :meth:`aclose` leaves them open.
     """
 
     def __init__(self, chain: Sequence[LLM], breakers: dict[str, CircuitBreaker],
                  retries: int, timeout: float, backoff_base: float = 0.2,
-                 backoff_max: float = 5.0) -> None:
+                 backoff_max: float = 5.0, first_token_timeout: float | None = None) -> None:
         if not chain:
             raise ValueError("ResilientLLM needs at least one provider")
         self.chain = list(chain)
         self.breakers = breakers
         self.retries = retries
         self.timeout = timeout
+        self.first_token_timeout = min(first_token_timeout or timeout, timeout)
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.name = self.chain[0].name
@@ -130,11 +140,12 @@ class ResilientLLM:
     async def stream(self, messages: Sequence[ChatMessage],
                      settings: GenerationSettings) -> AsyncIterator[StreamEvent]:
         failures: list[ProviderError] = []
+        deadline = _now() + self.timeout
         for index, llm in enumerate(self.chain):
             wanted = settings if index == 0 else replace(settings, model=None)
             breaker = self.breakers.get(llm.name) or _NoBreaker()
             try:
-                events, first = await self._start(llm, breaker, messages, wanted)
+                events, first = await self._start(llm, breaker, messages, wanted, deadline)
             except ProviderError as exc:
                 failures.append(exc)
                 continue
@@ -145,24 +156,19 @@ class ResilientLLM:
         raise all_failed(failures)
 
     async def _start(self, llm: LLM, breaker: CircuitBreaker, messages: Sequence[ChatMessage],
-                     settings: GenerationSettings,
+                     settings: GenerationSettings, deadline: float,
                      ) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
-        """Retry until one attempt yields its first event, within the deadline."""
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await self._attempts(llm, breaker, messages, settings)
-        except TimeoutError:
-            breaker.record_failure()
-            raise ProviderTimeout(llm.name, f"no response within {self.timeout:g}s",
-                                  retryable=True) from None
-
-    async def _attempts(self, llm: LLM, breaker: CircuitBreaker,
-                        messages: Sequence[ChatMessage], settings: GenerationSettings,
-                        ) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
+        """Retry until one attempt yields its first event, within the deadlines."""
+        if deadline - _now() <= 0:
+            raise DeadlineMissed(llm.name, f"not tried: the {self.timeout:g}s deadline "
+                                 "had passed", retryable=True)
         error: ProviderError | None = None
         for attempt in range(1 + self.retries):
             if attempt:
-                await asyncio.sleep(self._backoff(attempt))
+                pause = self._backoff(attempt)
+                if deadline - _now() <= pause:
+                    break  # no time for another try: report the cause so far
+                await asyncio.sleep(pause)
             try:
                 breaker.acquire(llm.name)
             except ProviderUnavailable:
@@ -170,13 +176,28 @@ class ResilientLLM:
                     raise
                 raise error from None  # the circuit opened because of this cause
             try:
-                return await _first_event(llm, breaker, messages, settings)
+                return await self._attempt(llm, breaker, messages, settings, deadline)
             except ProviderError as exc:
                 error = exc
-                if not exc.retryable:
+                if not exc.retryable or isinstance(exc, DeadlineMissed):
                     raise
         assert error is not None
         raise error
+
+    async def _attempt(self, llm: LLM, breaker: CircuitBreaker,
+                       messages: Sequence[ChatMessage], settings: GenerationSettings,
+                       deadline: float) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
+        """One attempt, bounded by the first-token deadline and what is left overall."""
+        remaining = deadline - _now()
+        bound, limit = ((self.first_token_timeout, self.first_token_timeout)
+                        if self.first_token_timeout < remaining else (remaining, self.timeout))
+        try:
+            async with asyncio.timeout(bound):
+                return await _first_event(llm, breaker, messages, settings)
+        except TimeoutError:
+            breaker.record_failure()
+            raise DeadlineMissed(llm.name, f"no response within {limit:g}s",
+                                 retryable=True) from None
 
     def _backoff(self, attempt: int) -> float:
         """Exponential, with full jitter so retrying callers do not stampede together."""
@@ -244,6 +265,10 @@ async def _first_event(llm: LLM, breaker: CircuitBreaker, messages: Sequence[Cha
     return events, first
 
 
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
 def _record(breaker: CircuitBreaker, exc: ProviderError) -> None:
     """Only failures that say something about the provider's health count."""
     if exc.retryable:
@@ -278,11 +303,15 @@ def all_failed(failures: Sequence[ProviderError]) -> ProviderError:
     if len(failures) == 1:
         return last
     summary = "; ".join(failure.message for failure in failures)
-    error = type(last)(last.provider, "", retryable=last.retryable, details={
+    details: dict[str, Any] = {
         "providers": [failure.provider for failure in failures],
         "failures": [{"provider": f.provider, "code": f.code, "message": f.message}
                       for f in failures],
-    })
+    }
+    waits = [f.details["retry_after"] for f in failures if "retry_after" in f.details]
+    if waits:  # the soonest any of them may be tried again
+        details["retry_after"] = min(waits)
+    error = type(last)(last.provider, "", retryable=last.retryable, details=details)
     error.message = f"all providers failed: {summary}"
     error.args = (error.message,)
     return error

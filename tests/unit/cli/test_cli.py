@@ -93,8 +93,9 @@ def test_init_without_samples_leaves_store_empty(cli: Invoke) -> None:
 
 
 def test_create_from_yaml_then_show_json(ready: Invoke, bob_file: Path) -> None:
-    assert "Created bob" in ok(ready("personas", "create", str(bob_file))).output
-    shown = as_json(ready("personas", "show", "bob", "--json"))
+    # The CLI acts as the local admin, user "local": its personas are in "local/".
+    assert "Created local/bob" in ok(ready("personas", "create", str(bob_file))).output
+    shown = as_json(ready("personas", "show", "local/bob", "--json"))
     assert shown["version"] == 1
     assert shown["visibility"] == "private"
     assert shown["definition"]["greetings"] == ["Hi there!"]
@@ -192,9 +193,9 @@ def test_edit_with_file_replaces(ready: Invoke, bob_file: Path, tmp_path: Path) 
     ok(ready("personas", "create", str(bob_file)))
     new = tmp_path / "new.yaml"
     new.write_text("name: Robert\n", encoding="utf-8")
-    ok(ready("personas", "edit", "bob", "--file", str(new)))
-    definition = as_json(ready("personas", "show", "bob", "--json"))["definition"]
-    assert definition == {"id": "bob", "name": "Robert"}
+    ok(ready("personas", "edit", "local/bob", "--file", str(new)))
+    definition = as_json(ready("personas", "show", "local/bob", "--json"))["definition"]
+    assert definition == {"id": "local/bob", "name": "Robert"}
 
 
 def test_edit_in_editor(ready: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -257,8 +258,8 @@ def test_export_import_yaml_round_trip(ready: Invoke, tmp_path: Path) -> None:
     ok(ready("personas", "export", "tina-kulkarni", "-o", str(target)))
     ok(ready("personas", "import", str(target), "--id", "tina-copy"))
     original = as_json(ready("personas", "show", "tina-kulkarni", "--json"))["definition"]
-    copy = as_json(ready("personas", "show", "tina-copy", "--json"))["definition"]
-    assert copy == {**original, "id": "tina-copy"}
+    copy = as_json(ready("personas", "show", "local/tina-copy", "--json"))["definition"]
+    assert copy == {**original, "id": "local/tina-copy"}
 
 
 @pytest.mark.parametrize("fmt", ["card", "card-png"])
@@ -266,9 +267,9 @@ def test_export_import_card_round_trip(ready: Invoke, tmp_path: Path, fmt: str) 
     ok(ready("personas", "export", "tina-kulkarni", "--format", fmt, "-o", str(tmp_path)))
     card = next(p for p in tmp_path.iterdir() if p.name.startswith("tina-kulkarni."))
     result = ok(ready("personas", "import", str(card), "--id", "tina-card", "--json"))
-    assert json.loads(result.stdout)["data"][0]["id"] == "tina-card"
+    assert json.loads(result.stdout)["data"][0]["id"] == "local/tina-card"
     original = as_json(ready("personas", "show", "tina-kulkarni", "--json"))["definition"]
-    copy = as_json(ready("personas", "show", "tina-card", "--json"))["definition"]
+    copy = as_json(ready("personas", "show", "local/tina-card", "--json"))["definition"]
     assert copy["name"] == original["name"]
     assert copy["greetings"] == original["greetings"]
 
@@ -280,6 +281,43 @@ def test_export_to_stdout_and_all(ready: Invoke, tmp_path: Path) -> None:
     ok(ready("personas", "export", "--all", str(out), "--format", "json"))
     assert (out / "tina-kulkarni.json").is_file() and len(list(out.iterdir())) == 7
     assert ready("personas", "export").exit_code == 2
+
+
+def test_a_users_personas_sync_export_and_sync_back(ready: Invoke, tmp_path: Path) -> None:
+    ok(ready("users", "create", "alice"))
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "secret.yaml").write_text("name: Secret\n", encoding="utf-8")
+    synced = as_json(ready("personas", "sync", str(folder), "--owner", "alice", "--json"))
+    assert synced["created"] == ["alice/secret"]
+    shown = as_json(ready("personas", "show", "alice/secret", "--json"))
+    assert shown["visibility"] == "private" and shown["scope"] != "global"
+    single = tmp_path / "single"
+    single.mkdir()
+    ok(ready("personas", "export", "alice/secret", "-o", str(single)))
+    assert [p.name for p in single.iterdir()] == ["alice--secret.yaml"]
+    out = tmp_path / "out"
+    ok(ready("personas", "export", "--all", str(out)))
+    assert yaml.safe_load((out / "alice" / "secret.yaml").read_text())["id"] == "alice/secret"
+    again = as_json(ready("personas", "sync", str(out / "alice"), "--owner", "alice", "--json"))
+    assert again["unchanged"] == ["alice/secret"] and not again["created"]
+
+
+def test_sync_for_a_user_refuses_another_namespace(ready: Invoke, tmp_path: Path) -> None:
+    ok(ready("users", "create", "alice"))
+    ok(ready("users", "create", "bob"))
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    (folder / "x.yaml").write_text("{id: alice/x, name: X}\n", encoding="utf-8")
+    result = ready("personas", "sync", str(folder), "--owner", "bob")
+    assert result.exit_code == 1
+    assert "only create personas in the owner's namespace 'bob/'" in result.output
+
+
+def test_user_names_follow_the_namespace_rules(ready: Invoke) -> None:
+    result = ready("users", "create", "Alice Smith")
+    assert result.exit_code == 1
+    assert "user name 'Alice Smith': use lowercase letters" in result.stderr
 
 
 def test_delete_needs_hard_and_confirmation(ready: Invoke) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from personae.conversations.context import build_messages
@@ -41,3 +42,16 @@ def test_no_room_for_history_still_sends_system_and_user() -> None:
                               user_text="now", persona_id="tina", names={},
                               context_window=30, reply_tokens=10, count=count_words)
     assert [m.role for m in messages] == ["system", "user"]
+
+
+def test_a_reply_still_streaming_is_not_history_yet_but_an_interrupted_one_is() -> None:
+    history = [_msg(0, "assistant", "greeting"), _msg(1, "user", "first question"),
+               _msg(2, "assistant", "cut short"), _msg(3, "user", "second question"),
+               _msg(4, "assistant", "half written")]
+    history[2] = replace(history[2], status="interrupted")
+    history[4] = replace(history[4], status="streaming")
+    messages = build_messages(system_prompt="sys", knowledge=[], history=history,
+                              user_text="now", persona_id="tina", names={},
+                              context_window=1000, reply_tokens=20, count=count_words)
+    assert [m.content for m in messages] == ["sys", "greeting", "first question", "cut short",
+                                             "second question", "now"]

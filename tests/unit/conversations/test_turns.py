@@ -243,11 +243,13 @@ async def test_an_unknown_provider_fails_the_turn_clearly(chat: Chat) -> None:
 async def test_a_prompt_template_that_fails_at_render_time_is_a_clear_409(
         chat: Chat) -> None:
     from personae.errors import Conflict
+    from personae.personas.schema import PersonaDefinition
 
     admin = await chat.runtime.auth.local_admin()
-    await chat.runtime.personas.create(admin, {"id": "odd", "name": "Odd",
-                                               "prompt_template": "{{ persona.no_such }}"},
-                                       global_scope=True)
+    # As stored before templates were rendered at create time (parse_persona refuses it).
+    stored = PersonaDefinition.model_validate({"id": "odd", "name": "Odd",
+                                               "prompt_template": "{{ persona.no_such }}"})
+    await chat.runtime.personas.create(admin, stored, global_scope=True)
     with pytest.raises(Conflict, match=r"^persona 'odd': prompt template failed: line 1"):
         await chat.runtime.conversations.open(chat.alice, "odd")
     assert chat.server.chat_count == 0  # the model was never called

@@ -32,26 +32,27 @@ async def test_private_persona_is_invisible_to_other_members(
     runtime: Runtime, people: dict[str, Principal]
 ) -> None:
     alice, bob = people["alice"], people["bob"]
-    await runtime.personas.create(alice, {"id": "diary", "name": "Diary"})
+    diary = (await runtime.personas.create(alice, {"id": "diary", "name": "Diary"})).id
+    assert diary == "alice/diary"
     with pytest.raises(NotFound):
-        await runtime.personas.get(bob, "diary")
+        await runtime.personas.get(bob, diary)
     with pytest.raises(NotFound):
-        await runtime.personas.versions(bob, "diary")
+        await runtime.personas.versions(bob, diary)
     with pytest.raises(NotFound):
-        await runtime.personas.patch(bob, "diary", {"description": "x"}, base_version=1)
+        await runtime.personas.patch(bob, diary, {"description": "x"}, base_version=1)
     assert [s.id for s in (await runtime.personas.list(bob)).data] == []
-    assert [s.id for s in (await runtime.personas.list(alice)).data] == ["diary"]
+    assert [s.id for s in (await runtime.personas.list(alice)).data] == [diary]
 
 
 async def test_public_persona_readable_not_writable_by_others(
     runtime: Runtime, people: dict[str, Principal]
 ) -> None:
     alice, bob = people["alice"], people["bob"]
-    await runtime.personas.create(alice, {"id": "coach", "name": "Coach"},
-                                  visibility=Visibility.public)
-    assert (await runtime.personas.get(bob, "coach")).record.owner_id == alice.user_id
+    coach = (await runtime.personas.create(alice, {"id": "coach", "name": "Coach"},
+                                           visibility=Visibility.public)).id
+    assert (await runtime.personas.get(bob, coach)).record.owner_id == alice.user_id
     with pytest.raises(PermissionDenied):
-        await runtime.personas.patch(bob, "coach", {"description": "x"}, base_version=1)
-    updated = await runtime.personas.patch(people["admin"], "coach", {"description": "ok"},
+        await runtime.personas.patch(bob, coach, {"description": "x"}, base_version=1)
+    updated = await runtime.personas.patch(people["admin"], coach, {"description": "ok"},
                                            base_version=1)
     assert updated.version == 2

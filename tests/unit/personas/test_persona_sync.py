@@ -10,6 +10,9 @@ import pytest
 from personae.auth.principal import Principal
 from personae.errors import InvalidInput
 from personae.personas.files import sync_folder, write_files
+from personae.personas.records import NewVersion
+from personae.personas.schema import Visibility
+from personae.personas.validation import parse_persona
 from personae.runtime import Runtime
 
 ASTRO = """\
@@ -106,7 +109,9 @@ async def test_dry_run_writes_nothing(runtime: Runtime, folder: Path) -> None:
 async def test_sync_does_not_take_over_a_users_persona(
     runtime: Runtime, people: dict[str, Principal], folder: Path
 ) -> None:
-    await runtime.personas.create(people["alice"], {"id": "mohit", "name": "Mine"})
+    # A user's persona with a plain id, as rows made before owner namespaces have.
+    mine = NewVersion(parse_persona({"id": "mohit", "name": "Mine"}), "alice", "created")
+    await runtime.store.create([(mine, people["alice"].user_id, Visibility.private)])
     report = await sync_folder(runtime.store, folder, author="sync")
     assert "exists with another owner" in report.invalid[0]["message"]
     assert not report.applied
@@ -132,9 +137,33 @@ async def test_sync_for_an_owner_is_private_by_default(
     runtime: Runtime, people: dict[str, Principal], folder: Path
 ) -> None:
     alice = people["alice"]
-    await sync_folder(runtime.store, folder, author="alice", owner_id=alice.user_id)
-    record = await runtime.store.get("mohit")
+    await sync_folder(runtime.store, folder, author="alice", owner_id=alice.user_id,
+                      namespace="alice")
+    record = await runtime.store.get("alice/mohit")
     assert record is not None
     assert record.owner_id == alice.user_id
     assert record.visibility.value == "private"
     assert (await runtime.personas.list(people["bob"])).count == 0
+
+
+async def test_sync_for_an_owner_keeps_to_their_namespace(
+    runtime: Runtime, people: dict[str, Principal], folder: Path
+) -> None:
+    _write(folder, "theirs.yaml", "{id: bob/theirs, name: Theirs}\n")
+    _write(folder, "own.yaml", "{id: alice/own, name: Own}\n")
+    report = await sync_folder(runtime.store, folder, author="alice",
+                               owner_id=people["alice"].user_id, namespace="alice",
+                               skip_invalid=True)
+    (refused,) = report.invalid
+    assert refused["source"] == "theirs.yaml"
+    assert "only create personas in the owner's namespace 'alice/'" in refused["message"]
+    assert sorted(report.created) == ["alice/adv", "alice/genz", "alice/mohit", "alice/own",
+                                      "alice/priyanka"]
+    assert await runtime.store.get("bob/theirs") is None
+
+
+async def test_a_global_sync_refuses_namespaced_ids(runtime: Runtime, folder: Path) -> None:
+    _write(folder, "owned.yaml", "{id: alice/owned, name: Owned}\n")
+    report = await sync_folder(runtime.store, folder, author="sync")
+    assert not report.applied
+    assert "a global persona has a plain id" in report.invalid[0]["message"]

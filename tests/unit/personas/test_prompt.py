@@ -26,6 +26,12 @@ def make(**fields: Any) -> PersonaDefinition:
     return parse_persona(data)
 
 
+def stored(**fields: Any) -> PersonaDefinition:
+    """A definition that passed the schema only, as versions stored before templates were
+    rendered at create time did: its template may still fail when the prompt is built."""
+    return PersonaDefinition.model_validate({"id": "tina", "name": "Tina", **fields})
+
+
 def test_identity_description_and_instructions_come_first() -> None:
     prompt = build_system_prompt(make())
     assert prompt.startswith(
@@ -212,7 +218,7 @@ def test_template_sees_every_section_key_even_when_empty() -> None:
 
 def test_template_undefined_variable_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"line 2: .*no attribute 'nickname'"):
-        build_system_prompt(make(prompt_template="ok\n{{ persona.nickname }}"))
+        build_system_prompt(stored(prompt_template="ok\n{{ persona.nickname }}"))
 
 
 @pytest.mark.parametrize(
@@ -227,7 +233,7 @@ def test_template_undefined_variable_is_a_clear_error() -> None:
 )
 def test_sandbox_blocks_unsafe_access(template: str) -> None:
     with pytest.raises(ValueError, match="unsafe"):
-        build_system_prompt(make(prompt_template=template))
+        build_system_prompt(stored(prompt_template=template))
 
 
 @pytest.mark.parametrize(
@@ -235,7 +241,7 @@ def test_sandbox_blocks_unsafe_access(template: str) -> None:
 )
 def test_sandbox_refuses_huge_results(template: str) -> None:
     with pytest.raises(ValueError, match="prompt template failed"):
-        build_system_prompt(make(prompt_template=template))
+        build_system_prompt(stored(prompt_template=template))
 
 
 def test_bad_template_syntax_names_the_line() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from personae.errors import ValidationFailed
-from personae.personas.validation import parse_persona
+from personae.errors import PermissionDenied, ValidationFailed
+from personae.personas.validation import in_namespace, parse_persona
 
 
 def _messages(raw: object, **kwargs: str) -> list[str]:
@@ -19,8 +19,9 @@ def _messages(raw: object, **kwargs: str) -> list[str]:
     ({"name": "X", "greetings": ["hi", ""]}, "greetings[1]: must not be empty"),
     ({"name": ""}, "name: must not be empty"),
     ({"id": "Bad Id", "name": "X"},
-     "id: must be a slug: lowercase letters, digits, '-' or '_', starting with a letter or "
-     "digit, at most 64 characters"),
+     "id: must be a slug (lowercase letters, digits, '-' or '_', starting with a letter or "
+     "digit), optionally after its owner's namespace, as in 'alice/tutor'; at most 64 "
+     "characters"),
     ({"name": "X", "voice": {"speed": 9}}, "voice.speed: input should be less than or equal to 4"),
     ({"name": "X", "language_policy": "loose"},
      "language_policy: must be one of 'strict', 'prefer' or 'mirror'"),
@@ -38,6 +39,19 @@ def _messages(raw: object, **kwargs: str) -> list[str]:
 ])
 def test_each_problem_names_its_field(raw: dict, expected: str) -> None:
     assert expected in _messages(raw)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ({"id": "alice/../bob", "name": "X"}, "id: must be a slug (lowercase letters"),
+    ({"id": "a/b/c", "name": "X"}, "id: must be a slug (lowercase letters"),
+    ({"id": "/tutor", "name": "X"}, "id: must be a slug (lowercase letters"),
+    ({"id": "Alice/tutor", "name": "X"}, "id: must be a slug (lowercase letters"),
+    ({"id": "alice/versions", "name": "X"}, "id: 'versions' is a reserved word in persona URLs"),
+    ({"name": "Diff"}, "id: 'diff' is a reserved word in persona URLs"),
+])
+def test_ids_that_cannot_be_used(raw: dict, expected: str) -> None:
+    (message,) = _messages(raw)
+    assert message.startswith(expected)
 
 
 def test_all_problems_are_reported_at_once() -> None:
@@ -99,3 +113,31 @@ def test_content_hash_tracks_content_and_trait_order() -> None:
     reordered = parse_persona({"name": "X", "traits": {"b": 2, "a": 1}})
     assert a.content_hash() == same.content_hash()
     assert a.content_hash() != reordered.content_hash()
+
+
+def test_an_id_may_name_its_owners_namespace() -> None:
+    assert parse_persona({"id": "alice/tutor", "name": "T"}).id == "alice/tutor"
+    assert parse_persona({"id": "tina-kulkarni", "name": "T"}).id == "tina-kulkarni"
+
+
+def test_a_plain_id_goes_in_the_owners_namespace() -> None:
+    assert in_namespace(parse_persona({"name": "Tutor"}), "alice").id == "alice/tutor"
+    assert in_namespace(parse_persona({"id": "alice/tutor", "name": "T"}), "alice").id \
+        == "alice/tutor"
+    assert in_namespace(parse_persona({"id": "tina", "name": "T"}), None).id == "tina"
+
+
+def test_another_namespace_is_refused_without_looking() -> None:
+    with pytest.raises(PermissionDenied, match="only create personas in your own namespace "
+                                               "'bob/'"):
+        in_namespace(parse_persona({"id": "alice/tutor", "name": "T"}), "bob")
+    with pytest.raises(ValidationFailed, match="a global persona has a plain id"):
+        in_namespace(parse_persona({"id": "alice/tutor", "name": "T"}), None)
+
+
+def test_a_namespaced_id_stays_within_64_characters() -> None:
+    longest = parse_persona({"id": "n" * 64, "name": "T"})
+    with pytest.raises(ValidationFailed, match="longer than 64 characters"):
+        in_namespace(longest, "alice")
+    assert _messages({"id": "alice/" + "n" * 60, "name": "X"}) == [
+        "id: string should have at most 64 characters"]

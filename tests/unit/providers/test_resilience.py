@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from personae.config import ProviderConfig
+from personae.config import ProviderConfig, Settings
 from personae.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from personae.providers.base import (
     LLM,
     ChatMessage,
     Finished,
     GenerationSettings,
+    ModelChoice,
     StreamEvent,
     TextDelta,
     Usage,
 )
 from personae.providers.fake import FakeOpenAIServer
 from personae.providers.openai_compat import OpenAICompatLLM
+from personae.providers.registry import ProviderRegistry
 from personae.providers.resilience import CircuitBreaker, ResilientLLM
 from personae.providers.streams import complete
 
@@ -86,9 +90,10 @@ def connect(providers: list[OpenAICompatLLM]) -> Any:
 
 
 def resilient(chain: list[LLM], *, retries: int = 2, timeout: float = 5.0,
-              breakers: dict[str, CircuitBreaker] | None = None) -> ResilientLLM:
+              breakers: dict[str, CircuitBreaker] | None = None,
+              first_token_timeout: float | None = None) -> ResilientLLM:
     return ResilientLLM(chain, breakers or {}, retries=retries, timeout=timeout,
-                        backoff_base=0.01)
+                        backoff_base=0.01, first_token_timeout=first_token_timeout)
 
 
 async def drain(stream: AsyncIterator[StreamEvent], seen: list[StreamEvent]) -> None:
@@ -327,3 +332,170 @@ async def test_finished_names_the_provider_that_answered(primary: FakeOpenAIServ
         HELLO, SETTINGS)]
     assert isinstance(events[-1], Finished)
     assert events[-1].provider == "p" and events[-1].usage != Usage()
+
+
+# -- first-token deadline, failover, half-open --------------------------------------------
+
+FIRST_TOKEN = 0.5  # the first-token deadline in these tests
+WHOLE = 20.0  # the whole deadline: never reached when failover works
+MARGIN = 1.5  # generous: scheduling on a busy machine, not a performance claim
+
+
+class Watched:
+    """A real provider, noting each call: the test awaits a call instead of guessing."""
+
+    def __init__(self, llm: LLM) -> None:
+        self.llm, self.name, self.context_window = llm, llm.name, llm.context_window
+        self.called = asyncio.Event()
+
+    def stream(self, messages: Sequence[ChatMessage],
+               settings: GenerationSettings) -> AsyncIterator[StreamEvent]:
+        self.called.set()
+        return self.llm.stream(messages, settings)
+
+    def count_tokens(self, text: str) -> int:
+        return self.llm.count_tokens(text)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def opened_then_reset(clock: Clock) -> CircuitBreaker:
+    """A breaker that opened on one failure and whose reset time has just passed."""
+    breaker = CircuitBreaker(failures=1, reset_seconds=30, clock=clock)
+    breaker.acquire("first")
+    breaker.record_failure()
+    clock.now += 30
+    return breaker
+
+
+async def timed(llm: ResilientLLM) -> tuple[Any, float]:
+    """The completion (or the error) and how long it took."""
+    started = time.monotonic()
+    try:
+        outcome: Any = await complete(llm, HELLO, SETTINGS)
+    except ProviderError as exc:
+        outcome = exc
+    return outcome, time.monotonic() - started
+
+
+async def test_hanging_primary_fails_over_within_the_first_token_deadline(
+        primary: FakeOpenAIServer, secondary: FakeOpenAIServer, connect: Any) -> None:
+    primary.hang = True
+    llm = resilient([connect("first", primary.base_url, timeout=60),
+                     connect("second", secondary.base_url)],
+                    retries=2, timeout=WHOLE, first_token_timeout=FIRST_TOKEN)
+    completion, took = await timed(llm)
+    assert (completion.text, completion.provider) == ("from secondary", "second")
+    assert FIRST_TOKEN <= took < FIRST_TOKEN + MARGIN
+    assert primary.chat_count == 1  # a provider that missed the deadline is not asked again
+
+
+async def test_slow_first_byte_without_fallback_is_a_timeout_within_the_deadline(
+        connect: Any) -> None:
+    async with FakeOpenAIServer(latency=30) as slow:
+        llm = resilient([connect("slow", slow.base_url, timeout=60)], retries=3,
+                        timeout=WHOLE, first_token_timeout=FIRST_TOKEN)
+        error, took = await timed(llm)
+        assert isinstance(error, ProviderTimeout) and error.status == 504
+        assert f"no response within {FIRST_TOKEN:g}s" in error.message
+        assert took < FIRST_TOKEN + MARGIN
+        assert slow.chat_count == 1
+
+
+async def test_concurrent_callers_on_a_hang_fail_in_time_then_the_breaker_fails_fast(
+        primary: FakeOpenAIServer, connect: Any) -> None:
+    primary.hang = True
+    breaker = CircuitBreaker(failures=5, reset_seconds=30)
+    llm = resilient([connect("p", primary.base_url, timeout=60)], breakers={"p": breaker},
+                    timeout=WHOLE, first_token_timeout=FIRST_TOKEN)
+    outcomes = await asyncio.gather(*(timed(llm) for _ in range(5)))
+    assert all(isinstance(error, ProviderTimeout) for error, _ in outcomes)
+    assert max(took for _, took in outcomes) < FIRST_TOKEN + MARGIN
+    assert breaker.state == "open"
+    refused, took = await timed(llm)
+    assert isinstance(refused, ProviderUnavailable) and refused.status == 503
+    assert 0 < refused.details["retry_after"] <= 30
+    assert took < 0.5 and primary.chat_count == 5
+
+
+async def test_half_open_admits_one_probe_and_sends_the_rest_to_the_fallback(
+        primary: FakeOpenAIServer, secondary: FakeOpenAIServer, connect: Any) -> None:
+    primary.hang = True
+    breaker = opened_then_reset(Clock())
+    first = Watched(connect("first", primary.base_url, timeout=60))
+    llm = resilient([first, connect("second", secondary.base_url)],
+                    breakers={"first": breaker}, timeout=WHOLE,
+                    first_token_timeout=FIRST_TOKEN)
+    probe = asyncio.create_task(timed(llm))
+    await first.called.wait()
+    assert breaker.state == "half_open"
+    others = await asyncio.gather(*(timed(llm) for _ in range(4)))
+    assert [completion.provider for completion, _ in others] == ["second"] * 4
+    assert max(took for _, took in others) < FIRST_TOKEN  # they never waited on the probe
+    completion, took = await probe
+    assert completion.provider == "second" and took < FIRST_TOKEN + MARGIN
+    assert breaker.state == "open"  # the probe failed: the circuit opens again
+    assert primary.chat_count == 1
+
+
+async def test_half_open_without_fallback_refuses_the_others_with_retry_after(
+        primary: FakeOpenAIServer, connect: Any) -> None:
+    primary.hang = True
+    breaker = opened_then_reset(Clock())
+    first = Watched(connect("first", primary.base_url, timeout=60))
+    llm = resilient([first], breakers={"first": breaker}, timeout=WHOLE,
+                    first_token_timeout=FIRST_TOKEN)
+    probe = asyncio.create_task(timed(llm))
+    await first.called.wait()
+    refused, took = await timed(llm)
+    assert isinstance(refused, ProviderUnavailable) and "probe is in progress" in refused.message
+    assert refused.details["retry_after"] > 0 and took < FIRST_TOKEN
+    assert isinstance((await probe)[0], ProviderTimeout)
+
+
+async def test_the_first_token_deadline_does_not_cut_a_reply_that_started(
+        primary: FakeOpenAIServer, secondary: FakeOpenAIServer, connect: Any) -> None:
+    primary.token_delay = FIRST_TOKEN * 1.5  # each later gap is longer than the first token
+    llm = resilient([connect("first", primary.base_url), connect("second", secondary.base_url)],
+                    timeout=WHOLE, first_token_timeout=FIRST_TOKEN)
+    completion = await complete(llm, HELLO, SETTINGS)
+    assert (completion.text, completion.provider) == ("from primary", "first")
+    assert secondary.chat_count == 0
+
+
+async def test_every_fallback_is_tried_within_the_one_whole_deadline(
+        primary: FakeOpenAIServer, secondary: FakeOpenAIServer, connect: Any) -> None:
+    primary.hang = secondary.hang = True
+    llm = resilient([connect("a", primary.base_url, timeout=60),
+                     connect("b", secondary.base_url, timeout=60)],
+                    timeout=0.8, first_token_timeout=FIRST_TOKEN)
+    error, took = await timed(llm)
+    assert isinstance(error, ProviderTimeout)
+    assert error.details["providers"] == ["a", "b"]
+    assert took < 0.8 + MARGIN
+
+
+async def test_all_failed_keeps_the_soonest_retry_after(primary: FakeOpenAIServer,
+                                                        secondary: FakeOpenAIServer,
+                                                        connect: Any) -> None:
+    clock = Clock()
+    breakers = {name: CircuitBreaker(failures=1, reset_seconds=reset, clock=clock)
+                for name, reset in (("a", 30), ("b", 10))}
+    for name, breaker in breakers.items():
+        breaker.acquire(name)
+        breaker.record_failure()
+    llm = resilient([connect("a", primary.base_url), connect("b", secondary.base_url)],
+                    breakers=breakers)
+    error, _ = await timed(llm)
+    assert isinstance(error, ProviderUnavailable) and error.details["retry_after"] == 10
+
+
+def test_the_first_token_deadline_is_configured_per_provider(tmp_path: Path) -> None:
+    assert ProviderConfig(kind="openai").first_token_timeout_seconds < \
+        ProviderConfig(kind="openai").timeout_seconds
+    settings = Settings(data_dir=tmp_path, providers={"groq": ProviderConfig(
+        kind="scripted", timeout_seconds=40, first_token_timeout_seconds=4)})
+    llm, _ = ProviderRegistry(settings).resolve(ModelChoice(provider="groq"))
+    assert isinstance(llm, ResilientLLM)
+    assert (llm.first_token_timeout, llm.timeout) == (4, 40)

@@ -29,6 +29,7 @@ from personae.api.deps import CurrentPrincipal
 from personae.api.routes.panels import PanelServiceDep
 from personae.api.schemas import (
     EVALUATION_CREATE_BODY,
+    MAX_OFFSET,
     AggregatesPublic,
     EvaluationCreate,
     EvaluationDetailPublic,
@@ -38,9 +39,11 @@ from personae.api.schemas import (
     ProgressPublic,
     ResumePublic,
     error_responses,
+    sse_event_schema,
 )
 from personae.auth.principal import Principal
 from personae.errors import InvalidInput, PersonaeError
+from personae.limits import load_json
 from personae.panels.content import MAX_CONTENT_CHARS, split_rule
 from personae.panels.records import EvaluationStatus, Progress
 from personae.panels.rubric import Rubric
@@ -58,13 +61,18 @@ _EXPORT_RESPONSE = {"description": "CSV (one row per persona x segment) or the J
                     "model": EvaluationResultsPublic,
                     "content": {"text/csv": {"schema": {"type": "string"}}}}
 _EVENTS_RESPONSE = {"description": "Server-sent events: progress, then done (or error)",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+                    "content": {"text/event-stream": {"schema": sse_event_schema({
+                        "progress": {"$ref": "#/components/schemas/ProgressPublic"},
+                        "done": {"$ref": "#/components/schemas/ProgressPublic"},
+                        "error": {"$ref": "#/components/schemas/ErrorBody"}})}}}
 
 
 async def _json_body(request: Request) -> Any:
+    """The JSON body, nested at most MAX_DEPTH levels (its size is bounded by the
+    body-limit middleware: an upload, since it carries the content)."""
     try:
-        return await request.json()
-    except (ValueError, UnicodeDecodeError):
+        return load_json(await request.body(), "the request body")
+    except ValueError:
         raise InvalidInput("the request body must be JSON") from None
 
 
@@ -120,7 +128,7 @@ async def _read_upload(upload: UploadFile) -> str:
 
 def _json_field(name: str, text: str) -> Any:
     try:
-        return json.loads(text)
+        return load_json(text, f"'{name}'")
     except ValueError:
         raise InvalidInput(f"'{name}' must be a JSON object", {"field": name}) from None
 
@@ -183,7 +191,7 @@ async def create_evaluation(request: Request, response: Response, principal: Cur
 async def list_evaluations(
     principal: CurrentPrincipal, service: PanelServiceDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     status: EvaluationStatus | None = None,
 ) -> EvaluationsPublic:
     """Your evaluations, newest first."""
@@ -219,7 +227,8 @@ async def evaluation_aggregates(evaluation_id: str, principal: CurrentPrincipal,
             responses={200: _EXPORT_RESPONSE, **error_responses(400, 401, 404)})
 async def export_evaluation(
     evaluation_id: str, principal: CurrentPrincipal, service: PanelServiceDep,
-    format: Annotated[str, Query(description=" | ".join(EXPORT_FORMATS))] = "csv",
+    format: Annotated[str, Query(description=" | ".join(EXPORT_FORMATS),
+                                 json_schema_extra={"enum": list(EXPORT_FORMATS)})] = "csv",
 ) -> Response:
     """A download: CSV (one row per persona x segment) or JSON (the full results)."""
     kind = format.strip().lower()
@@ -245,7 +254,8 @@ async def cancel_evaluation(evaluation_id: str, principal: CurrentPrincipal,
     return ProgressPublic.model_validate((await service.cancel(principal, evaluation_id)).public())
 
 
-@router.post("/{evaluation_id}/rerun", responses=error_responses(401, 404, 409, 422, 503))
+@router.post("/{evaluation_id}/rerun",
+             responses=error_responses(400, 401, 404, 409, 422, 503))
 async def rerun_evaluation(
     evaluation_id: str, principal: CurrentPrincipal, service: PanelServiceDep,
     body: EvaluationRerun | None = None,

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import StreamingResponse
 
 from personae.api.deps import CurrentPrincipal, get_principal
+from personae.api.errors import error_headers
 from personae.api.openai_wire import SESSION_HEADER, parse_chat_request
 from personae.api.schemas import (
     CHAT_COMPLETION_BODY,
@@ -35,6 +36,7 @@ from personae.api.schemas import (
 )
 from personae.conversations.gateway import ChatGateway, ChatRequest
 from personae.errors import InvalidInput, PersonaeError, code_for_status
+from personae.limits import load_json
 from personae.providers.base import Completion, Finished, StreamEvent, TextDelta, Usage
 from personae.providers.streams import aclose_stream
 
@@ -66,12 +68,9 @@ def openai_error(status: int, code: str, message: str,
 
 def _error_response(status: int, code: str, message: str,
                     details: dict[str, Any] | None = None) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
-    retry_after = (details or {}).get("retry_after")
-    if isinstance(retry_after, int | float):  # an open circuit: SDKs honour Retry-After
-        headers["Retry-After"] = str(max(1, round(retry_after)))
+    # Retry-After on every 503 (an open circuit names its own wait): SDKs honour it.
     return Response(_dumps(openai_error(status, code, message, details)), status,
-                    media_type=JSON, headers=headers)
+                    media_type=JSON, headers=error_headers(status, details))
 
 
 class OpenAIRoute(APIRoute):
@@ -107,8 +106,10 @@ def _gateway(request: Request) -> ChatGateway:
 
 
 async def _body(request: Request) -> Any:
+    """The JSON body, nested at most MAX_DEPTH levels (a body over its size limit was
+    already answered 413 by the body-limit middleware, in this route's error shape)."""
     try:
-        return json.loads(await request.body())
+        return load_json(await request.body(), "the request body")
     except ValueError:
         raise InvalidInput("the request body must be JSON") from None
 
@@ -187,7 +188,7 @@ async def list_models(request: Request, principal: CurrentPrincipal) -> Response
     return Response(_dumps({"object": "list", "data": models}), media_type=JSON)
 
 
-@router.get("/models/{model_id}",
+@router.get("/models/{model_id:path}",  # a user's persona id holds a '/'
             responses={200: {"model": ModelObject}, **openai_responses(401, 404, 409)})
 async def get_model(model_id: str, request: Request, principal: CurrentPrincipal) -> Response:
     return Response(_dumps(await _gateway(request).model(principal, model_id)),

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    File,
+    Form,
+    Header,
+    Path,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
+from starlette.convertors import Convertor, register_url_convertor
 
 from personae.api.deps import CurrentPrincipal, PersonaServiceDep, RuntimeDep
 from personae.api.schemas import (
+    MAX_OFFSET,
+    MAX_VERSION,
     PersonaCreate,
     PersonaDiffPublic,
     PersonaPromptPublic,
@@ -26,9 +41,26 @@ from personae.errors import InvalidInput, PreconditionRequired
 from personae.personas.language import normalize_language
 from personae.personas.records import PersonaRecord
 from personae.personas.registry import serialise
-from personae.personas.schema import Status, Visibility
+from personae.personas.schema import RESERVED_NAMES, Status, Visibility
 from personae.personas.transfer import EXPORT_FORMATS, export_definition, import_bytes
 
+
+class PersonaIdConvertor(Convertor[str]):
+    """A persona id in a path: ``tina`` or ``alice/tutor`` (at most one '/'), and never one
+    whose last part is a reserved word, so ``alice/tutor/versions`` is that persona's
+    versions and ``DELETE .../tutor/diff`` is a 405, not a lookup of a persona
+    ``tutor/diff``. Anything else is passed on: an unknown id is the service's 404."""
+
+    regex = rf"[^/]+(?:/(?!(?:{'|'.join(sorted(RESERVED_NAMES))})$)[^/]+)?"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("persona", PersonaIdConvertor())  # {persona_id:persona}
 router = APIRouter(prefix="/personas", tags=["personas"])
 JSON = "application/json"
 
@@ -37,8 +69,11 @@ JSON = "application/json"
 _ETAG = {"ETag": {"description": "the persona's version, for If-Match and If-None-Match",
                   "schema": {"type": "string"}}}
 _PERSONA = {"model": PersonaPublic, "headers": _ETAG}
-_EXPORT_TYPES = {media_type: {"schema": {"type": "string", "format": "binary"}}
-                 for media_type in ("application/json", "application/yaml", "image/png")}
+_EXPORT_TYPES = {
+    "application/json": {"schema": {"type": "object", "description": "the persona file "
+                                    "(json) or a Character Card V3 (card)"}},
+    "application/yaml": {"schema": {"type": "object", "description": "the persona file"}},
+    "image/png": {"schema": {"type": "string", "format": "binary"}}}
 
 
 def _record_response(record: PersonaRecord, status_code: int = 200) -> Response:
@@ -52,17 +87,22 @@ def _base_version(body_version: int | None, if_match: str | None) -> int:
         return body_version
     if if_match:
         try:
-            return int(if_match.strip().removeprefix("W/").strip('"'))
+            version = int(if_match.strip().removeprefix("W/").strip('"'))
         except ValueError:
-            raise InvalidInput(f"If-Match must be a persona version such as \"3\", "
-                               f"got {if_match!r}") from None
+            version = 0
+        if not 1 <= version <= MAX_VERSION:
+            raise InvalidInput(f"If-Match must be a persona version such as \"3\" "
+                               f"(1 to {MAX_VERSION}), got {if_match!r}")
+        return version
     raise PreconditionRequired(
         "say which version your change is based on: 'base_version' in the body "
         "or an If-Match header (the ETag from GET)")
 
 
-# First: the hot, cached read. ("GET /import" is no route, so nothing is shadowed.)
-@router.get("/{persona_id}", response_model=None, responses={
+# First: the hot, cached read (routes are tried in order; each one tried before costs
+# every GET). It cannot shadow the suffixed routes below: the id convertor never reads
+# ``alice/tutor/versions`` or ``tina/versions`` as an id. ("GET /import" is no route.)
+@router.get("/{persona_id:persona}", response_model=None, responses={
     200: _PERSONA, 304: {"description": "Not modified: If-None-Match names the current version",
                          "headers": _ETAG},
     **error_responses(401, 404)})
@@ -79,7 +119,7 @@ async def get_persona(persona_id: str, principal: CurrentPrincipal, request: Req
 async def list_personas(
     principal: CurrentPrincipal, service: PersonaServiceDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     tag: str | None = None, language: str | None = None, status: Status | None = None,
     owner: Annotated[str | None, Query(description="'me', 'global' or a user id")] = None,
     q: Annotated[str | None, Query(description="text in id, name, description, tags")] = None,
@@ -100,7 +140,7 @@ async def list_personas(
 
 
 @router.post("", status_code=201, response_model=None,
-             responses={201: _PERSONA, **error_responses(401, 403, 409, 422)})
+             responses={201: _PERSONA, **error_responses(400, 401, 403, 409, 422)})
 async def create_persona(body: PersonaCreate, principal: CurrentPrincipal,
                          service: PersonaServiceDep) -> Response:
     record = await service.create(principal, body.definition, visibility=body.visibility,
@@ -117,7 +157,9 @@ async def import_persona(
     visibility: Annotated[Visibility, Form()] = Visibility.private,
     global_: Annotated[bool, Form(alias="global")] = False,
 ) -> PersonasImported:
-    imported = import_bytes(await file.read(), file.filename, id)
+    # Parsing a card and validating its personas is CPU work (inflating, rendering a
+    # template): in a worker thread, so the event loop keeps serving.
+    imported = await asyncio.to_thread(import_bytes, await file.read(), file.filename, id)
     records = await service.create_many(principal, imported.definitions, visibility=visibility,
                                         global_scope=global_,
                                         note=f"imported from {file.filename}")
@@ -127,7 +169,7 @@ async def import_persona(
         "source_format": imported.source_format})
 
 
-@router.put("/{persona_id}", response_model=None,
+@router.put("/{persona_id:persona}", response_model=None,
             responses={200: _PERSONA, **error_responses(400, 401, 403, 404, 409, 422, 428)})
 async def replace_persona(persona_id: str, body: PersonaReplace, principal: CurrentPrincipal,
                           service: PersonaServiceDep,
@@ -139,7 +181,7 @@ async def replace_persona(persona_id: str, body: PersonaReplace, principal: Curr
     return _record_response(record)
 
 
-@router.patch("/{persona_id}", response_model=None,
+@router.patch("/{persona_id:persona}", response_model=None,
               responses={200: _PERSONA, **error_responses(400, 401, 403, 404, 409, 422, 428)})
 async def patch_persona(persona_id: str, body: PersonaUpdate, principal: CurrentPrincipal,
                         service: PersonaServiceDep,
@@ -151,7 +193,7 @@ async def patch_persona(persona_id: str, body: PersonaUpdate, principal: Current
     return _record_response(record)
 
 
-@router.delete("/{persona_id}", response_model=None, responses={
+@router.delete("/{persona_id:persona}", response_model=None, responses={
     200: {**_PERSONA, "description": "Archived (the default)"},
     204: {"description": "Deleted for good (hard=true)"},
     **error_responses(401, 403, 404, 409, 422)})
@@ -165,8 +207,8 @@ async def delete_persona(
     return _record_response(await service.set_status(principal, persona_id, Status.archived))
 
 
-@router.post("/{persona_id}/archive", response_model=None,
-             responses={200: _PERSONA, **error_responses(401, 403, 404, 409, 422)})
+@router.post("/{persona_id:persona}/archive", response_model=None,
+             responses={200: _PERSONA, **error_responses(400, 401, 403, 404, 409, 422)})
 async def archive_persona(persona_id: str, principal: CurrentPrincipal,
                           service: PersonaServiceDep, body: PersonaStatusChange | None = None
                           ) -> Response:
@@ -176,8 +218,8 @@ async def archive_persona(persona_id: str, principal: CurrentPrincipal,
     return _record_response(record)
 
 
-@router.post("/{persona_id}/restore", response_model=None,
-             responses={200: _PERSONA, **error_responses(401, 403, 404, 409, 422)})
+@router.post("/{persona_id:persona}/restore", response_model=None,
+             responses={200: _PERSONA, **error_responses(400, 401, 403, 404, 409, 422)})
 async def restore_persona(persona_id: str, principal: CurrentPrincipal,
                           service: PersonaServiceDep, body: PersonaStatusChange | None = None
                           ) -> Response:
@@ -187,7 +229,7 @@ async def restore_persona(persona_id: str, principal: CurrentPrincipal,
     return _record_response(record)
 
 
-@router.get("/{persona_id}/versions", responses=error_responses(401, 404))
+@router.get("/{persona_id:persona}/versions", responses=error_responses(401, 404))
 async def list_versions(persona_id: str, principal: CurrentPrincipal,
                         service: PersonaServiceDep) -> VersionsPublic:
     versions = await service.versions(principal, persona_id)
@@ -195,18 +237,20 @@ async def list_versions(persona_id: str, principal: CurrentPrincipal,
         "data": [v.public(with_definition=False) for v in versions], "count": len(versions)})
 
 
-@router.get("/{persona_id}/versions/{number}", responses=error_responses(401, 404, 422))
-async def get_version(persona_id: str, number: int, principal: CurrentPrincipal,
+@router.get("/{persona_id:persona}/versions/{number}", responses=error_responses(401, 404, 422))
+async def get_version(persona_id: str,
+                      number: Annotated[int, Path(ge=1, le=MAX_VERSION)],
+                      principal: CurrentPrincipal,
                       service: PersonaServiceDep) -> VersionPublic:
     return VersionPublic.model_validate(
         (await service.version(principal, persona_id, number)).public())
 
 
-@router.get("/{persona_id}/diff", responses=error_responses(401, 404, 422))
+@router.get("/{persona_id:persona}/diff", responses=error_responses(401, 404, 422))
 async def diff_versions(
     persona_id: str, principal: CurrentPrincipal, service: PersonaServiceDep,
-    from_: Annotated[int | None, Query(alias="from", ge=1)] = None,
-    to: Annotated[int | None, Query(ge=1)] = None,
+    from_: Annotated[int | None, Query(alias="from", ge=1, le=MAX_VERSION)] = None,
+    to: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
 ) -> PersonaDiffPublic:
     current = (await service.get(principal, persona_id)).record.version
     new = to or current
@@ -214,8 +258,8 @@ async def diff_versions(
     return PersonaDiffPublic.model_validate(await service.diff(principal, persona_id, old, new))
 
 
-@router.post("/{persona_id}/rollback", response_model=None,
-             responses={200: _PERSONA, **error_responses(401, 403, 404, 409, 422)})
+@router.post("/{persona_id:persona}/rollback", response_model=None,
+             responses={200: _PERSONA, **error_responses(400, 401, 403, 404, 409, 422)})
 async def rollback_persona(persona_id: str, body: PersonaRollback, principal: CurrentPrincipal,
                            service: PersonaServiceDep) -> Response:
     record = await service.rollback(principal, persona_id, body.version,
@@ -223,24 +267,26 @@ async def rollback_persona(persona_id: str, body: PersonaRollback, principal: Cu
     return _record_response(record)
 
 
-@router.get("/{persona_id}/prompt", responses=error_responses(401, 404, 409))
+@router.get("/{persona_id:persona}/prompt", responses=error_responses(401, 404, 409))
 async def rendered_prompt(persona_id: str, principal: CurrentPrincipal,
                           runtime: RuntimeDep) -> PersonaPromptPublic:
     """The system prompt the current version runs with, as conversations prepare it
     (409 if its template fails to render)."""
     record = (await runtime.personas.get(principal, persona_id)).record
-    prepared = runtime.prepared.prepare(record)
+    prepared = await runtime.prepared.prepare_in_thread(record)
     return PersonaPromptPublic(persona_id=persona_id, version=prepared.version,
                                system_prompt=prepared.system_prompt)
 
 
-@router.get("/{persona_id}/export", response_model=None, response_class=Response, responses={
+@router.get("/{persona_id:persona}/export", response_model=None, response_class=Response,
+            responses={
     200: {"description": "The persona file (json, yaml), or a Character Card (card, card-png)",
           "content": _EXPORT_TYPES},
     **error_responses(400, 401, 404)})
 async def export_persona(
     persona_id: str, principal: CurrentPrincipal, service: PersonaServiceDep,
-    format: Annotated[str, Query(description=" | ".join(EXPORT_FORMATS))] = "json",
+    format: Annotated[str, Query(description=" | ".join(EXPORT_FORMATS),
+                                 json_schema_extra={"enum": list(EXPORT_FORMATS)})] = "json",
 ) -> Response:
     record = (await service.get(principal, persona_id)).record
     content, media_type, filename = export_definition(record.definition, format)

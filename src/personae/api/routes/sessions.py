@@ -16,8 +16,9 @@ from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from personae.api.deps import ConversationsDep, CurrentPrincipal, websocket_principal
-from personae.api.errors import error_body
+from personae.api.errors import error_body, error_headers
 from personae.api.schemas import (
+    MAX_OFFSET,
     REPLY_RESPONSES,
     MessageCreate,
     MessagesPublic,
@@ -49,7 +50,7 @@ def _events(events: Sequence[TurnEvent]) -> list[dict[str, Any]]:
     return [event_dict(e) for e in events]
 
 
-@router.post("", status_code=201, responses=error_responses(401, 404, 409, 422))
+@router.post("", status_code=201, responses=error_responses(400, 401, 404, 409, 422))
 async def open_session(body: SessionCreate, principal: CurrentPrincipal,
                        conversations: ConversationsDep) -> SessionOpenedPublic:
     """Start talking to a persona; its greeting, if it has one, is the first message."""
@@ -61,7 +62,8 @@ async def open_session(body: SessionCreate, principal: CurrentPrincipal,
 @router.get("", responses=error_responses(401, 422))
 async def list_sessions(principal: CurrentPrincipal, conversations: ConversationsDep,
                         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                        offset: Annotated[int, Query(ge=0)] = 0) -> SessionsPublic:
+                        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0
+                        ) -> SessionsPublic:
     found, count = await conversations.list(principal, limit, offset)
     return SessionsPublic.model_validate({"data": [s.public() for s in found],
                                           "count": count})
@@ -88,7 +90,7 @@ async def history(session_id: str, principal: CurrentPrincipal,
                                           "count": len(found)})
 
 
-@router.post("/{session_id}/switch", responses=error_responses(401, 404, 409, 422))
+@router.post("/{session_id}/switch", responses=error_responses(400, 401, 404, 409, 422))
 async def switch_persona(session_id: str, body: SwitchRequest, principal: CurrentPrincipal,
                          conversations: ConversationsDep) -> SwitchedPublic:
     """Hand the session to another persona; the history is kept (409 while replying)."""
@@ -111,7 +113,8 @@ async def send_message(session_id: str, body: MessageCreate, request: Request,
         body_ = error_body(final.code, final.message,
                            {**final.error.details,
                             "message": final.saved.public() if final.saved else None})
-        return JSONResponse(body_, final.status)
+        return JSONResponse(body_, final.status,
+                            headers=error_headers(final.status, final.error.details))
     assert isinstance(final, Done)
     saved = [e for e in collected[:-1] if not isinstance(e, Delta)]  # the reply has the text
     return ReplyPublic.model_validate({"events": _events(saved),
@@ -151,7 +154,7 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
             await live.request(_client_request(live, await websocket.receive_json()))
     except WebSocketDisconnect:
         pass
-    except ValueError:  # not JSON
+    except (ValueError, RecursionError):  # not JSON, or nested past any use
         with contextlib.suppress(Exception):
             await websocket.close(code=1003, reason="send JSON objects")
     finally:

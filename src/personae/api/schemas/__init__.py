@@ -6,11 +6,14 @@ error, whatever its status, is an :class:`ErrorResponse`.
 """
 
 from personae.api.schemas.common import (
+    MAX_OFFSET,
+    MAX_VERSION,
     ErrorBody,
     ErrorResponse,
     ListPage,
     OffsetPage,
     error_responses,
+    sse_event_schema,
 )
 from personae.api.schemas.evaluations import (
     EVALUATION_CREATE_BODY,
@@ -82,6 +85,8 @@ __all__ = [
     "CHAT_COMPLETION_BODY",
     "CHAT_COMPLETION_RESPONSES",
     "EVALUATION_CREATE_BODY",
+    "MAX_OFFSET",
+    "MAX_VERSION",
     "REPLY_RESPONSES",
     "AggregatesPublic",
     "CardPublic",
@@ -144,4 +149,5 @@ __all__ = [
     "VersionsPublic",
     "error_responses",
     "openai_responses",
+    "sse_event_schema",
 ]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from personae.api.schemas.common import Body, OffsetPage, Public, Timestamp
 from personae.panels.content import ContentFormat
@@ -12,6 +12,13 @@ from personae.panels.records import CellStatus, EvaluationStatus, PinnedPersona
 from personae.panels.rubric import Rubric
 
 SegmentStatus = Literal["pending", "skipped", "done", "failed"]
+
+
+# Whole numbers documented with their bounds, checked (with a 400) where they are used.
+SegmentSentences = Annotated[int, WithJsonSchema({"type": "integer", "minimum": 1,
+                                                  "maximum": 50})]
+SegmentChars = Annotated[int, WithJsonSchema({"type": "integer", "minimum": 50,
+                                              "maximum": 20_000})]
 
 
 class EvaluationCreate(Body):
@@ -36,16 +43,17 @@ class EvaluationCreate(Body):
                                   description="label each segment's topic and tone first")
     adherence: bool | None = Field(default=None,
                                    description="check each opinion stays in character")
-    sentences_per_segment: int | None = Field(
+    # Bounds checked where the content is split (400), for JSON and form uploads alike.
+    sentences_per_segment: SegmentSentences | None = Field(
         default=None, description="plain text: sentences per segment (1-50, default 3)")
-    target_chars: int | None = Field(
+    target_chars: SegmentChars | None = Field(
         default=None, description="plain text: pack sentences up to about this many "
                                   "characters instead (50-20000)")
     language: str = Field(default="en", description="BCP-47 tag; picks sentence rules")
 
 
 class EvaluationRerun(Body):
-    include_cancelled: bool = Field(default=False,
+    include_cancelled: bool = Field(default=False, strict=True,
                                     description="also run the cells a cancel left undone")
 
 

@@ -11,7 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from personae.api.schemas.common import Public
+from personae.api.openai_wire import MAX_MESSAGES, MAX_TOTAL_CHARS
+from personae.api.schemas.common import Public, error_response
+from personae.conversations.engine import MAX_MESSAGE_CHARS
 
 
 class TextPart(BaseModel):
@@ -23,7 +25,8 @@ class ChatMessageParam(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant"] = Field(
         description="'developer' is taken as 'system'")
-    content: str | list[TextPart] = Field(description="text, or text parts (joined)")
+    content: Annotated[str, Field(max_length=MAX_MESSAGE_CHARS)] | list[TextPart] = Field(
+        description="text, or text parts (joined)")
 
 
 class StreamOptions(BaseModel):
@@ -35,9 +38,25 @@ class JsonSchemaFormat(BaseModel):
     schema_: dict[str, Any] = Field(alias="schema", description="the JSON schema to answer in")
 
 
-class ResponseFormat(BaseModel):
-    type: Literal["text", "json_schema"]
-    json_schema: JsonSchemaFormat | None = None
+class TextFormat(BaseModel):
+    type: Literal["text"]
+
+
+class JsonSchemaResponseFormat(BaseModel):
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaFormat
+
+
+class ChatMetadata(BaseModel):
+    """Your own labels, all strings; ``session_id`` names a session of yours."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, str] = Field(init=False)
+    session_id: str | None = Field(default=None, min_length=1,
+                                   description="save the turn into this session")
+
+
+NonEmptyText = Annotated[str, Field(min_length=1)]
 
 
 class ChatCompletionRequest(BaseModel):
@@ -45,8 +64,10 @@ class ChatCompletionRequest(BaseModel):
     (``user``, ``seed``, ...) are ignored, but ``n`` > 1 and ``tools`` are refused."""
 
     model_config = ConfigDict(extra="allow")
-    model: str = Field(description="a persona id (GET /v1/models)")
-    messages: list[ChatMessageParam] = Field(min_length=1)
+    model: str = Field(min_length=1, description="a persona id (GET /v1/models)")
+    messages: list[ChatMessageParam] = Field(
+        min_length=1, max_length=MAX_MESSAGES,
+        description=f"at most {MAX_TOTAL_CHARS:,} characters of content in all")
     stream: bool = Field(default=False, description="answer as server-sent events")
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
@@ -54,9 +75,9 @@ class ChatCompletionRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1,
                                    description="used when max_completion_tokens is absent")
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
-    response_format: ResponseFormat | None = None
-    metadata: dict[str, str] | None = Field(
+    stop: NonEmptyText | Annotated[list[NonEmptyText], Field(max_length=4)] | None = None
+    response_format: TextFormat | JsonSchemaResponseFormat | None = None
+    metadata: ChatMetadata | None = Field(
         default=None, description='{"session_id": ...} saves the turn into that session '
                                   "(or send the X-Personae-Session header)")
     n: Literal[1] | None = Field(default=None, description="only one choice is supported")
@@ -160,7 +181,7 @@ OPENAI_ERRORS: dict[int, str] = {
 def openai_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for these routes' errors, plus ``default`` (internal_error)."""
     found: dict[int | str, dict[str, Any]] = {
-        status: {"model": OpenAIError, "description": OPENAI_ERRORS[status]}
+        status: error_response(status, OPENAI_ERRORS[status], OpenAIError)
         for status in statuses}
     found["default"] = {"model": OpenAIError, "description": "Unexpected error (internal_error)"}
     return found
@@ -190,7 +211,15 @@ def inline_schema(model: type[BaseModel],
 # The route reads its body itself, so the request body is given as ``openapi_extra``.
 CHAT_COMPLETION_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": inline_schema(ChatCompletionRequest, "validation")}}}}
-_CHUNKS = {"schema": inline_schema(ChatCompletionChunk, "serialization")}
+# Each event of a stream: no event name (so "message"), its data a chunk, an error sent
+# in-band, or the closing "[DONE]".
+_CHUNKS = {"schema": {"type": "object", "required": ["data"], "properties": {
+    "event": {"const": "message"},
+    "data": {"anyOf": [
+        {"const": "[DONE]"},
+        {"type": "string", "contentMediaType": "application/json", "contentSchema": {
+            "oneOf": [inline_schema(ChatCompletionChunk, "serialization"),
+                      inline_schema(OpenAIError, "serialization")]}}]}}}}
 CHAT_COMPLETION_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": ChatCompletion,
           "description": "The completion or, with stream=true, chunks as server-sent events",

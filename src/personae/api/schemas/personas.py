@@ -3,23 +3,44 @@ validates them, so API, CLI and file sync report problems with the same field pa
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, WithJsonSchema
+from pydantic.config import JsonDict
 
-from personae.api.schemas.common import Body, ListPage, OffsetPage, Public, Timestamp
+from personae.api.schemas.common import (
+    MAX_VERSION,
+    NOT_BLANK,
+    Body,
+    ListPage,
+    OffsetPage,
+    Public,
+    Timestamp,
+    WholeNumber,
+    also_required,
+)
 from personae.personas.schema import Status, Visibility
 
 DEFINITION_DOC = ("A persona definition: id, name, description, language, system_prompt, "
                   "greetings, traits, ... (see the README). Unknown top-level keys become "
-                  "trait blocks.")
+                  "trait blocks. 'name' is required; the id, if left out, is made from it.")
+# What the document can say of a whole definition; the rest (a known language, a
+# template that renders, ...) the persona service checks, naming each field (422).
+WHOLE_DEFINITION: JsonDict = {"required": ["name"], "properties": {"name": {
+    "type": "string", "minLength": 1, "pattern": NOT_BLANK,
+    "description": "the persona's name, not blank"}}}
+BASE_VERSION_DOC = ("the version this change is based on; required, unless an If-Match "
+                    "header names it (428 when neither does)")
 Scope = Literal["global", "user"]
+Version = Annotated[WholeNumber, Field(ge=1, le=MAX_VERSION), WithJsonSchema(
+    {"type": "integer", "minimum": 1, "maximum": MAX_VERSION})]
 
 
 class PersonaCreate(Body):
-    definition: dict[str, Any] = Field(description=DEFINITION_DOC)
+    definition: dict[str, Any] = Field(description=DEFINITION_DOC,
+                                       json_schema_extra=WHOLE_DEFINITION)
     visibility: Visibility = Visibility.private
-    global_: bool = Field(default=False, alias="global",
+    global_: bool = Field(default=False, alias="global", strict=True,
                           description="a global persona (admins only); otherwise yours")
     note: str = ""
 
@@ -27,10 +48,11 @@ class PersonaCreate(Body):
 class PersonaReplace(Body):
     """``PUT``: the whole definition; fields left out are removed."""
 
-    definition: dict[str, Any] = Field(description=DEFINITION_DOC)
-    base_version: int | None = Field(default=None, ge=1,
-                                     description="the version this change is based on "
-                                                 "(or send If-Match)")
+    model_config = ConfigDict(json_schema_extra=also_required("base_version"))
+    definition: dict[str, Any] = Field(description=DEFINITION_DOC,
+                                       json_schema_extra=WHOLE_DEFINITION)
+    base_version: Version | None = Field(default=None,
+                                     description=BASE_VERSION_DOC)
     visibility: Visibility | None = None
     note: str = ""
 
@@ -38,22 +60,24 @@ class PersonaReplace(Body):
 class PersonaUpdate(Body):
     """``PATCH``: only the fields to change."""
 
+    model_config = ConfigDict(json_schema_extra=also_required("base_version"))
     definition: dict[str, Any] | None = Field(
         default=None, description="fields to change (JSON merge patch: null removes)")
-    base_version: int | None = Field(default=None, ge=1)
+    base_version: Version | None = Field(default=None,
+                                     description=BASE_VERSION_DOC)
     visibility: Visibility | None = None
     note: str = ""
 
 
 class PersonaStatusChange(Body):
-    base_version: int | None = Field(default=None, ge=1)
+    base_version: Version | None = Field(default=None)
     status: Status | None = Field(default=None, description="restore only: draft or active")
     note: str = ""
 
 
 class PersonaRollback(Body):
-    version: int = Field(ge=1, description="the version to bring back")
-    base_version: int | None = Field(default=None, ge=1)
+    version: Version = Field(description="the version to bring back")
+    base_version: Version | None = Field(default=None)
     note: str = ""
 
 

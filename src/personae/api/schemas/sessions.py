@@ -12,14 +12,17 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from personae.api.schemas.common import (
+    NOT_BLANK,
     Body,
     ErrorBody,
-    ErrorResponse,
     ListPage,
     Public,
     Timestamp,
+    error_response,
     error_responses,
+    sse_event_schema,
 )
+from personae.conversations.engine import MAX_MESSAGE_CHARS
 
 SessionStatus = Literal["open", "closed", "expired"]
 MessageRole = Literal["user", "assistant", "event"]
@@ -27,17 +30,21 @@ MessageStatus = Literal["complete", "interrupted", "failed"]
 
 
 class SessionCreate(Body):
-    persona_id: str = Field(description="the persona to talk to")
+    persona_id: str = Field(description="the persona to talk to",
+                            json_schema_extra={"minLength": 1})
     meta: dict[str, Any] = Field(default_factory=dict, description="your own labels")
 
 
 class MessageCreate(Body):
-    content: str = Field(description="what the user says")
-    stream: bool = Field(default=False, description="reply as server-sent events")
+    # Checked by the conversation service (400), so every transport refuses alike.
+    content: str = Field(description="what the user says: not blank", json_schema_extra={
+        "minLength": 1, "maxLength": MAX_MESSAGE_CHARS, "pattern": NOT_BLANK})
+    stream: bool = Field(default=False, strict=True, description="reply as server-sent events")
 
 
 class SwitchRequest(Body):
-    persona_id: str = Field(description="the persona to hand the session to")
+    persona_id: str = Field(description="the persona to hand the session to",
+                            json_schema_extra={"minLength": 1})
 
 
 class SessionPublic(Public):
@@ -157,10 +164,8 @@ class ReplyPublic(Public):
 # since the JSON answers use them), all but ``interrupted``, which is WebSocket only.
 _STREAMED = {"message": MessageEvent, "delta": DeltaEvent, "done": DoneEvent,
              "error": ErrorEvent, "persona_switched": PersonaSwitchedEvent}
-_EVENT_SCHEMA = {
-    "oneOf": [{"$ref": f"#/components/schemas/{model.__name__}"} for model in _STREAMED.values()],
-    "discriminator": {"propertyName": "type", "mapping": {
-        kind: f"#/components/schemas/{model.__name__}" for kind, model in _STREAMED.items()}}}
+_EVENT_SCHEMA = sse_event_schema({
+    kind: {"$ref": f"#/components/schemas/{model.__name__}"} for kind, model in _STREAMED.items()})
 _PROVIDER_ERRORS = {
     502: "The model provider failed (provider_error); details.message is the part of "
          "the reply saved, if any",
@@ -179,7 +184,7 @@ def _reply_responses() -> dict[int | str, dict[str, Any]]:
                              "then done or error",
               "content": {"text/event-stream": {"schema": _EVENT_SCHEMA}}},
         **errors,
-        **{status: {"model": ErrorResponse, "description": description}
+        **{status: error_response(status, description)
            for status, description in _PROVIDER_ERRORS.items()},
         "default": default}
 

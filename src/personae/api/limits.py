@@ -1,0 +1,143 @@
+"""Request-body bounds, enforced before any route reads or parses a body.
+
+A body over its limit is answered 413 (``too_large``, naming the limit and its
+setting) without being read: at once when ``Content-Length`` says so, else as soon as
+the bytes streamed in pass the limit. Uploads (``POST /v1/personas/import``, ``POST
+/v1/evaluations``) may be ``max_upload_bytes``; every other body ``max_body_bytes``.
+The JSON bodies FastAPI parses for its typed routes are also checked for nesting depth
+here (400, see :mod:`personae.limits`); the routes that read their own bodies (chat
+completions, evaluations, imports) check it as they parse. The OpenAI-compatible
+route answers in OpenAI's error shape, as its SDKs expect.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from personae.api.routes.openai_compat import openai_error
+from personae.errors import error_envelope
+from personae.limits import NestedTooDeep, load_json
+
+UPLOAD_PATHS = frozenset({"/v1/personas/import", "/v1/evaluations"})
+OPENAI_PATHS = frozenset({"/v1/chat/completions"})
+_PARSED_BY_ROUTE = UPLOAD_PATHS | OPENAI_PATHS  # these check depth as they parse
+_BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class BodyLimits:
+    """Pure ASGI middleware: size (413) and, for JSON, depth (400) of request bodies."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_upload_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length, streamed, json_like = _body_headers(scope)
+        if length is None and not streamed and scope["method"] in _BODILESS:
+            await self.app(scope, receive, send)  # the hot path: no body at all
+            return
+        path = scope["path"]
+        upload = path in UPLOAD_PATHS
+        limit = self.max_upload_bytes if upload else self.max_body_bytes
+        setting = "PERSONAE_MAX_UPLOAD_BYTES" if upload else "PERSONAE_MAX_BODY_BYTES"
+        too_large = (f"the {'upload' if upload else 'request body'} is larger than "
+                     f"{limit:,} bytes ({setting})")
+        if length is not None and length > limit:
+            await _send_error(send, path, 413, "too_large", too_large, {"limit": limit})
+            return
+        if json_like and path not in _PARSED_BY_ROUTE and (length or streamed):
+            await self._checked_json(scope, receive, send, limit, too_large)
+            return
+        await self.app(scope, _counting(receive, limit, too_large), send)
+
+    async def _checked_json(self, scope: Scope, receive: Receive, send: Send, limit: int,
+                            too_large: str) -> None:
+        """Read the whole (bounded) JSON body, refuse it if too deep, then pass it on."""
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # nobody left to answer
+            body += message.get("body", b"")
+            if len(body) > limit:
+                await _send_error(send, scope["path"], 413, "too_large", too_large,
+                                  {"limit": limit})
+                return
+            if not message.get("more_body", False):
+                break
+        try:
+            load_json(bytes(body), "the request body")
+        except NestedTooDeep as exc:
+            await _send_error(send, scope["path"], 400, exc.code, exc.message, exc.details)
+            return
+        except ValueError:
+            pass  # malformed JSON: the route reports it as usual
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+
+def _body_headers(scope: Scope) -> tuple[int | None, bool, bool]:
+    """``Content-Length`` (None if absent or unreadable), whether the body is chunked,
+    and whether it is JSON (FastAPI reads a body without a content type as JSON too)."""
+    length: int | None = None
+    streamed = False
+    content_type = b""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            length = int(value) if value.isdigit() else None
+        elif name == b"transfer-encoding":
+            streamed = True
+        elif name == b"content-type":
+            content_type = value.split(b";", 1)[0].strip().lower()
+    json_like = not content_type or content_type == b"application/json" \
+        or content_type.endswith(b"+json")
+    return length, streamed, json_like
+
+
+def _counting(receive: Receive, limit: int, too_large: str) -> Receive:
+    """``receive`` that fails with a 413 once more than ``limit`` bytes came in; routes
+    reading the body then answer it through the usual error handlers."""
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise HTTPException(413, too_large)
+        return message
+
+    return counted
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` that gives the body already read, then whatever comes next."""
+    given = False
+
+    async def replayed() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
+
+
+async def _send_error(send: Send, path: str, status: int, code: str, message: str,
+                      details: dict[str, Any]) -> None:
+    shape = openai_error(status, code, message, details) if path in OPENAI_PATHS \
+        else error_envelope(code, message, details)
+    body = json.dumps(shape).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
