@@ -23,19 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from _common import ROOT, Report, parse_args, sqlite_url
 
@@ -43,7 +40,16 @@ sys.path.insert(0, str(ROOT))
 from personae.config import Settings
 from personae.conversations.store import MessageRecord
 from personae.providers.fake import FakeOpenAIServer
-from personae.runtime import Runtime
+from tests.support.drill import (
+    Turn,
+    histories,
+    open_turns,
+    provider_environment,
+    seed_global,
+    stream_turn,
+    until,
+    websocket_turn,
+)
 from tests.support.servers import ServeProcess, serve_processes
 
 POSTGRES_ENV = "PERSONAE_BENCH_POSTGRES_URL"
@@ -58,28 +64,6 @@ GRACE = 2.0
 PERSONA = {"id": "drill", "name": "Drill", "language": "en", "greetings": ["Hello."]}
 
 
-@dataclass
-class Turn:
-    session_id: str
-    text: str
-    user: dict[str, Any] | None = None
-    moments: list[tuple[float, str]] = field(default_factory=list)
-    final: dict[str, Any] | None = None
-
-    @property
-    def seen(self) -> str:
-        return self.moments[-1][1] if self.moments else ""
-
-    def seen_before(self, moment: float) -> str:
-        return next((text for at, text in reversed(self.moments) if at <= moment), "")
-
-    def record(self, event: dict[str, Any]) -> None:
-        if event["type"] == "message":
-            self.user = event["message"]
-        elif event["type"] == "delta":
-            self.moments.append((time.monotonic(), self.seen + event["text"]))
-        elif event["type"] in {"done", "error"}:
-            self.final = event
 
 
 @dataclass
@@ -92,55 +76,16 @@ class Tally:
         return f"attempted={self.attempted} failed={self.failed} lost={self.lost}"
 
 
-async def _sse(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-    data: list[str] = []
-    async for line in response.aiter_lines():
-        if line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif not line and data:
-            yield json.loads("\n".join(data))
-            data = []
 
 
-async def _stream(client: httpx.AsyncClient, turn: Turn) -> None:
-    with contextlib.suppress(httpx.HTTPError):
-        async with client.stream("POST", f"/v1/sessions/{turn.session_id}/messages",
-                                 json={"content": turn.text, "stream": True}) as response:
-            async for event in _sse(response):
-                turn.record(event)
 
 
-async def _websocket(url: str, turn: Turn) -> None:
-    async with connect(url.replace("http", "ws") + f"/v1/sessions/{turn.session_id}/ws") as ws:
-        await ws.recv()  # ready
-        await ws.send(json.dumps({"type": "message", "content": turn.text}))
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                turn.record(json.loads(await ws.recv()))
 
 
-async def _open(client: httpx.AsyncClient, texts: list[str]) -> list[Turn]:
-    turns = []
-    for text in texts:
-        opened = (await client.post("/v1/sessions", json={"persona_id": "drill"})).json()
-        turns.append(Turn(opened["session"]["id"], text))
-    return turns
 
 
-async def _until(condition: Any, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:  # noqa: ASYNC110 - other tasks
-        await asyncio.sleep(0.05)
 
 
-async def _histories(settings: Settings, turns: list[Turn]) -> dict[str, list[MessageRecord]]:
-    runtime = await Runtime.open(settings, watch=False)
-    try:
-        admin = await runtime.auth.local_admin()
-        return {t.session_id: await runtime.conversations.history(admin, t.session_id)
-                for t in turns}
-    finally:
-        await runtime.close()
 
 
 def _reply(turn: Turn, history: list[MessageRecord]) -> MessageRecord | None:
@@ -172,20 +117,20 @@ async def _accepting(client: httpx.AsyncClient, turn: Turn) -> tuple[float | Non
 async def kill_drill(database_url: str, data_dir: Path, model: FakeOpenAIServer,
                      sessions: int, stream_seconds: float, prefix: str, report: Report) -> None:
     settings = Settings(data_dir=data_dir, database_url=database_url)
-    await _seed(settings)
-    env = _environment(model)
+    await seed_global(settings, PERSONA)
+    env = provider_environment(model, 60)
     # personae serve names each node after host and port; A comes back on its port
     a = ServeProcess(database_url, data_dir, env)
     b = ServeProcess(database_url, data_dir, {**env, "PERSONAE_TURN_LEASE_SECONDS": "3"})
     with serve_processes(a, b):
         turns, killed_at = await _stream_and_kill((a, b), sessions, stream_seconds)
-        stored = await _histories(settings, turns)
+        stored = await histories(settings, [t.session_id for t in turns])
         a.start()
         restarted = time.monotonic()
         async with httpx.AsyncClient(base_url=a.url, timeout=30) as client:
             waits = await asyncio.gather(*[_accepting(client, t) for t in turns])
         report.value(f"{prefix}restart_s", restarted - killed_at, 2)
-    after = await _histories(settings, turns)
+    after = await histories(settings, [t.session_id for t in turns])
     _report_kill(turns, stored, after, killed_at, waits, sessions // 2, prefix, report)
 
 
@@ -195,13 +140,14 @@ async def _stream_and_kill(servers: tuple[ServeProcess, ...], sessions: int,
     try:
         share = sessions // len(servers)
         short = max(1, share // 5)
-        turns = [t for c in clients for t in await _open(c, [SHORT] * short
+        turns = [t for c in clients for t in await open_turns(c, "drill", [SHORT] * short
                                                           + [LONG] * (share - short))]
-        tasks = [asyncio.create_task(_stream(clients[i // share], t))
+        tasks = [asyncio.create_task(stream_turn(clients[i // share], t))
                  for i, t in enumerate(turns)]
-        await _until(lambda: all(t.moments and time.monotonic() - t.moments[0][0]
-                                 > stream_seconds for t in turns if t.text == LONG)
-                     and all(t.final for t in turns if t.text == SHORT))
+        await until(lambda: all(t.moments and time.monotonic() - t.moments[0][0]
+                                > stream_seconds for t in turns if t.text == LONG)
+                    and all(t.final for t in turns if t.text == SHORT),
+                    "the long replies to stream and the short ones to finish", 60)
         for server in servers:
             server.kill()
         killed_at = time.monotonic()
@@ -260,21 +206,21 @@ def _report_kill(turns: list[Turn], stored: dict[str, list[MessageRecord]],
 async def sigterm_drill(database_url: str, data_dir: Path, model: FakeOpenAIServer,
                         prefix: str, report: Report) -> None:
     settings = Settings(data_dir=data_dir, database_url=database_url)
-    await _seed(settings)
+    await seed_global(settings, PERSONA)
     server = ServeProcess(database_url, data_dir, {
-        **_environment(model), "PERSONAE_SHUTDOWN_GRACE_SECONDS": str(GRACE)})
+        **provider_environment(model, 60), "PERSONAE_SHUTDOWN_GRACE_SECONDS": str(GRACE)})
     with serve_processes(server):
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-            turns = await _open(client, [SOON, SOON, LONG, LONG, LONG, LONG])
-            tasks = [asyncio.create_task(_stream(client, t)) for t in turns[:-1]]
-            tasks.append(asyncio.create_task(_websocket(server.url, turns[-1])))
-            await _until(lambda: all(t.moments for t in turns))
+            turns = await open_turns(client, "drill", [SOON, SOON, LONG, LONG, LONG, LONG])
+            tasks = [asyncio.create_task(stream_turn(client, t)) for t in turns[:-1]]
+            tasks.append(asyncio.create_task(websocket_turn(server.url, turns[-1])))
+            await until(lambda: all(t.moments for t in turns), "every reply to start", 60)
             server.terminate()
             signalled = time.monotonic()
             await asyncio.gather(*tasks)
             await asyncio.to_thread(server.wait, GRACE + 20)
         report.value(f"{prefix}sigterm_exit_s", time.monotonic() - signalled, 2)
-    stored = await _histories(settings, turns)
+    stored = await histories(settings, [t.session_id for t in turns])
     finished, saved, users = Tally(), Tally(), Tally()
     for turn in turns:
         history = stored[turn.session_id]
@@ -297,19 +243,8 @@ async def sigterm_drill(database_url: str, data_dir: Path, model: FakeOpenAIServ
                  "short replies complete, the rest interrupted with what was sent")
 
 
-def _environment(model: FakeOpenAIServer) -> dict[str, str]:
-    providers = {"fake": {"kind": "openai", "base_url": model.base_url, "api_key": "k",
-                          "model": "fake", "max_retries": 0, "timeout_seconds": 60}}
-    return {"PERSONAE_PROVIDERS": json.dumps(providers), "PERSONAE_DEFAULT_PROVIDER": "fake"}
 
 
-async def _seed(settings: Settings) -> None:
-    runtime = await Runtime.open(settings, watch=False)
-    try:
-        await runtime.personas.create(await runtime.auth.local_admin(), PERSONA,
-                                      global_scope=True)
-    finally:
-        await runtime.close()
 
 
 @contextlib.asynccontextmanager

@@ -10,22 +10,25 @@ saved as interrupted with exactly what their clients were sent; nothing is lost.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from personae.config import Settings
 from personae.conversations.store import MessageRecord
 from personae.providers.fake import FakeOpenAIServer
-from personae.runtime import Runtime
+from tests.support.drill import (
+    Turn,
+    histories,
+    open_turns,
+    provider_environment,
+    seed_global,
+    stream_turn,
+    until,
+    websocket_turn,
+)
 from tests.support.personas import MOHIT
 from tests.support.servers import ServeProcess, serve_processes
 
@@ -39,94 +42,20 @@ MARGIN = 0.5  # for the database write that saves it
 SHORT_LEASE = 3  # node B's; node A keeps the default 30 s, so only a restart frees it
 
 
-@dataclass
-class Turn:
-    """One streamed turn as its client saw it: acknowledgement, deltas (timed), end."""
-
-    session_id: str
-    text: str
-    user: dict[str, Any] | None = None
-    moments: list[tuple[float, str]] = field(default_factory=list)
-    final: dict[str, Any] | None = None
-    broken: bool = False
-
-    @property
-    def seen(self) -> str:
-        return self.moments[-1][1] if self.moments else ""
-
-    def seen_before(self, moment: float) -> str:
-        return next((text for at, text in reversed(self.moments) if at <= moment), "")
-
-    def record(self, event: dict[str, Any]) -> None:
-        if event["type"] == "message":
-            self.user = event["message"]
-        elif event["type"] == "delta":
-            self.moments.append((time.monotonic(), self.seen + event["text"]))
-        else:
-            self.final = event
 
 
-def _environment(model: FakeOpenAIServer) -> dict[str, str]:
-    providers = {"fake": {"kind": "openai", "base_url": model.base_url, "api_key": "k",
-                          "model": "fake", "max_retries": 0, "timeout_seconds": 30}}
-    return {"PERSONAE_PROVIDERS": json.dumps(providers), "PERSONAE_DEFAULT_PROVIDER": "fake"}
 
 
-async def _seed(settings: Settings) -> None:
-    runtime = await Runtime.open(settings, watch=False)
-    try:
-        await runtime.personas.create(await runtime.auth.local_admin(), MOHIT,
-                                      global_scope=True)
-    finally:
-        await runtime.close()
 
 
-async def _histories(settings: Settings, ids: list[str]) -> dict[str, list[MessageRecord]]:
-    runtime = await Runtime.open(settings, watch=False)
-    try:
-        admin = await runtime.auth.local_admin()
-        return {sid: await runtime.conversations.history(admin, sid) for sid in ids}
-    finally:
-        await runtime.close()
 
 
-async def _sse(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-    data: list[str] = []
-    async for line in response.aiter_lines():
-        if line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif not line and data:
-            yield json.loads("\n".join(data))
-            data = []
 
 
-async def _stream(client: httpx.AsyncClient, turn: Turn) -> None:
-    """Send the turn over SSE and read it to its end, or to the server's death."""
-    try:
-        async with client.stream("POST", f"/v1/sessions/{turn.session_id}/messages",
-                                 json={"content": turn.text, "stream": True}) as response:
-            assert response.status_code == 200, await response.aread()
-            async for event in _sse(response):
-                turn.record(event)
-    except httpx.HTTPError:
-        turn.broken = True
 
 
-async def _open_turns(client: httpx.AsyncClient, texts: list[str]) -> list[Turn]:
-    turns = []
-    for text in texts:
-        opened = await client.post("/v1/sessions", json={"persona_id": "mohit"})
-        assert opened.status_code == 201, opened.text
-        turns.append(Turn(opened.json()["session"]["id"], text))
-    return turns
 
 
-async def _until(condition: Any, what: str, seconds: float = 30) -> None:
-    """Wait for a condition on what the client streams have recorded."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)  # the streams are read by other tasks
 
 
 def _reply_to(turn: Turn, history: list[MessageRecord]) -> MessageRecord:
@@ -166,11 +95,11 @@ async def _stream_and_kill(servers: tuple[ServeProcess, ...]) -> tuple[list[Turn
     """Ten turns per server (two short), killed -9 once the long ones streamed 2 s."""
     clients = [httpx.AsyncClient(base_url=s.url, timeout=30) for s in servers]
     try:
-        turns = [await _open_turns(c, [SHORT] * 2 + [LONG] * 8) for c in clients]
-        tasks = [asyncio.create_task(_stream(c, t)) for c, ts in zip(clients, turns, strict=True)
-                 for t in ts]
+        turns = [await open_turns(c, "mohit", [SHORT] * 2 + [LONG] * 8) for c in clients]
+        tasks = [asyncio.create_task(stream_turn(c, t))
+                 for c, ts in zip(clients, turns, strict=True) for t in ts]
         everything = [t for ts in turns for t in ts]
-        await _until(lambda: all(t.moments and time.monotonic() - t.moments[0][0] > 2
+        await until(lambda: all(t.moments and time.monotonic() - t.moments[0][0] > 2
                                  for t in everything if t.text == LONG)
                      and all(t.final for t in everything if t.text == SHORT),
                      "two seconds of streaming")
@@ -178,6 +107,7 @@ async def _stream_and_kill(servers: tuple[ServeProcess, ...]) -> tuple[list[Turn
             server.kill()
         killed_at = time.monotonic()
         await asyncio.gather(*tasks)
+        assert all(t.status == 200 for t in everything), [t.status for t in everything]
         return everything, killed_at
     finally:
         for client in clients:
@@ -188,8 +118,8 @@ async def test_kill_9_mid_stream_loses_nothing_clients_saw(database_url: str,
                                                            tmp_path: Path) -> None:
     async with FakeOpenAIServer(token_delay=TOKEN_DELAY) as model:
         settings = Settings(data_dir=tmp_path, database_url=database_url)
-        await _seed(settings)
-        env = _environment(model)
+        await seed_global(settings, MOHIT)
+        env = provider_environment(model)
         # Two nodes, named by personae serve after host and port: A (lease 30 s) comes
         # back on its port, so under its name; B (lease 3 s) stays dead.
         a = ServeProcess(database_url, tmp_path, env)
@@ -197,7 +127,7 @@ async def test_kill_9_mid_stream_loses_nothing_clients_saw(database_url: str,
             **env, "PERSONAE_TURN_LEASE_SECONDS": str(SHORT_LEASE)})
         with serve_processes(a, b):
             turns, killed_at = await _stream_and_kill((a, b))
-            stored = await _histories(settings, [t.session_id for t in turns])
+            stored = await histories(settings, [t.session_id for t in turns])
             for turn in turns:
                 reply = _reply_to(turn, stored[turn.session_id])
                 if turn.text == SHORT:
@@ -214,7 +144,7 @@ async def test_kill_9_mid_stream_loses_nothing_clients_saw(database_url: str,
                 on_b = await asyncio.gather(*[_send_until_accepted(client, t.session_id, 30)
                                               for t in turns[10:]])
         assert max(on_a) < 5 and max(on_b) <= SHORT_LEASE + 5
-        after = await _histories(settings, [t.session_id for t in turns])
+        after = await histories(settings, [t.session_id for t in turns])
         for turn in turns:
             reply = _reply_to_first(turn, after[turn.session_id])
             if turn.text == LONG:
@@ -229,16 +159,6 @@ def _reply_to_first(turn: Turn, history: list[MessageRecord]) -> MessageRecord:
     return next(m for m in history if m.role == "assistant" and m.id > turn.user["id"])
 
 
-async def _websocket_turn(url: str, session_id: str, turn: Turn) -> None:
-    """A long turn over the WebSocket, read until the server closes the socket."""
-    async with connect(url.replace("http", "ws") + f"/v1/sessions/{session_id}/ws") as ws:
-        assert json.loads(await ws.recv())["type"] == "ready"
-        await ws.send(json.dumps({"type": "message", "content": turn.text}))
-        try:
-            while True:
-                turn.record(json.loads(await ws.recv()))
-        except ConnectionClosed:
-            turn.broken = True
 
 
 async def test_sigterm_finishes_what_it_can_and_saves_the_rest(database_url: str,
@@ -246,27 +166,28 @@ async def test_sigterm_finishes_what_it_can_and_saves_the_rest(database_url: str
     grace = 2.0
     async with FakeOpenAIServer(token_delay=TOKEN_DELAY) as model:
         settings = Settings(data_dir=tmp_path, database_url=database_url)
-        await _seed(settings)
+        await seed_global(settings, MOHIT)
         server = ServeProcess(database_url, tmp_path, {
-            **_environment(model), "PERSONAE_SHUTDOWN_GRACE_SECONDS": str(grace)})
+            **provider_environment(model), "PERSONAE_SHUTDOWN_GRACE_SECONDS": str(grace)})
         with serve_processes(server):
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
                 soon = " ".join(f"soon{i}" for i in range(20))  # 1 s: inside the grace
-                turns = await _open_turns(client, [soon, soon, LONG, LONG, LONG, LONG])
+                turns = await open_turns(client, "mohit", [soon, soon, LONG, LONG, LONG, LONG])
                 socket_turn = turns.pop()
-                tasks = [asyncio.create_task(_stream(client, t)) for t in turns]
+                tasks = [asyncio.create_task(stream_turn(client, t)) for t in turns]
                 tasks.append(asyncio.create_task(
-                    _websocket_turn(server.url, socket_turn.session_id, socket_turn)))
-                await _until(lambda: all(t.moments for t in [*turns, socket_turn]),
+                    websocket_turn(server.url, socket_turn)))
+                await until(lambda: all(t.moments for t in [*turns, socket_turn]),
                              "every reply to start")
                 server.terminate()
                 signalled = time.monotonic()
                 refused = await _new_turn_refused(server.url, turns[0].session_id)
                 await asyncio.gather(*tasks)
+                assert all(t.status == 200 for t in turns), [t.status for t in turns]
                 exit_code = await asyncio.to_thread(server.wait, grace + 15)
         assert exit_code in (0, -15) and time.monotonic() - signalled < grace + 10
         assert refused
-        stored = await _histories(settings, [t.session_id for t in [*turns, socket_turn]])
+        stored = await histories(settings, [t.session_id for t in [*turns, socket_turn]])
         for turn in turns:
             reply = _reply_to(turn, stored[turn.session_id])
             assert turn.final is not None, "every SSE reply ended with an event"
