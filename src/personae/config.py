@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="largest upload: POST "
         "/v1/personas/import (persona files, cards) and POST /v1/evaluations (content)")
+    max_asset_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="largest persona asset (an avatar, "
+        "a card's image or sound); a larger one is refused")
+    max_persona_assets: int = Field(default=256, ge=1,
+                                    description="assets one persona version may name")
     default_provider: str = Field(default="embedded",
                                   description="provider for personas that name none")
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
@@ -94,6 +99,9 @@ class Settings(BaseSettings):
     embedded_parallel: int = Field(default=2, ge=1, le=16,
                                    description="generations the embedded model runs at once")
     embedded_context_window: int = Field(default=2048, gt=0)
+    openai_max_choices: int = Field(
+        default=4, ge=1, le=64, description="the largest ``n`` a stateless "
+        "/v1/chat/completions call may ask for (each choice is one generation)")
     max_turns_in_flight: int = Field(
         default=64, ge=1, description="turns one process runs at once; more wait their turn")
     database_pool_size: int = Field(default=20, ge=1,

@@ -27,6 +27,7 @@ from personae.panels.queue import JobQueue, LocalQueue
 from personae.panels.runner import PanelRunner
 from personae.panels.service import PanelService
 from personae.panels.store import PanelStore
+from personae.personas.assets import AssetLimits
 from personae.personas.files import SyncReport
 from personae.personas.prepared import PreparedPersonas
 from personae.personas.registry import PersonaRegistry
@@ -70,7 +71,8 @@ class Runtime:
             await registry.start()
         user_store = UserStore(engine)
         auth = Authenticator(user_store)
-        personas = PersonaService(store, registry)
+        personas = PersonaService(store, registry, asset_limits=AssetLimits(
+            settings.max_asset_bytes, settings.max_persona_assets))
         providers = ProviderRegistry(settings)
         prepared = PreparedPersonas(personas)
         conversations = ConversationService(

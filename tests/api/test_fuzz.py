@@ -50,6 +50,8 @@ SEMANTIC_REFUSALS = {
     "PUT /v1/personas/{persona_id}": [400, 422],
     "PATCH /v1/personas/{persona_id}": [400, 422],
     "POST /v1/personas/import": [400, 422],
+    "POST /v1/personas/{persona_id}/lorebook": [400, 422],  # the file must be a lorebook
+    "PUT /v1/personas/{persona_id}/avatar": [400, 413],  # the bytes must be an image
     "POST /v1/panels": [400, 422],
     "PUT /v1/panels/{panel}": [400, 422],
     "POST /v1/evaluations": [400, 422],
@@ -59,6 +61,9 @@ ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 # Schemathesis's own list, plus 413: a body past the size bound is refused as too large.
 REFUSED = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429",
            "5xx"]
+
+# Schemathesis's own list, plus 428: a write without If-Match is told to send it (RFC 6585).
+MISSING_HEADER = ["400", "401", "403", "406", "415", "422", "428"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,8 @@ def fuzz_config(seeded: Seeded) -> schemathesis.Config:
                        "session_id": seeded.session_id, "panel": seeded.panel_id,
                        "evaluation_id": seeded.evaluation_id},
         "phases": {"stateful": {"enabled": False}},
-        "checks": {"negative_data_rejection": {"expected-statuses": REFUSED}},
+        "checks": {"negative_data_rejection": {"expected-statuses": REFUSED},
+                   "missing_required_header": {"expected-statuses": MISSING_HEADER}},
         "operations": [
             {"include-name": name, "checks": {"positive_data_acceptance": {
                 "expected-statuses": [*ACCEPTED, *map(str, statuses)]}}}

@@ -6,6 +6,7 @@ provider is a real loopback OpenAI-protocol server, so both hops speak real HTTP
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,6 +196,21 @@ async def test_request_settings_override_the_personas(gw: Gateway) -> None:
     assert shaped.choices[0].message.content == '{"mood": "calm"}'
 
 
+async def test_seed_penalties_user_and_json_object_reach_the_upstream(gw: Gateway) -> None:
+    async with gw.sdk() as client:
+        reply = await client.chat.completions.create(
+            model="warm", messages=_user("nonce-36"), seed=5, presence_penalty=0.4,
+            frequency_penalty=-0.3, user="end-user-7", response_format={"type": "json_object"})
+        sent = gw.server.requests[-1].body
+        assert (sent["seed"], sent["presence_penalty"], sent["frequency_penalty"],
+                sent["user"], sent["response_format"]) == (
+            5, 0.4, -0.3, "end-user-7", {"type": "json_object"})
+        assert json.loads(reply.choices[0].message.content or "") == {"reply": "nonce-36"}
+        await client.chat.completions.create(model="warm", messages=_user("two"), n=2,
+                                             seed=5)
+    assert sorted(r.body["seed"] for r in gw.server.requests[-2:]) == [5, 6]
+
+
 async def test_unknown_or_unreadable_model_is_not_found(gw_any_db: Gateway) -> None:
     async with gw_any_db.sdk("alice") as client:
         with pytest.raises(openai.NotFoundError, match="nobody") as missing:
@@ -233,7 +249,7 @@ async def test_bad_settings_are_bad_requests(gw: Gateway) -> None:
                                                  temperature=3)
         with pytest.raises(openai.BadRequestError, match="response_format"):
             await client.chat.completions.create(model="tina", messages=_user("hi"),
-                                                 response_format={"type": "json_object"})
+                                                 response_format={"type": "xml"})
     raw = await gw.http.post("/v1/chat/completions", content=b"{not json",
                              headers=gw.as_("alice"))
     assert raw.status_code == 400

@@ -7,7 +7,8 @@ import json
 
 import yaml
 
-from personae.personas.cards import card_v2_from_persona, import_card
+from personae.personas.card_export import card_v2_from_persona
+from personae.personas.cards import import_card
 from tests.support.api import Api
 
 V2_CARD = {

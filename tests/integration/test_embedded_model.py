@@ -18,21 +18,21 @@ from pathlib import Path
 import pytest
 
 from personae.config import Settings
+from personae.conversations.gateway import ChatRequest
 from personae.errors import ProviderError, ProviderUnavailable
 from personae.providers.base import (
     ChatMessage,
     Finished,
+    GenerationOverrides,
     GenerationSettings,
     StreamEvent,
     TextDelta,
 )
-from personae.providers.llama_cpp import (
-    EmbeddedLLM,
-    FairScheduler,
-    bundled_model_path,
-    import_llama_cpp,
-)
+from personae.providers.llama_cpp import EmbeddedLLM, bundled_model_path, import_llama_cpp
+from personae.providers.scheduling import FairScheduler
 from personae.providers.streams import complete
+from tests.conftest import sqlite_url_for
+from tests.support.runtime import MEMBERS, create_global_personas, create_people, open_runtime
 
 pytestmark = pytest.mark.slow
 
@@ -267,3 +267,34 @@ async def test_the_scheduler_prefers_callers_served_least_recently() -> None:
     scheduler.release("a")
     await asyncio.gather(*tasks)
     assert order == ["b1", "c1", "a2", "a3"]
+
+
+async def test_json_object_output_is_constrained_to_an_object(make_llm: Factory) -> None:
+    llm = make_llm()
+    settings = GenerationSettings(max_tokens=96, temperature=0, json_object=True)
+    messages = [ChatMessage("user", "Describe a cat in a few words.")]
+
+    reply = await complete(llm, messages, settings)
+
+    assert reply.finish_reason == "stop"
+    assert isinstance(json.loads(reply.text), dict)
+
+
+async def test_a_session_turn_keeps_to_the_callers_max_tokens(model_path: Path,
+                                                              tmp_path: Path) -> None:
+    """Through the OpenAI gateway's session mode: the caller's 5, not the persona's 400."""
+    settings = Settings(data_dir=tmp_path, database_url=sqlite_url_for(tmp_path),
+                        embedded_model_path=model_path, embedded_context_window=1024,
+                        embedded_parallel=1)
+    wordy = {"id": "wordy", "name": "Wordy", "system_prompt": "Answer at great length.",
+             "model": {"max_tokens": 400, "temperature": 0}}
+    async with open_runtime(settings) as runtime:
+        people = await create_people(runtime, MEMBERS)
+        await create_global_personas(runtime, [wordy])
+        session, _ = await runtime.conversations.open(people["alice"], "wordy")
+        request = ChatRequest(model="wordy", messages=(ChatMessage("user", LONG[0].content),),
+                              overrides=GenerationOverrides(max_tokens=5),
+                              session_id=session.id)
+        reply = await runtime.gateway.complete(people["alice"], request)
+    assert 0 < reply.usage.completion_tokens <= 5
+    assert reply.finish_reason == "length"

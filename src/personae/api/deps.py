@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request, WebSocket
 from starlette.requests import HTTPConnection
 
-from personae.auth.principal import Principal
+from personae.auth.principal import Principal, is_api_key_format
 from personae.config import is_loopback_host
 from personae.conversations.engine import ConversationService
 from personae.errors import AuthenticationRequired
@@ -51,11 +51,16 @@ async def websocket_principal(websocket: WebSocket) -> Principal:
 
 
 async def principal_for(request: HTTPConnection, token: str | None) -> Principal:
+    """The key's owner. In keyless loopback mode no key, or a placeholder that is not in
+    Personae's key format (OpenAI clients insist on sending one: ``"x"``, ``"local"``,
+    ``"DUMMY_KEY"``, ...), is the local admin, as local OpenAI-compatible servers accept
+    any placeholder; a ``pk_`` key is always checked (unknown or revoked: 401)."""
     runtime = runtime_of(request)
-    if token:
-        return await runtime.auth.authenticate(token)
     client = request.client.host if request.client else ""
-    if runtime.settings.keyless_allowed and is_loopback_host(client):
+    keyless = runtime.settings.keyless_allowed and is_loopback_host(client)
+    if token and (is_api_key_format(token) or not keyless):
+        return await runtime.auth.authenticate(token)
+    if keyless:
         local_admin: Principal = request.app.state.local_admin
         return local_admin
     raise AuthenticationRequired(

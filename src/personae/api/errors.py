@@ -1,4 +1,9 @@
-"""Maps every error to one JSON shape: ``{"error": {"code", "message", "details"}}``."""
+"""Maps every error to one JSON shape: ``{"error": {"code", "message", "details"}}``.
+
+The OpenAI-compatible paths (``/v1/chat/...``, ``/v1/models...``) answer in OpenAI's
+own shape instead, which the SDKs parse into their exception classes, for errors
+raised before their routes run too (an unknown path, a wrong method).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,53 @@ error_body = error_envelope  # the name routes have used
 # queue that is away, rather than an open circuit with its own reset time).
 DEFAULT_RETRY_AFTER_SECONDS = 2
 _HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE"})
+OPENAI_PATHS = ("/v1/chat", "/v1/models")
+_OPENAI_TYPES = {401: "authentication_error", 403: "permission_error"}
+
+
+def is_openai_path(path: str) -> bool:
+    """A path of the OpenAI-compatible API, whose errors use OpenAI's shape."""
+    return path in OPENAI_PATHS or path.startswith(tuple(f"{p}/" for p in OPENAI_PATHS))
+
+
+def openai_error(status: int, code: str, message: str,
+                 details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """OpenAI's error body, with our ``code``/``message``/``details`` kept inside it."""
+    kind = _OPENAI_TYPES.get(status) or ("server_error" if status >= 500
+                                         else "invalid_request_error")
+    return {"error": {"message": message, "type": kind,
+                      "param": (details or {}).get("param"), "code": code,
+                      "details": details or {}}}
+
+
+def validation_problem(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
+    """What FastAPI's validation found: one message, and each issue by path."""
+    issues = []
+    for error in exc.errors():
+        loc = tuple(error.get("loc", ()))
+        if loc and loc[0] in {"body", "query", "path", "header"}:
+            loc = loc[1:] if loc[0] == "body" else loc
+        issues.append({"path": format_path(loc), "message": describe(error)})
+    message = "; ".join(f"{i['path']}: {i['message']}" if i["path"] else i["message"]
+                        for i in issues[:5])
+    return message, issues
+
+
+def openai_validation_details(issues: list[dict[str, str]]) -> dict[str, Any]:
+    """A validation failure as OpenAI reports one: a 400 naming the first field."""
+    return {"param": issues[0]["path"] if issues else None, "errors": issues}
+
+
+def _answer(request: Request, status: int, code: str, message: str,
+            details: dict[str, Any] | None = None,
+            headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The error in the shape its path speaks: OpenAI's, or the app-wide envelope."""
+    headers = {**error_headers(status, details), **(headers or {})}
+    if is_openai_path(request.url.path):
+        body = openai_error(status, code, message, details)
+    else:
+        body = error_body(code, message, details)
+    return JSONResponse(body, status, headers=headers)
 
 
 def error_headers(status: int, details: Mapping[str, Any] | None = None) -> dict[str, str]:
@@ -38,34 +90,29 @@ def error_headers(status: int, details: Mapping[str, Any] | None = None) -> dict
     return {"Retry-After": str(max(1, math.ceil(retry_after)))}
 
 
-async def _personae_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _personae_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PersonaeError)
     if exc.status >= 500:
         log.error("internal error: %s", exc.message)
-    return JSONResponse(exc.to_dict(), status_code=exc.status,
-                        headers=error_headers(exc.status, exc.details))
+    return _answer(request, exc.status, exc.code, exc.message, exc.details)
 
 
-async def _request_validation(_request: Request, exc: Exception) -> JSONResponse:
+async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    issues = []
-    for error in exc.errors():
-        loc = tuple(error.get("loc", ()))
-        if loc and loc[0] in {"body", "query", "path", "header"}:
-            loc = loc[1:] if loc[0] == "body" else loc
-        issues.append({"path": format_path(loc), "message": describe(error)})
-    message = "; ".join(f"{i['path']}: {i['message']}" if i["path"] else i["message"]
-                        for i in issues[:5])
-    return JSONResponse(error_body("validation_error", message, {"errors": issues}), 422)
+    message, issues = validation_problem(exc)
+    if is_openai_path(request.url.path):
+        return _answer(request, 400, "invalid_input", message,
+                       openai_validation_details(issues))
+    return _answer(request, 422, "validation_error", message, {"errors": issues})
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    headers = {**error_headers(exc.status_code), **(exc.headers or {})}
+    headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(allowed_methods(request))
-    return JSONResponse(error_body(code_for_status(exc.status_code), str(exc.detail)),
-                        exc.status_code, headers=headers)
+    return _answer(request, exc.status_code, code_for_status(exc.status_code),
+                   str(exc.detail), headers=headers)
 
 
 def allowed_methods(request: Request) -> list[str]:
@@ -102,8 +149,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     if mapped is not None:
         return await _personae_error(request, mapped)
     log.exception("unhandled error", exc_info=exc)
-    return JSONResponse(error_body("internal_error", "internal server error; see server log"),
-                        500)
+    return _answer(request, 500, "internal_error", "internal server error; see server log")
 
 
 def install_error_handlers(app: FastAPI) -> None:

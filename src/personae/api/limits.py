@@ -3,7 +3,9 @@
 A body over its limit is answered 413 (``too_large``, naming the limit and its
 setting) without being read: at once when ``Content-Length`` says so, else as soon as
 the bytes streamed in pass the limit. Uploads (``POST /v1/personas/import``, ``POST
-/v1/evaluations``) may be ``max_upload_bytes``; every other body ``max_body_bytes``.
+/v1/evaluations``, ``PUT /v1/personas/{id}/avatar``,
+``POST /v1/personas/{id}/lorebook``) may be ``max_upload_bytes``; every
+other body ``max_body_bytes``.
 The JSON bodies FastAPI parses for its typed routes are also checked for nesting depth
 here (400, see :mod:`personae.limits`); the routes that read their own bodies (chat
 completions, evaluations, imports) check it as they parse. The OpenAI-compatible
@@ -26,6 +28,14 @@ UPLOAD_PATHS = frozenset({"/v1/personas/import", "/v1/evaluations"})
 OPENAI_PATHS = frozenset({"/v1/chat/completions"})
 _PARSED_BY_ROUTE = UPLOAD_PATHS | OPENAI_PATHS  # these check depth as they parse
 _BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
+_PERSONAS = "/v1/personas/"
+_PER_PERSONA_UPLOADS = ("/avatar", "/lorebook")
+
+
+def is_upload(path: str) -> bool:
+    """A route taking a file: the fixed upload paths, a persona's avatar and lorebook."""
+    return path in UPLOAD_PATHS or (path.startswith(_PERSONAS)
+                                    and path.endswith(_PER_PERSONA_UPLOADS))
 
 
 class BodyLimits:
@@ -45,7 +55,7 @@ class BodyLimits:
             await self.app(scope, receive, send)  # the hot path: no body at all
             return
         path = scope["path"]
-        upload = path in UPLOAD_PATHS
+        upload = is_upload(path)
         limit = self.max_upload_bytes if upload else self.max_body_bytes
         setting = "PERSONAE_MAX_UPLOAD_BYTES" if upload else "PERSONAE_MAX_BODY_BYTES"
         too_large = (f"the {'upload' if upload else 'request body'} is larger than "
@@ -53,7 +63,7 @@ class BodyLimits:
         if length is not None and length > limit:
             await _send_error(send, path, 413, "too_large", too_large, {"limit": limit})
             return
-        if json_like and path not in _PARSED_BY_ROUTE and (length or streamed):
+        if json_like and not upload and path not in _PARSED_BY_ROUTE and (length or streamed):
             await self._checked_json(scope, receive, send, limit, too_large)
             return
         await self.app(scope, _counting(receive, limit, too_large), send)

@@ -35,3 +35,9 @@ class Principal:
 
 LOCAL_ADMIN_ID = "local"
 KEY_PREFIX = "pk_"  # API keys start with it, so logs can spot and redact them
+
+
+def is_api_key_format(token: str) -> bool:
+    """A token written as Personae's own keys are (which may still be unknown or revoked),
+    as opposed to a client's placeholder such as ``"x"`` or ``"sk-1234"``."""
+    return token.startswith(KEY_PREFIX)

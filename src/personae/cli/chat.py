@@ -31,14 +31,15 @@ HELP = "Commands: /switch PERSONA, /history, /quit (or Ctrl-D)."
 
 class _Chat:
     def __init__(self, runtime: Runtime, principal: Principal, console: Console,
-                 read: Callable[[str], str]) -> None:
+                 read: Callable[[str], str], user_name: str | None = None) -> None:
         self.runtime, self.principal, self.console, self.read = runtime, principal, console, read
+        self.meta = {"channel": "cli", **({"user_name": user_name} if user_name else {})}
         self.session_id = ""
         self.speaker = ""
 
     async def start(self, persona_id: str) -> None:
         session, events = await self.runtime.conversations.open(self.principal, persona_id,
-                                                               {"channel": "cli"})
+                                                               self.meta)
         self.session_id = session.id
         self.speaker = await self._name(persona_id)
         self.console.print(f"[dim]Session {session.id} with {self.speaker}. {HELP}[/dim]")
@@ -102,12 +103,18 @@ class _Chat:
 
 
 def chat(ctx: typer.Context,
-         persona: str = typer.Argument(..., help="persona id, e.g. tina-kulkarni")) -> None:
+         persona: str = typer.Argument(..., help="persona id, e.g. tina-kulkarni"),
+         user_name: str | None = typer.Option(
+             None, "--user-name", help="The name the persona calls you ({{user}} in card "
+                                       "text; \"User\" otherwise).")) -> None:
     """Talk to a persona in the terminal; replies stream as they are written."""
     console = Console()
+    if user_name is not None and not (user_name.strip() and len(user_name) <= 64):
+        raise typer.BadParameter("--user-name must be 1 to 64 characters, not blank")
 
     async def work(runtime: Runtime, principal: Principal) -> None:
-        session = _Chat(runtime, principal, console, console.input)
+        session = _Chat(runtime, principal, console, console.input,
+                        user_name.strip() if user_name else None)
         await session.start(persona)
         await session.loop()
 

@@ -24,9 +24,10 @@ from personae.personas.files import (
     personas_in,
     write_files,
 )
+from personae.personas.lorebook_attach import Attached, attach_lorebook
 from personae.personas.records import PersonaRecord
 from personae.personas.schema import PersonaDefinition, Visibility
-from personae.personas.transfer import Imported, export_definition, import_bytes
+from personae.personas.transfer import Imported, import_bytes
 from personae.personas.validation import parse_persona
 from personae.runtime import Runtime
 
@@ -36,6 +37,7 @@ class ExportFormat(StrEnum):
     yaml = "yaml"
     card = "card"
     card_png = "card-png"
+    charx = "charx"
 
 
 def load_documents(content: bytes, name: str, *,
@@ -169,13 +171,15 @@ def import_file(
     """Import personas from a persona file or a Character Card."""
     content, name = read_input(file)
     filename = None if name == "<stdin>" else Path(name).name
-    imported = _with_id(import_bytes(content, filename, persona_id), persona_id)
+    folder = None if name == "<stdin>" else Path(name).parent  # avatar: ./face.png
+    imported = _with_id(import_bytes(content, filename, persona_id, folder), persona_id)
     visibility = Visibility.public if public else Visibility.private
 
     async def work(runtime: Runtime, principal: Principal) -> list[PersonaRecord]:
         return [await runtime.personas.create(
             principal, definition, visibility=visibility, global_scope=global_,
-            note=f"imported from {filename or 'stdin'}") for definition in imported.definitions]
+            note=f"imported from {filename or 'stdin'}", blobs=imported.blobs)
+            for definition in imported.definitions]
 
     records = as_admin(ctx, work)
     for warning in imported.warnings:
@@ -188,6 +192,37 @@ def import_file(
     for record in records:
         output.say(f"Imported {record.id} (version {record.version}) from "
                    f"{imported.source_format}.", style="green")
+
+
+def import_lorebook(
+    ctx: typer.Context,
+    file: str = typer.Argument(..., metavar="FILE", help="SillyTavern World Info JSON, or a "
+                                                        "Character Card character_book."),
+    persona_id: str = typer.Option(..., "--to", metavar="ID", help="The persona to attach "
+                                                                   "it to."),
+    replace: bool = typer.Option(False, "--replace", help="Drop the persona's lore entries "
+                                                          "first (plain knowledge stays)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Attach a lorebook to a persona as lore entries (a new version)."""
+    content, name = read_input(file)
+    filename = None if name == "<stdin>" else Path(name).name
+
+    async def work(runtime: Runtime, principal: Principal) -> Attached:
+        return await attach_lorebook(runtime.personas, principal, persona_id, content,
+                                     filename=filename, mode="replace" if replace else "append")
+
+    attached = as_admin(ctx, work)
+    for warning in attached.warnings:
+        output.warn(warning)
+    if as_json:
+        output.emit_json({"persona": attached.record.public(),
+                          "entries_added": attached.entries_added,
+                          "warnings": attached.warnings,
+                          "source_format": attached.source_format})
+        return
+    output.say(f"Added {attached.entries_added} lore entries from {attached.source_format} "
+               f"to {attached.record.id} (version {attached.record.version}).", style="green")
 
 
 def _with_id(imported: Imported, persona_id: str | None) -> Imported:
@@ -214,16 +249,16 @@ def export(
         _export_all(ctx, all_dir, fmt)
         return
 
-    async def work(runtime: Runtime, principal: Principal) -> PersonaDefinition:
-        return (await runtime.personas.get(principal, str(persona_id))).record.definition
+    async def work(runtime: Runtime, principal: Principal) -> tuple[bytes, str, str]:
+        return await runtime.personas.export(principal, str(persona_id), fmt.value)
 
-    content, _, filename = export_definition(as_admin(ctx, work), fmt.value)
+    content, _, filename = as_admin(ctx, work)
     if out is not None:
         target = out / filename if out.is_dir() else out
         target.write_bytes(content)
         output.say(f"Wrote {target}.", style="green")
-    elif fmt is ExportFormat.card_png and output.stdout_is_terminal():
-        raise InvalidInput("card-png is binary: pass -o FILE (or redirect standard output)")
+    elif fmt in (ExportFormat.card_png, ExportFormat.charx) and output.stdout_is_terminal():
+        raise InvalidInput(f"{fmt.value} is binary: pass -o FILE (or redirect standard output)")
     else:
         typer.echo(content, nl=False)
 

@@ -29,6 +29,7 @@ app.command("edit")(persona_edit.edit)
 app.command("validate")(persona_files.validate)
 app.command("sync")(persona_files.sync)
 app.command("import")(persona_files.import_file)
+app.command("import-lorebook")(persona_files.import_lorebook)
 app.command("export")(persona_files.export)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")

@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from personae.auth.principal import Principal
-from personae.conversations.context import build_messages
+from personae.conversations.context import build_messages, recent_texts
 from personae.conversations.durability import ActiveTurn, TurnRegistry, TurnTiming
 from personae.conversations.events import (
     Delta,
@@ -38,6 +38,7 @@ from personae.conversations.store import (
     SessionRecord,
     TurnHolder,
 )
+from personae.conversations.turn_run import TurnRun
 from personae.errors import (
     Conflict,
     InvalidInput,
@@ -46,9 +47,17 @@ from personae.errors import (
     ShuttingDown,
     TurnInProgress,
 )
-from personae.personas.knowledge import RankedItem
+from personae.personas.lore import FiredEntry
+from personae.personas.macros import substitute, user_name_or_default
 from personae.personas.prepared import PreparedPersona, PreparedPersonas
-from personae.providers.base import Finished, TextDelta, Usage
+from personae.providers.base import (
+    LLM,
+    NO_OVERRIDES,
+    ChatMessage,
+    Finished,
+    GenerationOverrides,
+    TextDelta,
+)
 from personae.providers.registry import ProviderRegistry
 from personae.providers.streams import aclose_stream
 
@@ -96,7 +105,7 @@ class ConversationService:
         persona = await self.prepared.usable(principal, persona_id)
         session = await self.store.create_session(principal.user_id, persona_id,
                                                   persona.version, meta)
-        greeting = await self._greet(session.id, persona)
+        greeting = await self._greet(session, persona)
         return session, [MessageSaved(greeting)] if greeting else []
 
     async def get(self, principal: Principal, session_id: str) -> SessionRecord:
@@ -143,7 +152,7 @@ class ConversationService:
                 PersonaSwitched(persona_id, version, definition.shown_name, definition.language,
                                 definition.voice.model_dump(mode="json")),
                 MessageSaved(note)]
-            greeting = await self._greet(session.id, persona)
+            greeting = await self._greet(session, persona)
             if greeting:
                 events.append(MessageSaved(greeting))
             return events
@@ -152,9 +161,10 @@ class ConversationService:
 
     # -- turns -------------------------------------------------------------
 
-    async def send(self, principal: Principal, session_id: str,
-                   text: str) -> AsyncIterator[TurnEvent]:
+    async def send(self, principal: Principal, session_id: str, text: str,
+                   overrides: GenerationOverrides | None = None) -> AsyncIterator[TurnEvent]:
         """One turn. Raises before the first event on 404/409/4xx; streams after.
+        ``overrides`` (the caller's own settings) win over the persona's for this reply.
 
         The session is claimed when the stream starts (so a stream never iterated holds
         nothing); a claim lost to a concurrent turn arrives as a 409 ``TurnFailed``.
@@ -167,15 +177,16 @@ class ConversationService:
         session = await self._open_session(principal, session_id)
         if await self.store.turn_busy(session.id):
             raise turn_in_progress(session.id)
-        return self._turn(session, text)
+        return self._turn(session, text, overrides or NO_OVERRIDES)
 
-    async def _turn(self, session: SessionRecord, text: str) -> AsyncIterator[TurnEvent]:
+    async def _turn(self, session: SessionRecord, text: str,
+                    overrides: GenerationOverrides = NO_OVERRIDES) -> AsyncIterator[TurnEvent]:
         async with self._in_flight:  # bounded: waiting turns queue here, not in the DB pool
             active = await self._start_turn(session.id)
             if isinstance(active, PersonaeError):
                 yield TurnFailed(active)
                 return
-            run = _Run()
+            run = TurnRun(overrides)
             active.keeper = asyncio.create_task(active.keep(
                 self.turns.timing, lambda: self._flush(run), lambda: self.turns.renew(active)))
             try:
@@ -205,7 +216,7 @@ class ConversationService:
             return turn_in_progress(session_id)
         return self.turns.track(session_id, turn_id)
 
-    async def _reply(self, session: SessionRecord, active: ActiveTurn, run: _Run,
+    async def _reply(self, session: SessionRecord, active: ActiveTurn, run: TurnRun,
                      user: MessageRecord) -> AsyncGenerator[TurnEvent, None]:
         """The model's reply as deltas; how it went is kept in ``run`` for the caller."""
         run.started = time.perf_counter()
@@ -213,15 +224,9 @@ class ConversationService:
             persona = await self.prepared.get(session.persona_id, session.persona_version)
             run.knowledge = persona.knowledge.top(user.content, self.knowledge_items)
             llm, settings = self.providers.resolve(persona.model)
-            settings = replace(settings, fairness_key=session.id)
-            history = [m for m in await self.store.messages(session.id, limit=HISTORY_LIMIT)
-                       if m.id < user.id]
-            messages = build_messages(
-                system_prompt=persona.system_prompt, knowledge=run.knowledge,
-                history=history, user_text=user.content, persona_id=session.persona_id,
-                names=await self._names(history), context_window=llm.context_window,
-                reply_tokens=settings.max_tokens or DEFAULT_REPLY_TOKENS,
-                count=llm.count_tokens)
+            settings = replace(run.overrides.apply(settings), fairness_key=session.id)
+            messages = await self._messages(session, persona, run, user, llm,
+                                            settings.max_tokens or DEFAULT_REPLY_TOKENS)
             stream = llm.stream(messages, settings)
             try:
                 while (event := await active.next_event(stream)) is not None:
@@ -237,7 +242,24 @@ class ConversationService:
         if active.stop_error is not None and run.finished is None:
             run.stopped(active.stop_error)
 
-    async def _flush(self, run: _Run) -> None:
+    async def _messages(self, session: SessionRecord, persona: PreparedPersona, run: TurnRun,
+                        user: MessageRecord, llm: LLM, reply_tokens: int
+                        ) -> builtins.list[ChatMessage]:
+        """What the model sees for this turn; the lore that fired is kept in ``run``."""
+        history = [m for m in await self.store.messages(session.id, limit=HISTORY_LIMIT)
+                   if m.id < user.id]
+        user_name = user_name_or_default(session.meta.get("user_name"))
+        fired = await _fired_lore(persona, recent_texts(history, user.content))
+        run.lore = persona.lore.fit(fired, llm.count_tokens, user_name)
+        return build_messages(
+            system_prompt=persona.system_prompt, knowledge=run.knowledge, history=history,
+            user_text=user.content, persona_id=session.persona_id,
+            names=await self._names(history), context_window=llm.context_window,
+            reply_tokens=reply_tokens, count=llm.count_tokens, lore=run.lore,
+            post_history=persona.post_history, char=persona.definition.shown_name,
+            user_name=user_name)
+
+    async def _flush(self, run: TurnRun) -> None:
         """Write the reply's new text, if any (the keeper calls this every second)."""
         count = len(run.parts)
         if run.reply is not None and count > run.flushed:
@@ -245,7 +267,7 @@ class ConversationService:
             run.flushed = count
 
     async def _end_turn(self, session: SessionRecord, active: ActiveTurn,
-                        run: _Run) -> MessageRecord | None:
+                        run: TurnRun) -> MessageRecord | None:
         """Save the reply's final state, then free the session, whatever happened."""
         try:
             await active.close_keeper()
@@ -295,92 +317,30 @@ class ConversationService:
         return {persona_id: await self.prepared.shown_name(persona_id, version)
                 for persona_id, version in pinned}
 
-    async def _greet(self, session_id: str, persona: PreparedPersona) -> MessageRecord | None:
+    async def _greet(self, session: SessionRecord,
+                     persona: PreparedPersona) -> MessageRecord | None:
+        """Save the persona's greeting, its macros substituted for this session's user."""
         greeting = persona.definition.greeting
         if not greeting:
             return None
-        return await self.store.add_message(session_id, "assistant", greeting,
+        text = substitute(greeting, char=persona.definition.shown_name,
+                          user=user_name_or_default(session.meta.get("user_name"))).strip()
+        if not text:  # nothing but a comment
+            return None
+        return await self.store.add_message(session.id, "assistant", text,
                                             persona.persona_id, persona.version,
                                             meta={"greeting": True})
 
 
-class _Run:
-    """Book-keeping for one reply while it streams."""
-
-    def __init__(self) -> None:
-        self.knowledge: builtins.list[RankedItem] = []
-        self.parts: builtins.list[str] = []
-        self.started = time.perf_counter()
-        self.first_token_ms: float | None = None
-        self.finished: Finished | None = None
-        self.error: PersonaeError | None = None
-        self.cancelled = False
-        self.stopped_early = False  # stopped by the server (shutdown, lost claim)
-        self.reply: MessageRecord | None = None  # its row, from the start of the turn
-        self.flushed = 0  # parts written to the row so far
-
-    def delta(self, text: str) -> None:
-        if self.first_token_ms is None:
-            self.first_token_ms = (time.perf_counter() - self.started) * 1000
-        self.parts.append(text)
-
-    def text(self) -> str:
-        return "".join(self.parts)
-
-    def stopped(self, error: PersonaeError) -> None:
-        self.stopped_early = True
-        self.error = self.error or error
-
-    def status(self) -> str:
-        if self.finished is not None and self.error is None and not self.cancelled:
-            return "complete"
-        return "interrupted" if self.parts or self.stopped_early else "failed"
-
-    def response_ms(self) -> float | None:
-        """Counted for a turn that ended with a reply (a failed turn is not a turn)."""
-        if self.error is not None or self.cancelled or self.reply is None:
-            return None
-        return (time.perf_counter() - self.started) * 1000
-
-    def usage(self) -> dict[str, int]:
-        usage = self.finished.usage if self.finished else Usage()
-        return {"prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens}
-
-    def meta(self) -> dict[str, Any]:
-        meta: dict[str, Any] = {
-            "knowledge": [{"label": r.label, "index": r.index, "score": round(r.score, 3)}
-                          for r in self.knowledge],
-            "usage": self.usage(),
-            "time_to_first_token_ms": _rounded(self.first_token_ms),
-            "response_ms": round((time.perf_counter() - self.started) * 1000, 1),
-        }
-        if self.finished is not None:
-            meta["provider"], meta["model"] = self.finished.provider, self.finished.model
-            meta["finish_reason"] = self.finished.finish_reason
-        if self.error is not None:
-            meta["error"] = {"code": self.error.code, "message": self.error.message}
-        return meta
-
-    def metrics(self) -> dict[str, float]:
-        usage = self.usage()
-        values = {"turns": 1.0, "prompt_tokens": float(usage["prompt_tokens"]),
-                  "completion_tokens": float(usage["completion_tokens"]),
-                  "response_ms": (time.perf_counter() - self.started) * 1000}
-        if self.first_token_ms is not None:
-            values["time_to_first_token_ms"] = self.first_token_ms
-        if self.stopped_early or (self.cancelled and self.error is None):
-            values["interrupted"] = 1.0
-        elif self.error is not None:
-            values["errors"] = 1.0
-        return values
+async def _fired_lore(persona: PreparedPersona,
+                      texts: builtins.list[str]) -> builtins.list[FiredEntry]:
+    """The persona's lore entries firing on this turn, scanned off the event loop
+    (regular-expression keys may each take up to their timeout)."""
+    if not persona.lore:
+        return []
+    return await asyncio.to_thread(persona.lore.fire, texts)
 
 
 def turn_in_progress(session_id: str) -> TurnInProgress:
     return TurnInProgress(f"session '{session_id}' is already answering a message; "
                           "wait for that reply to finish, then send again")
-
-
-def _rounded(value: float | None) -> float | None:
-    return round(value, 1) if value is not None else None

@@ -4,41 +4,55 @@
 it; archived: Conflict).
 
 **Stateless (the default)**, like OpenAI's own API: the client sends the whole history.
-The persona's system prompt goes first; the client's ``system`` (or ``developer``)
-messages keep their place after it, as extra instructions; user and assistant messages
-pass through unchanged. Generation settings are the persona's model settings, overridden
-by the request's ``temperature``, ``max_completion_tokens`` (or ``max_tokens``),
-``top_p``, ``stop`` and ``response_format`` (``json_schema``). Nothing is stored.
+The persona's system prompt goes first (with the lore entries the client's messages
+fire, and ``{{user}}`` as ``user_name``, else "User"); the client's ``system`` (or
+``developer``) messages keep their place after it, as extra instructions; user and
+assistant messages pass through unchanged; the persona's
+``post_history_instructions``, if any, come last. Nothing is stored. ``n`` > 1 runs
+that many generations at once (``stream_choices``, ``complete_choices``); with a
+``seed``, choice i uses ``seed + i``.
 
 **Persisted into a session (opt in)**: name a session the caller owns with
 ``"metadata": {"session_id": "<id>"}`` in the body, or the ``X-Personae-Session``
 header. The call then runs as one turn of that session (``ConversationService.send``):
-the **last user message** is the turn's text and everything else the client sent is
-ignored; the model sees the session's own history (with the persona's knowledge), and
-both the user message and the reply are saved to it. ``model`` must be the session's
-current persona; the persona's own generation settings apply (request overrides are
-ignored); another user's session is NotFound; a call while the session is still
-answering is Conflict (``turn_in_progress``).
+the **last user message** is the turn's text and every other message the client sent
+is ignored; the model sees the session's own history (with the persona's knowledge),
+and both the user message and the reply are saved to it. ``model`` must be the
+session's current persona; ``n`` must be 1; another user's session is NotFound; a call
+while the session is still answering is Conflict (``turn_in_progress``).
+
+**Generation settings**, in both modes, are the persona's model settings with the
+request's own on top (:class:`~personae.providers.base.GenerationOverrides`):
+``temperature``, ``max_completion_tokens`` (or ``max_tokens``), ``top_p``, ``stop``,
+``seed``, ``presence_penalty``, ``frequency_penalty``, ``response_format``
+(``json_object`` or ``json_schema``) and ``user`` (the end user's id, passed to
+OpenAI-compatible upstreams).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 from personae.auth.principal import Principal
+from personae.conversations.context import persona_system, post_history_message
 from personae.conversations.engine import ConversationService
 from personae.conversations.events import Delta, Done, TurnEvent, TurnFailed
 from personae.errors import Conflict, NotFound, invalid_param
+from personae.personas.macros import user_name_or_default
 from personae.personas.prepared import PreparedPersona, PreparedPersonas
 from personae.personas.schema import Status
 from personae.personas.service import PersonaService
 from personae.providers.base import (
+    LLM,
+    NO_OVERRIDES,
     ChatMessage,
     Completion,
     Finished,
+    GenerationOverrides,
     GenerationSettings,
     StreamEvent,
     TextDelta,
@@ -49,6 +63,7 @@ from personae.providers.streams import aclose_stream, collect
 
 LIST_PAGE = 500
 T = TypeVar("T")
+ChoiceEvent = tuple[int, StreamEvent]  # (choice index, event)
 
 
 # -- the request ---------------------------------------------------------------------
@@ -60,14 +75,12 @@ class ChatRequest:
 
     model: str
     messages: tuple[ChatMessage, ...]
-    temperature: float | None = None
-    max_tokens: int | None = None
-    top_p: float | None = None
-    stop: tuple[str, ...] = ()
-    json_schema: dict[str, Any] | None = None
+    overrides: GenerationOverrides = NO_OVERRIDES  # the caller's settings, in both modes
     session_id: str | None = None
     stream: bool = False
     include_usage: bool = False
+    n: int = 1  # choices (stateless only)
+    user_name: str | None = None  # the caller's display name, for ``{{user}}``
 
     def last_user_text(self) -> str:
         for message in reversed(self.messages):
@@ -77,14 +90,15 @@ class ChatRequest:
 
     def settings(self, base: GenerationSettings) -> GenerationSettings:
         """The persona's settings with this request's overrides on top."""
-        return replace(
-            base,
-            temperature=base.temperature if self.temperature is None else self.temperature,
-            max_tokens=self.max_tokens or base.max_tokens,
-            top_p=base.top_p if self.top_p is None else self.top_p,
-            stop=self.stop or base.stop,
-            json_schema=base.json_schema if self.json_schema is None else self.json_schema,
-            stream=self.stream)
+        return replace(self.overrides.apply(base), stream=self.stream)
+
+    def choice_settings(self, base: GenerationSettings) -> list[GenerationSettings]:
+        """One per choice; with a ``seed``, choice i gets ``seed + i``, so choices differ
+        from each other and each is reproducible."""
+        settings = self.settings(base)
+        if settings.seed is None:
+            return [settings] * self.n
+        return [replace(settings, seed=settings.seed + index) for index in range(self.n)]
 
 
 # -- the gateway ---------------------------------------------------------------------
@@ -126,24 +140,66 @@ class ChatGateway:
         first ``anext`` (nothing was sent yet) or later (the reply is cut short)."""
         if request.session_id is not None:
             return await self._session_turn(principal, request)
+        llm, messages, settings = await self._stateless(principal, request)
+        return llm.stream(messages, settings[0])
+
+    async def complete(self, principal: Principal, request: ChatRequest) -> Completion:
+        """The first choice, whole."""
+        return await collect(await self.stream(principal, request))
+
+    async def stream_choices(self, principal: Principal,
+                             request: ChatRequest) -> AsyncIterator[ChoiceEvent]:
+        """Every choice's events as they come, each tagged with its index (0..n-1); the
+        ``n`` generations run at once. A failure of any one ends them all."""
+        if request.n == 1 or request.session_id is not None:
+            return _indexed(await self.stream(principal, request))
+        llm, messages, settings = await self._stateless(principal, request)
+        return _merged([llm.stream(messages, each) for each in settings])
+
+    async def complete_choices(self, principal: Principal,
+                               request: ChatRequest) -> list[Completion]:
+        """Every choice, whole, in index order; the generations run at once."""
+        if request.n == 1 or request.session_id is not None:
+            return [await self.complete(principal, request)]
+        llm, messages, settings = await self._stateless(principal, request)
+        return await _all([collect(llm.stream(messages, each)) for each in settings])
+
+    async def _stateless(self, principal: Principal, request: ChatRequest
+                         ) -> tuple[LLM, list[ChatMessage], list[GenerationSettings]]:
+        """The persona's model, what it is sent, and each choice's settings."""
         persona: PreparedPersona = await _as_model(
             self.prepared.usable(principal, request.model), request.model)
         llm, settings = self.providers.resolve(persona.model)
-        system = ChatMessage("system", persona.system_prompt)
-        return llm.stream((system, *request.messages), request.settings(settings))
-
-    async def complete(self, principal: Principal, request: ChatRequest) -> Completion:
-        return await collect(await self.stream(principal, request))
+        messages = await _stateless_messages(persona, request, llm.count_tokens)
+        return llm, messages, request.choice_settings(settings)
 
     async def _session_turn(self, principal: Principal,
                             request: ChatRequest) -> AsyncIterator[StreamEvent]:
         assert request.session_id is not None
+        if request.n != 1:
+            raise invalid_param("n", "a session turn has one reply; ask for several "
+                                     "choices without a session")
         session = await self.conversations.get(principal, request.session_id)
         if session.persona_id != request.model:
             raise invalid_param("model", f"session '{session.id}' talks to persona "
                                          f"'{session.persona_id}', not '{request.model}'")
         text = request.last_user_text()
-        return _turn_events(await self.conversations.send(principal, session.id, text))
+        return _turn_events(await self.conversations.send(principal, session.id, text,
+                                                          request.overrides))
+
+
+async def _stateless_messages(persona: PreparedPersona, request: ChatRequest,
+                              count: Callable[[str], int]) -> list[ChatMessage]:
+    """The persona's system message (its lore fired by the client's messages, macros
+    substituted for ``user_name``), the client's messages, then any
+    ``post_history_instructions``."""
+    user_name = user_name_or_default(request.user_name)
+    texts = [m.content for m in request.messages if m.role in ("user", "assistant")]
+    fired = await asyncio.to_thread(persona.lore.fire, texts) if persona.lore else []
+    system = persona_system(persona.system_prompt, lore=persona.lore.fit(fired, count, user_name),
+                            char=persona.definition.shown_name, user=user_name)
+    after = post_history_message(persona.post_history, user_name)
+    return [ChatMessage("system", system), *request.messages, *([after] if after else [])]
 
 
 async def _as_model(lookup: Awaitable[T], persona_id: str) -> T:
@@ -175,3 +231,59 @@ async def _turn_events(events: AsyncIterator[TurnEvent]) -> AsyncIterator[Stream
                 raise event.error
     finally:
         await aclose_stream(events)
+
+
+async def _indexed(events: AsyncIterator[StreamEvent]) -> AsyncIterator[ChoiceEvent]:
+    """One stream as choice 0."""
+    try:
+        async for event in events:
+            yield 0, event
+    finally:
+        await aclose_stream(events)
+
+
+async def _merged(streams: list[AsyncIterator[StreamEvent]]) -> AsyncIterator[ChoiceEvent]:
+    """The streams' events as they come, tagged with each stream's index. The first
+    failure is raised and stops the others; leaving early stops them all."""
+    queue: asyncio.Queue[tuple[int, StreamEvent | Exception | None]] = asyncio.Queue(
+        maxsize=8 * len(streams))
+
+    async def pump(index: int, events: AsyncIterator[StreamEvent]) -> None:
+        try:
+            async for event in events:
+                await queue.put((index, event))
+        except Exception as exc:
+            await queue.put((index, exc))
+            return
+        finally:
+            await aclose_stream(events)
+        await queue.put((index, None))
+
+    tasks = [asyncio.create_task(pump(index, events)) for index, events in enumerate(streams)]
+    try:
+        running = len(tasks)
+        while running:
+            index, item = await queue.get()
+            if item is None:
+                running -= 1
+            elif isinstance(item, Exception):
+                raise item
+            else:
+                yield index, item
+    finally:
+        await _cancel(tasks)
+
+
+async def _all(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run the calls at once; the first failure is raised and cancels the others."""
+    tasks = [asyncio.create_task(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        await _cancel(tasks)
+
+
+async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

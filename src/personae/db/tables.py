@@ -92,6 +92,20 @@ persona_tags = sa.Table(
     sa.Column("tag", sa.String(100), primary_key=True, index=True),
 )
 
+# A persona's files (avatars, card assets), content-addressed and immutable. Scoped to
+# one persona: a definition can only name blobs stored for its own id.
+persona_assets = sa.Table(
+    "persona_assets",
+    metadata,
+    sa.Column("persona_id", sa.String(64), sa.ForeignKey("personas.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("media_type", sa.String(100), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
 persona_metrics = sa.Table(
     "persona_metrics",
     metadata,

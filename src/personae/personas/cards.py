@@ -1,29 +1,26 @@
-"""Import and export Character Cards (V1, V2 and V3; as JSON, PNG or CHARX).
+"""Import Character Cards (V1, V2 and V3; as JSON, PNG or CHARX) as personas.
 
 Character Cards are how chat apps exchange characters. Import maps a card onto a
-persona and keeps the whole card under ``extensions["chara_card"]``; export starts
-from that stored card and replaces only the fields whose persona value was edited,
-so a card passing through unchanged comes back equal, lorebook and other apps'
-extensions included. Persona fields a card has no place for travel in
-``data.extensions["personae"]`` so a persona survives export and re-import.
+persona and keeps the whole card under ``extensions["chara_card"]``, so that export
+(:mod:`personae.personas.card_export`, which imports this module, never the other way)
+can give back the card it was given, lorebook and other apps' extensions included.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
-import json
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slugify import slugify
 
 from personae.errors import FieldIssue, InvalidInput, ValidationFailed
 from personae.limits import load_json
-from personae.personas import card_files
-from personae.personas.schema import ExampleExchange, PersonaDefinition
+from personae.personas import card_assets, card_files, lorebook
+from personae.personas.assets import Blobs
+from personae.personas.card_examples import parse_examples, read_examples
+from personae.personas.schema import PersonaDefinition
 from personae.personas.validation import parse_persona
 
 V2_SPEC = "chara_card_v2"
@@ -39,59 +36,53 @@ V3_ONLY = ("assets", "nickname", "creator_notes_multilingual", "source",
            "group_only_greetings", "creation_date", "modification_date")
 _REQUIRED = {1: V1_FIELDS, 2: V2_FIELDS, 3: (*V2_FIELDS, "group_only_greetings")}
 _TEXT_FIELDS = ("description", "personality", "scenario", "first_mes", "mes_example",
-                "system_prompt")
+                "system_prompt", "post_history_instructions")
 _CARD_TRAITS = ("personality", "scenario")
 PERSONA_ONLY = ("display_name", "avatar", "role", "speciality", "language", "language_policy",
                 "gender", "voice", "prompt_template", "expertise_keywords", "knowledge",
                 "model", "status")
 _OUR_FIELDS = frozenset({*PERSONA_ONLY, "traits", "example_dialogues", "extensions"})
-_DEFAULT_ASSET = {"type": "icon", "uri": "ccdefault:", "name": "main", "ext": "png"}
-
-# Persona value -> the card keys it is written to. A group whose persona value is
-# unchanged since import is exported with the card's original values.
-_GROUPS: dict[str, tuple[tuple[str, ...], Callable[[PersonaDefinition], Any]]] = {
-    "name": (("name",), lambda d: d.name),
-    "description": (("description",), lambda d: d.description),
-    "system_prompt": (("system_prompt",), lambda d: d.system_prompt),
-    "personality": (("personality",), lambda d: d.traits.get("personality")),
-    "scenario": (("scenario",), lambda d: d.traits.get("scenario")),
-    "greetings": (("first_mes", "alternate_greetings"), lambda d: d.greetings),
-    "tags": (("tags",), lambda d: d.tags),
-    "examples": (("mes_example",), lambda d: d.example_dialogues),
-}
-
-_START_LINE = re.compile(r"^\s*<start>\s*$", re.IGNORECASE)
-_TURN_LINE = re.compile(r"^\s*\{\{(user|char)\}\}:[ \t]?(.*)$", re.IGNORECASE)
 
 
 @dataclass
 class CardImport:
-    """A persona read from a card, with what was lenient about the card."""
+    """A persona read from a card, with what was lenient about the card, and the bytes
+    of the files (avatar, assets) its ``assets`` name."""
 
     definition: PersonaDefinition
     warnings: list[str]
     source_format: str  # "v1-json", "v2-json", "v3-json", "png", "charx"
+    blobs: Blobs = field(default_factory=dict)
 
 
 def import_card(
     content: bytes, *, filename: str | None = None, persona_id: str | None = None
 ) -> CardImport:
-    """Read a card from JSON, PNG or CHARX bytes (detected by magic number).
+    """Read a card from JSON, PNG or CHARX bytes (detected by magic number), with its
+    files: a PNG's image is the avatar, a CHARX's assets come along (see
+    :mod:`personae.personas.card_assets`).
 
     Raises :class:`InvalidInput` for bytes that hold no card and
     :class:`ValidationFailed` when the card's fields break the persona schema.
     """
     warnings: list[str] = []
     if content.startswith(card_files.PNG_MAGIC):
-        card, kind = _card_from_png(content), "png"
+        card, read_files, kind = *_card_from_png(content, warnings), "png"
     elif content.startswith(card_files.ZIP_MAGIC):
-        card, kind = _card_from_charx(content, warnings), "charx"
+        card, read_files, kind = *_card_from_charx(content, warnings), "charx"
     else:
-        card, kind = _parse_json(content, NOT_A_CARD), ""
-    definition, version = _persona_from_card(
+        card = _parse_json(content, NOT_A_CARD)
+        kind = ""
+
+        def read_files() -> card_assets.CardFiles:
+            return card_assets.from_json(card, warnings)
+
+    definition, version = persona_from_card(
         card, warnings, persona_id=persona_id, source=filename
     )
-    return CardImport(definition, warnings, kind or f"v{version}-json")
+    files = read_files()
+    definition = definition.model_copy(update={"assets": files.assets})
+    return CardImport(definition, warnings, kind or f"v{version}-json", files.blobs)
 
 
 def _parse_json(raw: bytes, error: str) -> Any:
@@ -102,22 +93,24 @@ def _parse_json(raw: bytes, error: str) -> Any:
         raise InvalidInput(error) from None
 
 
-def _card_from_png(content: bytes) -> Any:
-    name, raw = card_files.card_chunk(content)
-    return _parse_json(raw, f"PNG chunk '{name}' does not decode to valid JSON")
+FileReader = Callable[[], card_assets.CardFiles]
 
 
-def _card_from_charx(content: bytes, warnings: list[str]) -> Any:
+def _card_from_png(content: bytes, warnings: list[str]) -> tuple[Any, FileReader]:
+    """The card of a PNG, and how to read its files once the card is known good."""
+    texts = card_files.read_png_text(content)
+    name, raw = card_files.card_chunks(texts)
+    card = _parse_json(raw, f"PNG chunk '{name}' does not decode to valid JSON")
+    return card, lambda: card_assets.from_png(content, texts, card, warnings)
+
+
+def _card_from_charx(content: bytes, warnings: list[str]) -> tuple[Any, FileReader]:
     contents = card_files.read_charx(content)
-    if contents.asset_count:
-        warnings.append(
-            f"CHARX assets are not imported: {contents.asset_count} embedded file(s) "
-            "were skipped; only card.json was read"
-        )
-    return _parse_json(contents.card_json, "CHARX card.json is not valid JSON")
+    card = _parse_json(contents.card_json, "CHARX card.json is not valid JSON")
+    return card, lambda: card_assets.from_charx(content, contents.names, card, warnings)
 
 
-def _persona_from_card(
+def persona_from_card(
     card: Any, warnings: list[str], *, persona_id: str | None, source: str | None,
     render: bool = True,
 ) -> tuple[PersonaDefinition, int]:
@@ -173,11 +166,48 @@ def _normalise(
         fields[key] = _text(data, key, prefix, warnings, issues)
     for key in ("alternate_greetings", "tags"):
         fields[key] = _string_list(data, key, prefix, warnings, issues)
-    if "character_book" in data and data["character_book"] is None:
-        warnings.append(f"{prefix}character_book is null; treated as absent")
+    fields["examples"], unread = read_examples(fields["mes_example"], name)
+    warnings.extend(unread)
+    fields["lore"] = _lore(data, prefix, warnings)
     if "extensions" in data and not isinstance(data["extensions"], dict):
         warnings.append(f"{prefix}extensions is not an object; ignored")
+    warnings.extend(_kept_unused(data, prefix))
     return fields
+
+
+def _lore(data: dict[str, Any], prefix: str, warnings: list[str]) -> lorebook.Lore:
+    """The card's ``character_book`` as lore entries and settings."""
+    book = data.get("character_book")
+    if book is None:
+        if "character_book" in data:
+            warnings.append(f"{prefix}character_book is null; treated as absent")
+        return lorebook.Lore()
+    if not isinstance(book, dict):
+        warnings.append(f"{prefix}character_book is not an object; ignored")
+        return lorebook.Lore()
+    lore = lorebook.from_character_book(book, f"{prefix}character_book")
+    warnings.extend(lore.warnings)
+    return lore
+
+
+def _kept_unused(data: dict[str, Any], prefix: str) -> list[str]:
+    """Card features kept in the stored card (and exported) that no conversation uses."""
+    extensions = data.get("extensions") if isinstance(data.get("extensions"), dict) else {}
+    assert isinstance(extensions, dict)
+    depth = extensions.get("depth_prompt")
+    scripts = extensions.get("regex_scripts")
+    group = data.get("group_only_greetings")
+    found = [
+        (isinstance(depth, dict) and bool(str(depth.get("prompt") or "").strip()),
+         "extensions.depth_prompt (the character's note at a chat depth)"),
+        (isinstance(scripts, list) and bool(scripts),
+         f"extensions.regex_scripts ({len(scripts) if isinstance(scripts, list) else 0} "
+         "script(s))"),
+        (isinstance(group, list) and bool(group),
+         f"group_only_greetings ({len(group) if isinstance(group, list) else 0} greeting(s))"),
+    ]
+    return [f"{prefix}{what}: kept in the card, not used in conversations"
+            for present, what in found if present]
 
 
 def _text(data: dict[str, Any], key: str, prefix: str, warnings: list[str],
@@ -239,11 +269,18 @@ def _persona_raw(fields: dict[str, Any], ours: dict[str, Any], persona_id: str |
         "name": fields["name"],
         "description": fields["description"],
         "system_prompt": fields["system_prompt"],
+        "post_history_instructions": fields["post_history_instructions"],
         "greetings": [greeting for greeting in greetings if greeting.strip()],
         "tags": fields["tags"],
-        "example_dialogues": parse_examples(fields["mes_example"]),
+        "example_dialogues": fields["examples"],
     }
-    raw.update({key: value for key, value in ours.items() if key not in ("traits", "extensions")})
+    lore: lorebook.Lore = fields["lore"]
+    if lore.settings:
+        raw["lorebook"] = lore.settings
+    raw.update({key: value for key, value in ours.items()
+                if key not in ("traits", "extensions", "knowledge")})
+    plain = ours.get("knowledge", [])  # a card's lorebook holds lore; plain items travel here
+    raw["knowledge"] = [*(plain if isinstance(plain, list) else [plain]), *lore.items]
     extra_traits = ours.get("traits", {})
     raw["traits"] = {**traits, **extra_traits} if isinstance(extra_traits, dict) else extra_traits
     extra = ours.get("extensions", {})
@@ -252,170 +289,4 @@ def _persona_raw(fields: dict[str, Any], ours: dict[str, Any], persona_id: str |
     return raw
 
 
-def parse_examples(text: str) -> list[dict[str, str]]:
-    """``<START>`` blocks of ``{{user}}:``/``{{char}}:`` lines as user/reply pairs.
-
-    Anything not following that convention gives ``[]``: the text then stays only in
-    the stored card, which is exported verbatim while the examples are not edited.
-    """
-    blocks = _turn_blocks(text)
-    if blocks is None:
-        return []
-    exchanges: list[dict[str, str]] = []
-    for turns in blocks:
-        if len(turns) % 2:
-            return []
-        for (asker, asked), (replier, reply) in zip(turns[::2], turns[1::2], strict=True):
-            if (asker, replier) != ("user", "char") or not asked.strip() or not reply.strip():
-                return []
-            exchanges.append({"user": asked.strip(), "reply": reply.strip()})
-    return exchanges
-
-
-def _turn_blocks(text: str) -> list[list[tuple[str, str]]] | None:
-    blocks: list[list[tuple[str, str]]] = []
-    for line in text.splitlines():
-        if _START_LINE.match(line):
-            blocks.append([])
-        elif turn := _TURN_LINE.match(line):
-            if not blocks:
-                blocks.append([])
-            blocks[-1].append((turn[1].lower(), turn[2]))
-        elif blocks and blocks[-1]:
-            speaker, said = blocks[-1][-1]
-            blocks[-1][-1] = (speaker, f"{said}\n{line}")
-        elif line.strip():
-            return None
-    return blocks
-
-
-def render_examples(exchanges: list[ExampleExchange]) -> str:
-    """The ``mes_example`` text for exchanges, one ``<START>`` block each."""
-    return "\n".join(
-        f"<START>\n{{{{user}}}}: {item.user}\n{{{{char}}}}: {item.reply}" for item in exchanges
-    )
-
-
-def card_from_persona(definition: PersonaDefinition) -> dict[str, Any]:
-    """The persona as a V3 card (``chara_card_v3``)."""
-    return _export(definition, 3)
-
-
-def card_v2_from_persona(definition: PersonaDefinition) -> dict[str, Any]:
-    """The persona as a V2 card, for apps and the PNG ``chara`` chunk that predate V3."""
-    return _export(definition, 2)
-
-
-def export_card_png(definition: PersonaDefinition, image: bytes | None = None) -> bytes:
-    """A PNG card with ``ccv3`` (V3) and ``chara`` (V2) chunks, on ``image`` if given."""
-    chunks = {"chara": _encode(card_v2_from_persona(definition)),
-              "ccv3": _encode(card_from_persona(definition))}
-    letters = (next((c for c in word if c.isalnum()), "") for word in definition.name.split())
-    initials = "".join(letters).upper()[:2] or "?"
-    return card_files.write_png_text(image, chunks, initials)
-
-
-def _encode(card: dict[str, Any]) -> str:
-    text = json.dumps(card, ensure_ascii=False, separators=(",", ":"))
-    return base64.b64encode(text.encode("utf-8")).decode("ascii")
-
-
-def _export(definition: PersonaDefinition, version: int) -> dict[str, Any]:
-    """Start from the stored card; overwrite only the groups edited since import."""
-    stored = definition.extensions.get(STORE_KEY)
-    original = copy.deepcopy(stored) if isinstance(stored, dict) else None
-    original_version, original_data = _stored_data(original)
-    if original_version == version:
-        data = original_data
-    else:
-        kept = {k: v for k, v in original_data.items() if version == 3 or k not in V3_ONLY}
-        data = _template(version) | kept
-    derived = _derived(definition)
-    changed = _changed_groups(definition, original)
-    for group in changed:
-        for key in _GROUPS[group][0]:
-            data[key] = derived[key]
-    ours = _our_extension(definition)
-    extensions = data.get("extensions")
-    if isinstance(extensions, dict):
-        extensions.pop(OUR_EXTENSION, None)  # a stale copy; rebuilt from the persona
-    if ours:
-        data["extensions"] = {**(extensions if isinstance(extensions, dict) else {}),
-                              OUR_EXTENSION: ours}
-    card = dict(original) if original is not None and original_version != 1 else {}
-    card["spec"] = V3_SPEC if version == 3 else V2_SPEC
-    if original_version != version:
-        card["spec_version"] = "3.0" if version == 3 else "2.0"
-    card["data"] = data
-    for group in changed:  # top-level copies of V1 fields that some V2 writers add
-        for key in _GROUPS[group][0]:
-            if key in card and key in V1_FIELDS:
-                card[key] = derived[key]
-    return card
-
-
-def _stored_data(original: dict[str, Any] | None) -> tuple[int | None, dict[str, Any]]:
-    if original is None:
-        return None, {}
-    spec, data = original.get("spec"), original.get("data")
-    if spec in (V2_SPEC, V3_SPEC) and isinstance(data, dict):
-        return (3 if spec == V3_SPEC else 2), data
-    return 1, {key: original[key] for key in V1_FIELDS if key in original}
-
-
-def _template(version: int) -> dict[str, Any]:
-    """Every field a card of ``version`` requires, empty."""
-    data: dict[str, Any] = {
-        "name": "", "description": "", "personality": "", "scenario": "",
-        "first_mes": "", "mes_example": "", "creator_notes": "", "system_prompt": "",
-        "post_history_instructions": "", "alternate_greetings": [], "tags": [],
-        "creator": "", "character_version": "", "extensions": {},
-    }
-    if version == 3:
-        data |= {"group_only_greetings": [], "assets": [dict(_DEFAULT_ASSET)]}
-    return data
-
-
-def _derived(definition: PersonaDefinition) -> dict[str, Any]:
-    """Card values computed from the persona alone."""
-    traits = {key: definition.traits.get(key) for key in _CARD_TRAITS}
-    return {
-        "name": definition.name,
-        "description": definition.description,
-        "system_prompt": definition.system_prompt,
-        **{key: value if isinstance(value, str) else "" for key, value in traits.items()},
-        "first_mes": definition.greetings[0] if definition.greetings else "",
-        "alternate_greetings": list(definition.greetings[1:]),
-        "tags": list(definition.tags),
-        "mes_example": render_examples(definition.example_dialogues),
-    }
-
-
-def _changed_groups(definition: PersonaDefinition, original: dict[str, Any] | None) -> list[str]:
-    """Groups whose persona value differs from what the stored card maps to."""
-    before: PersonaDefinition | None = None
-    if original is not None:
-        try:
-            before, _ = _persona_from_card(original, [], persona_id=definition.id,
-                                           source=None, render=False)
-        except InvalidInput:
-            before = None
-    if before is None:
-        return list(_GROUPS)
-    return [group for group, (_, get) in _GROUPS.items() if get(before) != get(definition)]
-
-
-def _our_extension(definition: PersonaDefinition) -> dict[str, Any]:
-    """Persona fields a card cannot hold, limited to those not at their defaults."""
-    ours = definition.model_dump(mode="json", include=set(PERSONA_ONLY), exclude_defaults=True)
-    traits = {key: value for key, value in definition.traits.items()
-              if not (key in _CARD_TRAITS and isinstance(value, str) and value)}
-    if traits:
-        ours["traits"] = traits
-    extensions = {k: v for k, v in definition.extensions.items() if k != STORE_KEY}
-    if extensions:
-        ours["extensions"] = extensions
-    examples = [item.model_dump(mode="json") for item in definition.example_dialogues]
-    if parse_examples(render_examples(definition.example_dialogues)) != examples:
-        ours["example_dialogues"] = examples
-    return copy.deepcopy(ours)
+__all__ = ["CardImport", "import_card", "parse_examples", "persona_from_card"]

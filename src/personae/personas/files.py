@@ -23,6 +23,7 @@ import yaml
 
 from personae.errors import InvalidInput, PermissionDenied, PersonaeError, ValidationFailed
 from personae.limits import load_json, load_yaml
+from personae.personas.assets import AssetLimits, Blobs, check_write, inline_avatar
 from personae.personas.records import NewVersion, SourceState
 from personae.personas.schema import PersonaDefinition, Visibility, split_id
 from personae.personas.store import PersonaStore
@@ -109,8 +110,9 @@ def _entries(path: Path, source: str, content: bytes) -> Iterator[_Entry]:
 
 class _Plan:
     def __init__(self, states: dict[str, SourceState], owner_id: str | None,
-                 namespace: str | None) -> None:
+                 namespace: str | None, limits: AssetLimits) -> None:
         self.states = states
+        self.limits = limits
         self.owner_id = owner_id
         self.namespace = namespace  # the owner's: ids are put in it (None: global, plain)
         self.by_source = {s.source_hash: s.id for s in states.values() if s.source_hash}
@@ -134,9 +136,10 @@ class _Plan:
         return True
 
     def add(self, entry: _Entry, definition: PersonaDefinition, author: str,
-            visibility: Visibility) -> None:
+            visibility: Visibility, blobs: Blobs) -> None:
         state = self.states.get(definition.id)
-        new = NewVersion(definition, author, f"synced from {entry.source}", entry.source_hash)
+        new = NewVersion(definition, author, f"synced from {entry.source}", entry.source_hash,
+                         blobs=blobs)
         if state is None:
             self.creates.append((new, self.owner_id, visibility))
             self.report.created.append(definition.id)
@@ -156,16 +159,18 @@ class _Plan:
 async def sync_folder(store: PersonaStore, folder: Path, *, author: str,
                       owner_id: str | None = None, namespace: str | None = None,
                       visibility: Visibility | None = None,
-                      skip_invalid: bool = False, dry_run: bool = False) -> SyncReport:
+                      skip_invalid: bool = False, dry_run: bool = False,
+                      limits: AssetLimits = AssetLimits()) -> SyncReport:
     """Upsert every persona file under ``folder``; see the module docstring.
 
     A user's personas (``owner_id``) go in their ``namespace``: ``id: tutor`` is stored
-    as ``alice/tutor`` and an id in another namespace is reported invalid."""
+    as ``alice/tutor`` and an id in another namespace is reported invalid. An
+    ``avatar: ./face.png`` is read relative to its file (inside ``folder``)."""
     if (owner_id is None) != (namespace is None):
         raise ValueError("an owner's personas need the owner's namespace, and only theirs")
     if visibility is None:  # global personas are public; a user's are private by default
         visibility = Visibility.public if owner_id is None else Visibility.private
-    plan = _Plan(await store.source_states(), owner_id, namespace)
+    plan = _Plan(await store.source_states(), owner_id, namespace, limits)
     await asyncio.to_thread(_plan_files, plan, folder, author, visibility)
     report = plan.report
     if dry_run or (report.invalid and not skip_invalid):
@@ -197,14 +202,17 @@ def _plan_file(plan: _Plan, path: Path, folder: Path, author: str,
         return
     for entry in entries:
         try:
+            raw, blobs = inline_avatar(entry.raw, folder=path.parent, root=folder,
+                                       limits=plan.limits)
             definition = in_namespace(parse_persona(
-                entry.raw, default_id=entry.default_id or None, source=entry.source),
+                raw, default_id=entry.default_id or None, source=entry.source),
                 plan.namespace, whose="the owner's")
-        except (ValidationFailed, PermissionDenied) as exc:
+            blobs = check_write(definition, blobs, plan.limits)
+        except (InvalidInput, PermissionDenied) as exc:
             plan.invalid(entry.source, exc)
             continue
         if plan.claim(definition.id, entry.source):
-            plan.add(entry, definition, author, visibility)
+            plan.add(entry, definition, author, visibility, blobs)
 
 
 def dump_definition(definition: PersonaDefinition, fmt: str = "yaml") -> str:

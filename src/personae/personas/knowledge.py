@@ -41,16 +41,19 @@ class RankedItem:
 
 
 class KnowledgeIndex:
-    """BM25 over one persona version's knowledge items (built once, versions are immutable)."""
+    """BM25 over one persona version's plain knowledge items (built once, versions are
+    immutable). Lore entries (items with keys, or constant) are left out: they fire
+    on their keys instead (:mod:`personae.personas.lore`)."""
 
     def __init__(self, items: list[KnowledgeItem], language: str = "en") -> None:
-        self.items = items
+        self._positions = [index for index, item in enumerate(items) if not item.is_lore]
+        self.items = [items[index] for index in self._positions]
         self.ignore = stop_words(language)
         corpus = [tokenize(" ".join(filter(None, [i.title, i.content, " ".join(i.tags)])),
-                           self.ignore) for i in items]
+                           self.ignore) for i in self.items]
         self._words = [set(doc) for doc in corpus]
         # BM25+ keeps IDF positive, which matters for personas with only a few items.
-        self._bm25 = BM25Plus(corpus) if items else None
+        self._bm25 = BM25Plus(corpus) if self.items else None
 
     def top(self, query: str, k: int = 3) -> list[RankedItem]:
         words = tokenize(query, self.ignore)
@@ -64,5 +67,5 @@ class KnowledgeIndex:
         ranked = sorted(matching, key=lambda i: (-scores[i], i))
         # Items far below the best match share only common words with the query.
         floor = RELATIVE_FLOOR * float(scores[ranked[0]])
-        return [RankedItem(i, self.items[i], float(scores[i]))
+        return [RankedItem(self._positions[i], self.items[i], float(scores[i]))
                 for i in ranked[:k] if scores[i] >= floor]

@@ -1,4 +1,5 @@
-"""Persona versions prepared once per process: definition, rendered prompt, knowledge index.
+"""Persona versions prepared once per process: definition, rendered prompt, knowledge
+index, compiled lore.
 
 Every capability that needs a persona (conversations, the OpenAI-compatible gateway,
 panels, and later voice, writing and persona tests) asks this one object, built once
@@ -11,13 +12,15 @@ asking for the same version meanwhile share that one render.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cachetools import LRUCache
 
 from personae.auth.principal import Principal
 from personae.errors import Conflict, NotFound
 from personae.personas.knowledge import KnowledgeIndex
+from personae.personas.lore import Lorebook
+from personae.personas.macros import substitute
 from personae.personas.prompt import build_system_prompt
 from personae.personas.records import PersonaRecord
 from personae.personas.schema import ModelSettings, PersonaDefinition
@@ -34,9 +37,11 @@ class PreparedPersona:
     persona_id: str
     version: int
     definition: PersonaDefinition
-    system_prompt: str
+    system_prompt: str  # ``{{char}}`` substituted; ``{{user}}`` is, per turn
     knowledge: KnowledgeIndex
     model: ModelChoice  # the persona's model settings, as providers take them
+    lore: Lorebook = field(default_factory=Lorebook)  # lore entries, compiled
+    post_history: str = ""  # post_history_instructions, ``{{char}}`` substituted
 
 
 class PreparedPersonas:
@@ -108,9 +113,13 @@ def _build(persona_id: str, version: int, definition: PersonaDefinition) -> Prep
         prompt = build_system_prompt(definition)
     except (ValueError, RecursionError) as exc:  # a template that fails or breaks a bound
         raise Conflict(f"persona '{persona_id}': {exc}") from exc
-    return PreparedPersona(persona_id, version, definition, prompt,
-                           KnowledgeIndex(definition.knowledge, definition.language),
-                           model_choice(definition.model))
+    char = definition.shown_name
+    return PreparedPersona(
+        persona_id, version, definition, substitute(prompt, char=char),
+        KnowledgeIndex(definition.knowledge, definition.language),
+        model_choice(definition.model),
+        Lorebook.compile(definition.knowledge, definition.lorebook, char),
+        substitute(definition.post_history_instructions, char=char).strip())
 
 
 def model_choice(settings: ModelSettings) -> ModelChoice:

@@ -7,7 +7,10 @@ with no code change). Knowledge items are left out on purpose: they are retrieve
 per message, not pasted into every prompt.
 
 A definition may carry its own ``prompt_template`` (Jinja2), run in the sandbox of
-:mod:`personae.personas.template`.
+:mod:`personae.personas.template`. A ``system_prompt`` holding ``{{original}}`` (as
+Character Cards write it) composes with the default prompt instead of being one of its
+sections. Macros (``{{char}}``, ``{{user}}``) are left for the caller to substitute
+(see :mod:`personae.personas.macros`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from personae.personas.language import language_name
+from personae.personas.macros import has_original, substitute
 from personae.personas.schema import LanguagePolicy, PersonaDefinition
 from personae.personas.template import DEFAULT_LIMITS, TemplateLimits, render_template
 
@@ -206,4 +210,13 @@ def build_system_prompt(definition: PersonaDefinition,
     sections = _sections(definition)
     if definition.prompt_template:
         return _render_template(definition, sections, limits)
+    if has_original(definition.system_prompt):
+        return _composed(definition.system_prompt, sections)
     return _default_prompt(sections)
+
+
+def _composed(system_prompt: str, sections: Mapping[str, str]) -> str:
+    """A card's ``system_prompt`` with ``{{original}}``: the prompt is that text, with
+    ``{{original}}`` standing for the default prompt built from the other sections."""
+    default = _default_prompt({**sections, "instructions": ""})
+    return _tidy(substitute(system_prompt.strip(), original=default))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -125,6 +126,8 @@ class NewVersion:
     note: str = ""
     source_hash: str | None = None
     visibility: Visibility | None = None
+    # The bytes of files this version names that may not be stored yet (sha256 -> data).
+    blobs: Mapping[str, bytes] = field(default_factory=dict)
     data: dict[str, Any] = field(init=False)
     digest: str = field(init=False)
 

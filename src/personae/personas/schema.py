@@ -13,8 +13,9 @@ import hashlib
 import json
 import re
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from personae.auth.principal import USER_NAME_PATTERN
@@ -30,7 +31,7 @@ ID_MAX_LENGTH = 64
 PersonaId = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=ID_MAX_LENGTH)]
 # Words the API puts after an id (``/v1/personas/{id}/versions``): no persona is named so.
 RESERVED_NAMES = frozenset({"versions", "prompt", "export", "archive", "restore",
-                            "rollback", "diff", "import"})
+                            "rollback", "diff", "import", "lorebook", "avatar", "assets"})
 NonEmpty = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 JSONValue = Any
 
@@ -79,14 +80,127 @@ class ExampleExchange(_Strict):
     reply: NonEmpty
 
 
+MAX_LORE_KEYS = 100  # keys (and secondary keys) one lore entry may have
+MAX_KEY_LENGTH = 500  # characters in one key; also bounds a regular expression key
+LoreKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH,
+                                           strip_whitespace=True)]
+LoreKeys = Annotated[list[LoreKey], Field(max_length=MAX_LORE_KEYS)]
+# SillyTavern's selectiveLogic: how secondary keys filter an entry a primary key matched.
+SecondaryLogic = Literal["and_any", "and_all", "not_any", "not_all"]
+LorePosition = Literal["before_char", "after_char"]
+_REGEX_KEY = re.compile(r"^/(.+)/([a-z]*)$", re.DOTALL)
+
+
+def regex_key(key: str) -> tuple[str, str] | None:
+    """``/pattern/flags`` (SillyTavern's way of writing a regular expression key) as
+    ``(pattern, flags)``; ``None`` for a plain key."""
+    found = _REGEX_KEY.match(key)
+    return (found[1], found[2]) if found else None
+
+
 class KnowledgeItem(_Strict):
-    """A piece of the persona's own content, retrieved into the prompt when relevant."""
+    """A piece of the persona's own content.
+
+    A plain item is retrieved into the prompt when relevant (BM25). An item with
+    ``keys`` or ``constant`` is a *lore entry* (a Character Card lorebook entry,
+    SillyTavern World Info): it is put in the prompt when a key appears in the recent
+    messages, or always when constant (see :mod:`personae.personas.lore`). When the
+    lore exceeds its token budget, entries of higher ``priority`` are kept first;
+    kept entries are placed in ``order`` (lower first).
+    """
 
     id: str | None = None
     title: str | None = None
     content: NonEmpty
     tags: list[str] = Field(default_factory=list)
     source: str | None = None
+    keys: LoreKeys = Field(default_factory=list)
+    secondary_keys: LoreKeys = Field(default_factory=list)
+    selective: bool = False
+    secondary_logic: SecondaryLogic = "and_any"
+    constant: bool = False
+    enabled: bool = True
+    order: int = 100
+    priority: int = 0
+    case_sensitive: bool = False
+    whole_words: bool = False
+    position: LorePosition = "after_char"
+    extensions: dict[str, JSONValue] = Field(default_factory=dict)
+
+    @field_validator("keys", "secondary_keys")
+    @classmethod
+    def _regex_keys_compile(cls, value: list[str]) -> list[str]:
+        for key in value:
+            found = regex_key(key)
+            if found is None:
+                continue
+            try:
+                regex.compile(found[0], _regex_flags(found[1]))
+            except (regex.error, ValueError) as exc:
+                raise ValueError(f"{key!r} is not a valid regular expression: {exc}") from None
+        return value
+
+    @property
+    def is_lore(self) -> bool:
+        return bool(self.keys) or self.constant
+
+
+def _regex_flags(letters: str) -> int:
+    """JavaScript regex flags as the ``regex`` module's (``g`` and ``y`` mean nothing here)."""
+    flags = regex.V0
+    for letter in letters:
+        if letter not in "gimsuy":
+            raise ValueError(f"unknown flag {letter!r}")
+        flags |= {"i": regex.IGNORECASE, "m": regex.MULTILINE, "s": regex.DOTALL}.get(letter, 0)
+    return flags
+
+
+def compile_regex_key(key: str) -> regex.Pattern[str] | None:
+    """The compiled pattern of a ``/pattern/flags`` key; ``None`` for a plain key or
+    one that does not compile."""
+    found = regex_key(key)
+    if found is None:
+        return None
+    try:
+        return regex.compile(found[0], _regex_flags(found[1]))
+    except (regex.error, ValueError):
+        return None
+
+
+class LorebookSettings(_Strict):
+    """How a persona's lore entries are scanned (a card's ``character_book`` settings)."""
+
+    name: str | None = None
+    scan_depth: int = Field(default=2, ge=0, le=100)  # recent messages scanned for keys
+    token_budget: int = Field(default=512, ge=1, le=32768)  # tokens all lore may take
+    recursive_scanning: bool = False  # triggered entries' text may trigger others
+    extensions: dict[str, JSONValue] = Field(default_factory=dict)
+
+
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+
+
+class PersonaAsset(_Strict):
+    """A file of the persona (its avatar, a card's emotion images, ...), stored by hash.
+
+    The bytes live in the persona's asset store, content-addressed; a definition names
+    them by ``sha256``, so every version keeps its own files. ``uri`` is the card's own
+    reference to the file (``embeded://...``, ``ccdefault:``, ``__asset:N``), kept so
+    export can write the card back as it came.
+    """
+
+    name: NonEmpty
+    type: NonEmpty = "icon"  # a card asset type: icon, background, emotion, user_icon, ...
+    ext: str = ""
+    media_type: NonEmpty
+    sha256: Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
+    size: int = Field(ge=0)
+    uri: str | None = None
+
+    @field_validator("ext")
+    @classmethod
+    def _no_dot(cls, value: str) -> str:
+        return value.lower().lstrip(".")
 
 
 class PersonaDefinition(_Strict):
@@ -110,10 +224,13 @@ class PersonaDefinition(_Strict):
     example_dialogues: list[ExampleExchange] = Field(default_factory=list)
     expertise_keywords: list[NonEmpty] = Field(default_factory=list)
     knowledge: list[KnowledgeItem] = Field(default_factory=list)
+    lorebook: LorebookSettings = Field(default_factory=LorebookSettings)
+    post_history_instructions: str = ""
     model: ModelSettings = Field(default_factory=ModelSettings)
     status: Status = Status.active
     traits: dict[str, JSONValue] = Field(default_factory=dict)
     extensions: dict[str, JSONValue] = Field(default_factory=dict)
+    assets: list[PersonaAsset] = Field(default_factory=list)
 
     @field_validator("language")
     @classmethod
@@ -146,6 +263,12 @@ class PersonaDefinition(_Strict):
     @property
     def shown_name(self) -> str:
         return self.display_name or self.name
+
+    @property
+    def avatar_asset(self) -> PersonaAsset | None:
+        """The avatar image: the icon named "main", else the first icon."""
+        icons = [asset for asset in self.assets if asset.type == "icon"]
+        return next((a for a in icons if a.name == "main"), icons[0] if icons else None)
 
     @property
     def greeting(self) -> str | None:

@@ -24,17 +24,21 @@ from personae.errors import (
     PermissionDenied,
     VersionConflict,
 )
+from personae.personas import assets
+from personae.personas.assets import AssetLimits, Blobs
 from personae.personas.files import SyncReport, sync_folder
 from personae.personas.records import ListQuery, NewVersion, Page, PersonaRecord, VersionRecord
 from personae.personas.registry import CachedPersona, PersonaRegistry
 from personae.personas.schema import (
     DEFINITION_FIELDS,
+    PersonaAsset,
     PersonaDefinition,
     Status,
     Visibility,
     split_id,
 )
 from personae.personas.store import PersonaStore
+from personae.personas.transfer import export_definition, needs_files
 from personae.personas.validation import ALIASES, in_namespace, parse_persona
 
 
@@ -82,9 +86,11 @@ def _traits_nested(changes: dict[str, Any]) -> dict[str, Any]:
 
 
 class PersonaService:
-    def __init__(self, store: PersonaStore, registry: PersonaRegistry) -> None:
+    def __init__(self, store: PersonaStore, registry: PersonaRegistry, *,
+                 asset_limits: AssetLimits = AssetLimits()) -> None:
         self.store = store
         self.registry = registry
+        self.asset_limits = asset_limits
 
     # -- reads -------------------------------------------------------------
 
@@ -125,6 +131,50 @@ class PersonaService:
             raise NotFound(f"persona '{persona_id}' has no version {number}")
         return found
 
+    async def definition_at(self, principal: Principal, persona_id: str,
+                            version: int | None = None) -> PersonaDefinition:
+        """The current definition, or that of ``version``."""
+        if version is None:
+            return (await self.get(principal, persona_id)).record.definition
+        return (await self.version(principal, persona_id, version)).definition
+
+    async def avatar(self, principal: Principal, persona_id: str,
+                     version: int | None = None) -> tuple[PersonaAsset, str, bytes]:
+        """The avatar image (asset, media type, bytes); 404 when there is none, naming an
+        external avatar URL in ``details.url``."""
+        definition = await self.definition_at(principal, persona_id, version)
+        asset = definition.avatar_asset
+        if asset is None:
+            details = {"url": definition.avatar} if definition.avatar else {}
+            raise NotFound(f"persona '{persona_id}' has no avatar image", details)
+        media_type, data = await self._stored_file(persona_id, asset.sha256)
+        return asset, media_type, data
+
+    async def asset(self, principal: Principal, persona_id: str, sha256: str,
+                    version: int | None = None) -> tuple[PersonaAsset, str, bytes]:
+        """A file the (current or given) version names; 404 for any other hash."""
+        definition = await self.definition_at(principal, persona_id, version)
+        asset = next((a for a in definition.assets if a.sha256 == sha256), None)
+        if asset is None:
+            raise NotFound(f"persona '{persona_id}' has no asset {sha256}")
+        media_type, data = await self._stored_file(persona_id, sha256)
+        return asset, media_type, data
+
+    async def _stored_file(self, persona_id: str, sha256: str) -> tuple[str, bytes]:
+        found = await self.store.asset(persona_id, sha256)
+        if found is None:  # only if the persona was deleted under us
+            raise NotFound(f"persona '{persona_id}' has no asset {sha256}")
+        return found
+
+    async def export(self, principal: Principal, persona_id: str,
+                     fmt: str) -> tuple[bytes, str, str]:
+        """The persona as a file of ``fmt`` (see ``transfer.EXPORT_FORMATS``), with its
+        files for the card formats: (content, media type, file name)."""
+        definition = (await self.get(principal, persona_id)).record.definition
+        blobs = await self.store.asset_data(persona_id, (a.sha256 for a in definition.assets)) \
+            if needs_files(fmt) else {}
+        return await asyncio.to_thread(export_definition, definition, fmt, blobs)
+
     async def diff(self, principal: Principal, persona_id: str, old: int,
                    new: int) -> dict[str, Any]:
         before = (await self.version(principal, persona_id, old)).definition.to_data()
@@ -138,20 +188,28 @@ class PersonaService:
 
     async def create(self, principal: Principal, raw: Any, *, visibility: Visibility =
                      Visibility.private, global_scope: bool = False, note: str = "",
-                     author: str | None = None) -> PersonaRecord:
+                     author: str | None = None, blobs: Blobs | None = None) -> PersonaRecord:
+        """Create one persona; an inline ``avatar`` (a ``data:`` URI) becomes its icon."""
+        files = dict(blobs or {})
+        if not isinstance(raw, PersonaDefinition):
+            raw, inline = assets.inline_avatar(raw, limits=self.asset_limits)
+            files |= inline
         # Validation renders the prompt template (up to its time bound): off the loop.
         definition = raw if isinstance(raw, PersonaDefinition) else \
             await asyncio.to_thread(parse_persona, raw)
         (record,) = await self.create_many(principal, [definition], visibility=visibility,
-                                           global_scope=global_scope, note=note, author=author)
+                                           global_scope=global_scope, note=note, author=author,
+                                           blobs=files)
         return record
 
     async def create_many(self, principal: Principal,
                           definitions: builtins.list[PersonaDefinition], *,
                           visibility: Visibility = Visibility.private,
                           global_scope: bool = False, note: str = "",
-                          author: str | None = None) -> builtins.list[PersonaRecord]:
-        """Create several personas, all or none (an import of a multi-persona file).
+                          author: str | None = None,
+                          blobs: Blobs | None = None) -> builtins.list[PersonaRecord]:
+        """Create several personas, all or none (an import of a multi-persona file),
+        with the bytes of the files they name (``blobs``, by hash).
 
         A user's personas are created in their namespace (``id: tutor`` becomes
         ``alice/tutor``), so a clash can only ever be with the caller's own personas."""
@@ -161,8 +219,9 @@ class PersonaService:
         definitions = [in_namespace(d, namespace) for d in definitions]
         owner = None if global_scope else principal.user_id
         visibility = Visibility.public if global_scope else visibility
-        items = [(NewVersion(d, author or principal.name, note or "created"), owner, visibility)
-                 for d in definitions]
+        items = [(NewVersion(d, author or principal.name, note or "created",
+                             blobs=assets.check_write(d, blobs or {}, self.asset_limits)),
+                  owner, visibility) for d in definitions]
         await self.store.create(items)
         return [await self._fresh(d.id) for d in definitions]
 
@@ -175,11 +234,13 @@ class PersonaService:
             data.setdefault("id", persona_id)
             if data["id"] == split_id(persona_id)[1]:  # the plain name within its namespace
                 data["id"] = persona_id
+        data, inline = assets.inline_avatar(data, limits=self.asset_limits)
         definition = await asyncio.to_thread(parse_persona, data)
         if definition.id != persona_id:
             raise InvalidInput(f"id: cannot change a persona's id ('{persona_id}' -> "
                                f"'{definition.id}'); create a new persona instead")
-        return await self._write(principal, record, definition, base_version, note, visibility)
+        return await self._write(principal, record, definition, base_version, note, visibility,
+                                 blobs=inline)
 
     async def patch(self, principal: Principal, persona_id: str, changes: dict[str, Any], *,
                     base_version: int, note: str = "",
@@ -207,6 +268,29 @@ class PersonaService:
         return await self._write(principal, record, target.definition, base,
                                  note or f"rollback to version {to_version}")
 
+    async def set_avatar(self, principal: Principal, persona_id: str, image: bytes,
+                         media_type: str, *, base_version: int) -> PersonaRecord:
+        """A new version with ``image`` (PNG, JPEG, WebP or GIF) as the avatar."""
+        if media_type not in assets.AVATAR_MEDIA_TYPES:
+            raise assets.UnsupportedMediaType(
+                f"an avatar is sent as {', '.join(assets.AVATAR_MEDIA_TYPES)}, "
+                f"not {media_type or 'no Content-Type'}")
+        record = await self._writable(principal, persona_id)
+        asset = await asyncio.to_thread(assets.describe, image, name="main", what="the avatar",
+                                        limits=self.asset_limits)
+        if asset.media_type not in assets.AVATAR_MEDIA_TYPES:
+            raise InvalidInput("the avatar must be a PNG, JPEG, WebP or GIF image")
+        definition = assets.with_avatar(record.definition, asset)
+        return await self._write(principal, record, definition, base_version, "avatar set",
+                                 blobs={asset.sha256: image})
+
+    async def remove_avatar(self, principal: Principal, persona_id: str, *,
+                            base_version: int) -> PersonaRecord:
+        """A new version without an avatar (no change, no version, if it had none)."""
+        record = await self._writable(principal, persona_id)
+        definition = assets.with_avatar(record.definition, None)
+        return await self._write(principal, record, definition, base_version, "avatar removed")
+
     async def sync_folder(self, principal: Principal, folder: Path, *,
                           owner: User | None = None, skip_invalid: bool = False,
                           dry_run: bool = False) -> SyncReport:
@@ -223,14 +307,15 @@ class PersonaService:
             return await sync_folder(self.store, folder, author=principal.name,
                                      owner_id=owner.id if owner else None,
                                      namespace=namespace, skip_invalid=skip_invalid,
-                                     dry_run=dry_run)
+                                     dry_run=dry_run, limits=self.asset_limits)
         finally:
             self.registry.invalidate()
 
     async def seed(self, folder: Path, author: str) -> SyncReport:
         """Load a folder of global personas on the system's own behalf (the samples)."""
         try:
-            return await sync_folder(self.store, folder, author=author)
+            return await sync_folder(self.store, folder, author=author,
+                                     limits=self.asset_limits)
         finally:
             self.registry.invalidate()
 
@@ -252,13 +337,15 @@ class PersonaService:
 
     async def _write(self, principal: Principal, record: PersonaRecord,
                      definition: PersonaDefinition, base_version: int, note: str,
-                     visibility: Visibility | None = None) -> PersonaRecord:
+                     visibility: Visibility | None = None,
+                     blobs: Blobs | None = None) -> PersonaRecord:
         if base_version != record.version:
             raise VersionConflict(record.id, base_version, record.version)
         if definition.content_hash() == record.definition_hash and visibility in (
                 None, record.visibility):
             return record  # nothing changed: no new version
-        new = NewVersion(definition, principal.name, note or "updated", visibility=visibility)
+        new = NewVersion(definition, principal.name, note or "updated", visibility=visibility,
+                         blobs=assets.check_write(definition, blobs or {}, self.asset_limits))
         try:
             await self.store.append_version(record.id, new, base_version)
         finally:

@@ -2,7 +2,11 @@
 
 Every write is one transaction that appends an immutable version, moves the persona's
 ``current_version`` forward by compare-and-set (so a stale write fails instead of
-overwriting), and records a change for other processes' caches.
+overwriting), stores the files the version names for the first time, and records a
+change for other processes' caches. Files (``persona_assets``) are content-addressed
+and never change; each belongs to one persona id, and a version may only name files
+stored for its own persona or written with it, so no definition reaches another
+persona's files by their hash.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ from personae.db.engine import is_sqlite
 from personae.db.tables import (
     aware,
     change_log,
+    persona_assets,
     persona_tags,
     persona_versions,
     personas,
     utcnow,
 )
-from personae.errors import Conflict, NotFound, VersionConflict
+from personae.errors import Conflict, FieldIssue, NotFound, ValidationFailed, VersionConflict
 from personae.personas.records import (
     ListQuery,
     NewVersion,
@@ -35,7 +40,7 @@ from personae.personas.records import (
     SourceState,
     VersionRecord,
 )
-from personae.personas.schema import PersonaDefinition, Status, Visibility
+from personae.personas.schema import PersonaAsset, PersonaDefinition, Status, Visibility
 
 NOTIFY_CHANNEL = "personae_changes"
 ALL_PERSONAS = "*"
@@ -189,6 +194,25 @@ class PersonaStore:
             created_at=aware(row["created_at"]),
         )
 
+    async def asset(self, persona_id: str, sha256: str) -> tuple[str, bytes] | None:
+        """One stored file of the persona: (media type, bytes)."""
+        query = sa.select(persona_assets.c.media_type, persona_assets.c.data).where(
+            persona_assets.c.persona_id == persona_id, persona_assets.c.sha256 == sha256)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return (row[0], bytes(row[1])) if row else None
+
+    async def asset_data(self, persona_id: str, digests: Iterable[str]) -> dict[str, bytes]:
+        """The bytes of the persona's stored files among ``digests``."""
+        wanted = sorted(set(digests))
+        if not wanted:
+            return {}
+        query = sa.select(persona_assets.c.sha256, persona_assets.c.data).where(
+            persona_assets.c.persona_id == persona_id, persona_assets.c.sha256.in_(wanted))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {row[0]: bytes(row[1]) for row in rows}
+
     async def source_states(self) -> dict[str, SourceState]:
         query = sa.select(personas.c.id, personas.c.owner_id, personas.c.current_version,
                           personas.c.definition_hash, personas.c.source_hash)
@@ -248,6 +272,7 @@ class PersonaStore:
             if current is None:
                 raise NotFound(f"persona '{persona_id}' does not exist")
             raise VersionConflict(persona_id, base_version, current)
+        await self._write_assets(conn, persona_id, new, now)
         await conn.execute(persona_versions.insert(),
                            [_version_values(persona_id, new, number, now)])
         await conn.execute(persona_tags.delete().where(persona_tags.c.persona_id == persona_id))
@@ -263,9 +288,40 @@ class PersonaStore:
             for new, owner, visibility in items
         ]
         await conn.execute(personas.insert(), rows)
+        for new, _, _ in items:
+            await self._write_assets(conn, new.definition.id, new, now)
         await conn.execute(persona_versions.insert(),
                            [_version_values(n.definition.id, n, 1, now) for n, _, _ in items])
         await self._insert_tags(conn, [(n.definition.id, n.definition.tags) for n, _, _ in items])
+
+    @staticmethod
+    async def _write_assets(conn: AsyncConnection, persona_id: str, new: NewVersion,
+                            now: datetime) -> None:
+        """Store the files ``new`` names for the first time; refuse one it names that
+        is neither stored for this persona nor given with the version (422)."""
+        assets = new.definition.assets
+        if not assets:
+            return
+        named = {asset.sha256 for asset in assets}
+        stored = set((await conn.execute(
+            sa.select(persona_assets.c.sha256).where(
+                persona_assets.c.persona_id == persona_id,
+                persona_assets.c.sha256.in_(sorted(named))))).scalars())
+        missing = [FieldIssue(f"assets[{index}].sha256", "names no file stored for this "
+                              "persona; send the file with the definition")
+                   for index, asset in enumerate(assets)
+                   if asset.sha256 not in stored and asset.sha256 not in new.blobs]
+        if missing:
+            raise ValidationFailed(missing)
+        first: dict[str, PersonaAsset] = {}
+        for asset in assets:
+            if asset.sha256 not in stored:
+                first.setdefault(asset.sha256, asset)
+        rows = [{"persona_id": persona_id, "sha256": digest, "media_type": asset.media_type,
+                 "size": len(new.blobs[digest]), "data": new.blobs[digest], "created_at": now}
+                for digest, asset in first.items()]
+        if rows:
+            await conn.execute(persona_assets.insert(), rows)
 
     @staticmethod
     async def _insert_tags(conn: AsyncConnection,

@@ -3,8 +3,10 @@
 A language model turns chat messages into a stream of :class:`TextDelta` events that
 ends with exactly one :class:`Finished` (usage and finish reason);
 ``streams.complete`` collects the stream. Structured output is asked for with
-``GenerationSettings.json_schema``; a provider that cannot honour it must raise,
-never return unconstrained text.
+``GenerationSettings.json_schema`` (or ``json_object`` for any JSON object); a
+provider that cannot honour it must raise, never return unconstrained text. A caller's
+per-request settings (:class:`GenerationOverrides`) are applied on top of the
+configured ones.
 
 Voice providers work the same way, on small typed frames: audio streams in as
 :class:`AudioChunk` and events stream out (speech started/stopped, partial and final
@@ -17,7 +19,7 @@ Nothing here knows about personas: callers say what they want with a
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 Role = Literal["system", "user", "assistant"]
@@ -48,12 +50,51 @@ class GenerationSettings:
     max_tokens: int | None = None
     top_p: float | None = None
     json_schema: dict[str, Any] | None = None
+    # Any JSON object (OpenAI's ``json_object``); ``json_schema`` wins when both are set.
+    json_object: bool = False
     stop: tuple[str, ...] = ()
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    # The end user a caller acts for, passed to OpenAI-compatible upstreams as ``user``.
+    user: str | None = None
     # Who is asking (a session id): a shared local model serves callers round-robin.
     fairness_key: str | None = None
     # False: only the whole reply is wanted, so a remote provider may fetch it in one
     # piece (one delta, then Finished) instead of paying for a stream.
     stream: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationOverrides:
+    """A caller's own settings for one request; each one set wins over the configured
+    (persona) settings. Unset is ``None`` (``()`` for ``stop``)."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    json_schema: dict[str, Any] | None = None
+    json_object: bool = False
+    user: str | None = None
+
+    def apply(self, settings: GenerationSettings) -> GenerationSettings:
+        """``settings`` with these overrides on top."""
+        chosen = {name: getattr(self, name) for name in _OVERRIDABLE
+                  if getattr(self, name) is not None}
+        if self.stop:
+            chosen["stop"] = self.stop
+        if self.json_schema is not None or self.json_object:
+            chosen["json_schema"], chosen["json_object"] = self.json_schema, self.json_object
+        return replace(settings, **chosen)
+
+
+_OVERRIDABLE = ("temperature", "max_tokens", "top_p", "seed", "presence_penalty",
+                "frequency_penalty", "user")
+NO_OVERRIDES = GenerationOverrides()
 
 
 @dataclass(frozen=True, slots=True)

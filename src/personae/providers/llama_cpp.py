@@ -17,11 +17,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
-import itertools
 import json
 import threading
-from collections import Counter, deque
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
@@ -40,6 +38,7 @@ from personae.providers.base import (
     approximate_tokens,
 )
 from personae.providers.kinds import shared
+from personae.providers.scheduling import FairScheduler
 
 if TYPE_CHECKING:
     from personae.config import ProviderConfig, Settings
@@ -152,94 +151,6 @@ _POOLS_LOCK = threading.Lock()
 def model_pool(key: ModelKey) -> ModelPool:
     with _POOLS_LOCK:
         return _POOLS.setdefault(key, ModelPool(key))
-
-
-class FairScheduler:
-    """A fixed number of slots, granted round-robin across callers, not first-come.
-
-    Among callers with waiting requests the next free slot goes to the one with the
-    fewest generations running, then the one served longest ago, then the earliest.
-    Lives on one event loop.
-    """
-
-    def __init__(self, slots: int) -> None:
-        self.slots = slots
-        self._free = slots
-        self._waiting: dict[Hashable, deque[tuple[int, asyncio.Future[None]]]] = {}
-        self._active: Counter[Hashable] = Counter()
-        self._last_served: dict[Hashable, int] = {}
-        self._seq = itertools.count()
-        self._closed = False
-
-    @property
-    def running(self) -> int:
-        return self.slots - self._free
-
-    @property
-    def waiting(self) -> int:
-        return sum(len(queue) for queue in self._waiting.values())
-
-    def next_key(self) -> Hashable | None:
-        """The caller whose request gets the next free slot (None when nobody waits)."""
-        return min(self._waiting, key=self._priority) if self._waiting else None
-
-    async def acquire(self, key: Hashable) -> None:
-        if self._closed:
-            raise ProviderUnavailable(NAME, "shutting down")
-        if self._free > 0 and not self._waiting:
-            self._grant(key)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(key, deque()).append((next(self._seq), future))
-        try:
-            await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                self.release(key)  # granted just as the caller gave up
-            else:
-                self._forget(key, future)
-            raise
-
-    def release(self, key: Hashable) -> None:
-        self._active[key] -= 1
-        if self._active[key] <= 0:
-            del self._active[key]
-            if key not in self._waiting:
-                self._last_served.pop(key, None)
-        self._free += 1
-        self._dispatch()
-
-    def close(self) -> None:
-        """Fail every waiting request; running ones finish or are cancelled by the owner."""
-        self._closed = True
-        for _, future in itertools.chain.from_iterable(self._waiting.values()):
-            if not future.done():
-                future.set_exception(ProviderUnavailable(NAME, "shutting down"))
-        self._waiting.clear()
-
-    def _grant(self, key: Hashable) -> None:
-        self._free -= 1
-        self._active[key] += 1
-        self._last_served[key] = next(self._seq)
-
-    def _dispatch(self) -> None:
-        while self._free > 0 and self._waiting:
-            key = min(self._waiting, key=self._priority)
-            queue = self._waiting[key]
-            _, future = queue.popleft()
-            if not queue:
-                del self._waiting[key]
-            if not future.done():
-                self._grant(key)
-                future.set_result(None)
-
-    def _priority(self, key: Hashable) -> tuple[int, int, int]:
-        return (self._active[key], self._last_served.get(key, -1), self._waiting[key][0][0])
-
-    def _forget(self, key: Hashable, future: asyncio.Future[None]) -> None:
-        left = deque(item for item in self._waiting.pop(key, ()) if item[1] is not future)
-        if left:
-            self._waiting[key] = left
 
 
 @dataclass(slots=True, eq=False)
@@ -362,17 +273,20 @@ class EmbeddedLLM:
 
     def _options(self, settings: GenerationSettings) -> dict[str, Any]:
         wanted = settings.max_tokens if settings.max_tokens else self.default_max_tokens
-        options: dict[str, Any] = {"max_tokens": max(1, min(wanted, self.context_window))}
-        if settings.temperature is not None:
-            options["temperature"] = settings.temperature
-        if settings.top_p is not None:
-            options["top_p"] = settings.top_p
-        if settings.stop:
-            options["stop"] = list(settings.stop)
+        optional: dict[str, Any] = {
+            "temperature": settings.temperature, "top_p": settings.top_p,
+            "presence_penalty": settings.presence_penalty,
+            "frequency_penalty": settings.frequency_penalty,
+            "seed": None if settings.seed is None else settings.seed % 2**32,
+            "stop": list(settings.stop) or None}
+        options = {key: value for key, value in optional.items() if value is not None}
+        options["max_tokens"] = max(1, min(wanted, self.context_window))
         if settings.json_schema is not None:
             check_schema(settings.json_schema)
             options["response_format"] = {"type": "json_object",
                                           "schema": settings.json_schema}
+        elif settings.json_object:  # llama-cpp-python constrains it with a JSON grammar
+            options["response_format"] = {"type": "json_object"}
         return options
 
     def _start(self, job: _Job, key: str) -> None:

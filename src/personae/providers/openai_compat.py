@@ -162,7 +162,8 @@ class _Tally:
 
 def build_request(messages: Sequence[ChatMessage], settings: GenerationSettings,
                   model: str, *, stream: bool = True) -> dict[str, Any]:
-    """The request body; unset options are left out so servers use their defaults."""
+    """The request body; unset options are left out so servers use their defaults.
+    ``user`` is the end user the caller acts for (OpenAI's abuse-monitoring id)."""
     request: dict[str, Any] = {
         "model": model,
         "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -171,13 +172,17 @@ def build_request(messages: Sequence[ChatMessage], settings: GenerationSettings,
     if stream:
         request["stream_options"] = {"include_usage": True}
     optional = {"temperature": settings.temperature, "max_tokens": settings.max_tokens,
-                "top_p": settings.top_p, "stop": list(settings.stop) or None}
+                "top_p": settings.top_p, "stop": list(settings.stop) or None,
+                "seed": settings.seed, "presence_penalty": settings.presence_penalty,
+                "frequency_penalty": settings.frequency_penalty, "user": settings.user}
     request.update({key: value for key, value in optional.items() if value is not None})
     if settings.json_schema is not None:
         request["response_format"] = {
             "type": "json_schema",
             "json_schema": {"name": "output", "schema": settings.json_schema, "strict": True},
         }
+    elif settings.json_object:
+        request["response_format"] = {"type": "json_object"}
     return request
 
 

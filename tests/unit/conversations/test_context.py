@@ -55,3 +55,19 @@ def test_a_reply_still_streaming_is_not_history_yet_but_an_interrupted_one_is() 
                               context_window=1000, reply_tokens=20, count=count_words)
     assert [m.content for m in messages] == ["sys", "greeting", "first question", "cut short",
                                              "second question", "now"]
+
+
+def test_post_history_instructions_come_last_and_take_their_share_of_the_window() -> None:
+    history = [_msg(i, "user" if i % 2 else "assistant", f"turn {i} " + "w " * 8)
+               for i in range(10)]
+    common = {"system_prompt": "sys", "knowledge": [], "history": history, "user_text": "now",
+              "persona_id": "tina", "names": {}, "context_window": 80, "reply_tokens": 10,
+              "count": count_words}
+    without = build_messages(**common)
+    messages = build_messages(**common, post_history="Stay brief, {{user}}. " + "x " * 20,
+                              user_name="Ana")
+    assert messages[-2].content == "now"
+    assert messages[-1].role == "system"
+    assert messages[-1].content.startswith("Stay brief, Ana.")
+    assert len(messages) < len(without) + 1  # history gave way to the instructions
+    assert sum(count_words(m.content) + 4 for m in messages) <= 80 - 10 + 4

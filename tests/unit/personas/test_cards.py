@@ -13,14 +13,12 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from personae.errors import InvalidInput, ValidationFailed
-from personae.personas.cards import (
-    CardImport,
+from personae.personas.card_export import (
     card_from_persona,
     card_v2_from_persona,
     export_card_png,
-    import_card,
-    parse_examples,
 )
+from personae.personas.cards import CardImport, import_card, parse_examples
 from personae.personas.schema import PersonaDefinition
 from personae.personas.validation import parse_persona
 
@@ -43,7 +41,7 @@ CHARACTER_BOOK = {
     "extensions": {},
     "entries": [
         {"keys": ["Gull"], "content": "The Gull is a brig.", "extensions": {},
-         "enabled": True, "insertion_order": 0, "use_regex": False},
+         "enabled": True, "insertion_order": 0},  # no use_regex: a V3-only field
     ],
 }
 
@@ -70,8 +68,8 @@ V3_CARD: dict[str, Any] = {
     "spec_version": "3.0",
     "data": {
         **copy.deepcopy(V2_CARD["data"]),
-        "assets": [{"type": "icon", "uri": "embeded://assets/icon/main.png",
-                    "name": "main", "ext": "png"}],
+        # ccdefault: the container's own image; a JSON card holds no embedded file.
+        "assets": [{"type": "icon", "uri": "ccdefault:", "name": "main", "ext": "png"}],
         "nickname": "Mara",
         "creator_notes_multilingual": {"fr": "Mieux avec une tempête."},
         "source": ["https://example.org/mara"],
@@ -203,7 +201,8 @@ def test_v2_card_exported_as_v3_keeps_lorebook_and_fills_v3_fields() -> None:
     card = card_from_persona(import_card(as_json(V2_CARD)).definition)
     assert card["spec"] == "chara_card_v3"
     assert card["spec_version"] == "3.0"
-    assert card["data"]["character_book"] == CHARACTER_BOOK
+    entries = [{**entry, "use_regex": False} for entry in CHARACTER_BOOK["entries"]]
+    assert card["data"]["character_book"] == {**CHARACTER_BOOK, "entries": entries}
     assert card["data"]["extensions"] == V2_CARD["data"]["extensions"]
     assert card["data"]["group_only_greetings"] == []
     assert card["data"]["assets"][0]["uri"] == "ccdefault:"
@@ -299,15 +298,21 @@ def test_large_compressed_png_card_is_read() -> None:
     assert PngImagePlugin.MAX_TEXT_CHUNK == 1024 * 1024  # limit restored afterwards
 
 
-def test_charx_import_warns_about_assets() -> None:
-    content = charx_with({"card.json": as_json(V3_CARD),
-                          "assets/icon/main.png": png_with({}),
+def test_charx_import_keeps_assets_and_warns_about_unlisted_files() -> None:
+    icon = png_with({})
+    card = copy.deepcopy(V3_CARD)
+    card["data"]["assets"] = [{"type": "icon", "uri": "embeded://assets/icon/main.png",
+                               "name": "main", "ext": "png"}]
+    content = charx_with({"card.json": as_json(card), "assets/icon/main.png": icon,
                           "assets/other/notes.txt": b"hello"})
     result = import_card(content, filename="mara.charx")
     assert result.source_format == "charx"
     assert result.definition.name == "Captain Mara"
-    assert any("2 embedded file" in warning for warning in result.warnings)
-    assert card_from_persona(result.definition) == V3_CARD
+    assert [(a.name, a.type, a.uri) for a in result.definition.assets] == [
+        ("main", "icon", "embeded://assets/icon/main.png")]
+    assert result.blobs == {result.definition.assets[0].sha256: icon}
+    assert any("1 file(s) in the CHARX archive" in warning and "notes.txt" in warning
+               for warning in result.warnings)
 
 
 # ---------------------------------------------------------------------- leniency
@@ -524,7 +529,8 @@ def test_unparseable_mes_example_survives_unless_examples_are_edited() -> None:
     assert card_v2_from_persona(persona) == card
 
 
-def test_parse_examples_rejects_text_outside_turns() -> None:
-    assert parse_examples("Some prose.\n<START>\n{{user}}: a\n{{char}}: b") == []
+def test_parse_examples_leaves_out_text_outside_turns() -> None:
+    assert parse_examples("Some prose.\n<START>\n{{user}}: a\n{{char}}: b") == [
+        {"user": "a", "reply": "b"}]
     assert parse_examples("{{user}}: a\n{{char}}: b") == [{"user": "a", "reply": "b"}]
     assert parse_examples("") == []

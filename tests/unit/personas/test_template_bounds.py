@@ -19,7 +19,7 @@ import pytest
 
 from personae.auth.principal import Principal
 from personae.errors import Conflict, ValidationFailed
-from personae.personas.cards import card_from_persona
+from personae.personas.card_export import card_from_persona
 from personae.personas.schema import PersonaDefinition
 from personae.personas.template import (
     MAX_TEMPLATE_CHARS,

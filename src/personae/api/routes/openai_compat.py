@@ -16,16 +16,22 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.responses import StreamingResponse
 
 from personae.api.deps import CurrentPrincipal, get_principal
-from personae.api.errors import error_headers
+from personae.api.errors import (
+    error_headers,
+    openai_error,
+    openai_validation_details,
+    validation_problem,
+)
 from personae.api.openai_wire import SESSION_HEADER, parse_chat_request
 from personae.api.schemas import (
     CHAT_COMPLETION_BODY,
@@ -34,15 +40,15 @@ from personae.api.schemas import (
     ModelObject,
     openai_responses,
 )
-from personae.conversations.gateway import ChatGateway, ChatRequest
+from personae.conversations.gateway import ChatGateway, ChatRequest, ChoiceEvent
 from personae.errors import InvalidInput, PersonaeError, code_for_status
 from personae.limits import load_json
-from personae.providers.base import Completion, Finished, StreamEvent, TextDelta, Usage
+from personae.providers.base import Completion, Finished, TextDelta, Usage
 from personae.providers.streams import aclose_stream
 
+__all__ = ["openai_error", "router"]  # openai_error: still importable from here
 log = logging.getLogger(__name__)
 JSON = "application/json"
-_TYPES = {401: "authentication_error", 403: "permission_error"}
 _DONE = b"data: [DONE]\n\n"
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # Completion ids: a random per-process prefix and a counter (no syscall per request).
@@ -58,19 +64,13 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def openai_error(status: int, code: str, message: str,
-                 details: dict[str, Any] | None = None) -> dict[str, Any]:
-    kind = _TYPES.get(status) or ("server_error" if status >= 500 else "invalid_request_error")
-    return {"error": {"message": message, "type": kind,
-                      "param": (details or {}).get("param"), "code": code,
-                      "details": details or {}}}
-
-
 def _error_response(status: int, code: str, message: str,
-                    details: dict[str, Any] | None = None) -> Response:
+                    details: dict[str, Any] | None = None,
+                    headers: Mapping[str, str] | None = None) -> Response:
     # Retry-After on every 503 (an open circuit names its own wait): SDKs honour it.
     return Response(_dumps(openai_error(status, code, message, details)), status,
-                    media_type=JSON, headers=error_headers(status, details))
+                    media_type=JSON, headers={**error_headers(status, details),
+                                              **(headers or {})})
 
 
 class OpenAIRoute(APIRoute):
@@ -86,9 +86,13 @@ class OpenAIRoute(APIRoute):
                 if exc.status >= 500:
                     log.warning("chat gateway: %s", exc.message)
                 return _error_response(exc.status, exc.code, exc.message, exc.details)
+            except RequestValidationError as exc:  # what FastAPI checks before the route
+                message, issues = validation_problem(exc)
+                return _error_response(400, "invalid_input", message,
+                                       openai_validation_details(issues))
             except HTTPException as exc:
                 return _error_response(exc.status_code, code_for_status(exc.status_code),
-                                       str(exc.detail))
+                                       str(exc.detail), headers=exc.headers)
             except Exception:
                 log.exception("chat gateway: unhandled error")
                 return _error_response(500, "internal_error",
@@ -119,12 +123,13 @@ async def _body(request: Request) -> Any:
 async def chat_completions(request: Request) -> Response:
     """OpenAI chat completions with ``model`` naming a persona; ``stream`` for SSE."""
     principal = await get_principal(request)  # called, not injected: the hot path
-    chat = parse_chat_request(await _body(request), request.headers.get(SESSION_HEADER))
     gateway = _gateway(request)
+    chat = parse_chat_request(await _body(request), request.headers.get(SESSION_HEADER),
+                              max_choices=request.app.state.runtime.settings.openai_max_choices)
     if not chat.stream:
-        completion = await gateway.complete(principal, chat)
-        return Response(_completion_body(chat.model, completion), media_type=JSON)
-    events = await gateway.stream(principal, chat)
+        completions = await gateway.complete_choices(principal, chat)
+        return Response(_completion_body(chat.model, completions), media_type=JSON)
+    events = await gateway.stream_choices(principal, chat)
     try:  # wait for the first event: a failure before any text gets a real status code
         first = await anext(events, None)
     except BaseException:
@@ -134,38 +139,45 @@ async def chat_completions(request: Request) -> Response:
                              headers=_SSE_HEADERS)
 
 
-def _completion_body(model: str, completion: Completion) -> bytes:
+def _completion_body(model: str, completions: list[Completion]) -> bytes:
     """The ``chat.completion`` object, assembled from pre-encoded parts."""
+    choices = b",".join(
+        b'{"index":' + str(index).encode() + b',"message":{"role":"assistant","content":'
+        + _dumps(completion.text) + b',"refusal":null},"logprobs":null,"finish_reason":'
+        + _dumps(completion.finish_reason) + b"}"
+        for index, completion in enumerate(completions))
     return b"".join((
         b'{"id":"', _completion_id().encode(), b'","object":"chat.completion","created":',
-        str(int(time.time())).encode(), b',"model":', _dumps(model),
-        b',"choices":[{"index":0,"message":{"role":"assistant","content":',
-        _dumps(completion.text), b',"refusal":null},"logprobs":null,"finish_reason":',
-        _dumps(completion.finish_reason), b'}],"usage":', _usage(completion.usage),
+        str(int(time.time())).encode(), b',"model":', _dumps(model), b',"choices":[',
+        choices, b'],"usage":', _usage(_total(c.usage for c in completions)),
         b',"system_fingerprint":null}'))
 
 
-async def _sse(events: AsyncIterator[StreamEvent], first: StreamEvent | None,
+async def _sse(events: AsyncIterator[ChoiceEvent], first: ChoiceEvent | None,
                chat: ChatRequest) -> AsyncIterator[bytes]:
-    """``chat.completion.chunk`` events: role, content deltas, finish, usage, [DONE]."""
+    """``chat.completion.chunk`` events: each choice's role, its content deltas and its
+    finish, then the usage (all choices') if asked, then [DONE]."""
     chunk_id, created = _completion_id(), int(time.time())
     head = (b'data: {"id":"' + chunk_id.encode() + b'","object":"chat.completion.chunk",'
             b'"created":' + str(created).encode() + b',"model":' + _dumps(chat.model))
-    choice = head + b',"choices":[{"index":0,"delta":'
-    finished = Finished(Usage())
+    finished: dict[int, Finished] = {}
     try:
-        yield choice + b'{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
+        for index in range(chat.n):
+            yield _chunk(head, index, b'{"role":"assistant","content":""}')
         event = first
         while event is not None:
-            if isinstance(event, TextDelta):
-                yield (choice + b'{"content":' + _dumps(event.text)
-                       + b'},"finish_reason":null}]}\n\n')
+            index, item = event
+            if isinstance(item, TextDelta):
+                yield _chunk(head, index, b'{"content":' + _dumps(item.text) + b"}")
             else:
-                finished = event
+                finished[index] = item
+                yield _chunk(head, index, b"{}", _dumps(item.finish_reason))
             event = await anext(events, None)
-        yield choice + b'{},"finish_reason":' + _dumps(finished.finish_reason) + b"}]}\n\n"
+        for index in sorted(set(range(chat.n)) - set(finished)):  # ended without a finish
+            yield _chunk(head, index, b"{}", b'"stop"')
         if chat.include_usage:
-            yield head + b',"choices":[],"usage":' + _usage(finished.usage) + b"}\n\n"
+            usage = _total(done.usage for done in finished.values())
+            yield head + b',"choices":[],"usage":' + _usage(usage) + b"}\n\n"
     except PersonaeError as exc:  # headers are gone: report in-band, as OpenAI does
         log.warning("chat gateway stream failed: %s", exc.message)
         yield b"data: " + _dumps(openai_error(exc.status, exc.code, exc.message,
@@ -173,6 +185,20 @@ async def _sse(events: AsyncIterator[StreamEvent], first: StreamEvent | None,
     finally:
         await aclose_stream(events)
     yield _DONE
+
+
+def _chunk(head: bytes, index: int, delta: bytes, finish_reason: bytes = b"null") -> bytes:
+    return (head + b',"choices":[{"index":' + str(index).encode() + b',"delta":' + delta
+            + b',"finish_reason":' + finish_reason + b"}]}\n\n")
+
+
+def _total(usages: Iterable[Usage]) -> Usage:
+    """The usage of every choice together (each generation processed the prompt)."""
+    prompt = completion = 0
+    for usage in usages:
+        prompt += usage.prompt_tokens
+        completion += usage.completion_tokens
+    return Usage(prompt, completion)
 
 
 def _usage(usage: Usage) -> bytes:

@@ -54,7 +54,8 @@ def _events(events: Sequence[TurnEvent]) -> list[dict[str, Any]]:
 async def open_session(body: SessionCreate, principal: CurrentPrincipal,
                        conversations: ConversationsDep) -> SessionOpenedPublic:
     """Start talking to a persona; its greeting, if it has one, is the first message."""
-    session, events = await conversations.open(principal, body.persona_id, body.meta)
+    session, events = await conversations.open(principal, body.persona_id,
+                                               body.session_meta())
     return SessionOpenedPublic.model_validate({"session": session.public(),
                                                "events": _events(events)})
 

@@ -11,7 +11,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from personae.api.openai_wire import MAX_MESSAGES, MAX_TOTAL_CHARS
+from personae.api.openai_wire import (
+    INT64,
+    MAX_MESSAGES,
+    MAX_TOTAL_CHARS,
+    MAX_USER_CHARS,
+    MAX_USER_NAME_CHARS,
+)
 from personae.api.schemas.common import Public, error_response
 from personae.conversations.engine import MAX_MESSAGE_CHARS
 
@@ -30,7 +36,10 @@ class ChatMessageParam(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    include_usage: bool = Field(default=False, description="end with a usage chunk")
+    model_config = ConfigDict(extra="forbid")
+    include_usage: bool | None = Field(default=None, description="end with a usage chunk")
+    include_obfuscation: Literal[False] | None = Field(
+        default=None, description="streams are not obfuscated")
 
 
 class JsonSchemaFormat(BaseModel):
@@ -42,45 +51,79 @@ class TextFormat(BaseModel):
     type: Literal["text"]
 
 
+class JsonObjectFormat(BaseModel):
+    """Any JSON object (on the embedded model, a JSON grammar constrains the reply)."""
+
+    type: Literal["json_object"]
+
+
 class JsonSchemaResponseFormat(BaseModel):
     type: Literal["json_schema"]
     json_schema: JsonSchemaFormat
 
 
 class ChatMetadata(BaseModel):
-    """Your own labels, all strings; ``session_id`` names a session of yours."""
+    """Strings: ``session_id`` and ``user_name`` mean something here; any other key is
+    your own label, accepted and not used."""
 
     model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, str] = Field(init=False)
+    __pydantic_extra__: dict[str, str | None] = Field(init=False)
     session_id: str | None = Field(default=None, min_length=1,
                                    description="save the turn into this session")
+    user_name: str | None = Field(
+        default=None, min_length=1, max_length=MAX_USER_NAME_CHARS, pattern=r"\S",
+        description="your display name, for {{user}} in the persona's text (stateless; "
+                    "a session has its own)")
 
 
 NonEmptyText = Annotated[str, Field(min_length=1)]
 
 
 class ChatCompletionRequest(BaseModel):
-    """A chat completion request; fields OpenAI clients add that mean nothing here
-    (``user``, ``seed``, ...) are ignored, but ``n`` > 1 and ``tools`` are refused."""
+    """A chat completion request. Every field listed is honoured, or accepted only at
+    the value given (``logprobs: false``, ...); any other field, or value, is a 400
+    naming it (code ``unsupported_parameter``). ``null`` is the same as absent."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     model: str = Field(min_length=1, description="a persona id (GET /v1/models)")
     messages: list[ChatMessageParam] = Field(
         min_length=1, max_length=MAX_MESSAGES,
         description=f"at most {MAX_TOTAL_CHARS:,} characters of content in all")
-    stream: bool = Field(default=False, description="answer as server-sent events")
+    stream: bool | None = Field(default=None, description="answer as server-sent events")
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    max_tokens: int | None = Field(default=None, ge=1,
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=INT64 - 1)
+    max_tokens: int | None = Field(default=None, ge=1, le=INT64 - 1,
                                    description="used when max_completion_tokens is absent")
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     stop: NonEmptyText | Annotated[list[NonEmptyText], Field(max_length=4)] | None = None
-    response_format: TextFormat | JsonSchemaResponseFormat | None = None
+    seed: int | None = Field(default=None, ge=-INT64, le=INT64 - 1,
+                             description="with n > 1, choice i uses seed + i")
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    response_format: TextFormat | JsonObjectFormat | JsonSchemaResponseFormat | None = None
+    n: int | None = Field(default=None, ge=1, description=(
+        "choices, generated at once; at most PERSONAE_OPENAI_MAX_CHOICES (4 by default); "
+        "1 in a session"))
+    user: str | None = Field(default=None, min_length=1, max_length=MAX_USER_CHARS,
+                             description="the end user's id, passed to OpenAI-compatible "
+                                         "upstream providers")
     metadata: ChatMetadata | None = Field(
         default=None, description='{"session_id": ...} saves the turn into that session '
                                   "(or send the X-Personae-Session header)")
-    n: Literal[1] | None = Field(default=None, description="only one choice is supported")
+    # Accepted only at the value that asks for nothing.
+    logprobs: Literal[False] | None = None
+    top_logprobs: Literal[0] | None = None
+    store: Literal[False] | None = None
+    parallel_tool_calls: bool | None = Field(default=None, description="no tools: no effect")
+    tool_choice: Literal["none"] | None = None
+    function_call: Literal["none"] | None = None
+    tools: Annotated[list[Any], Field(max_length=0)] | None = None
+    functions: Annotated[list[Any], Field(max_length=0)] | None = None
+    service_tier: Literal["auto", "default"] | None = None
+    logit_bias: Annotated[dict[str, Any], Field(max_length=0)] | None = None
+    modalities: Annotated[list[Literal["text"]], Field(min_length=1, max_length=1)] | None \
+        = None
 
 
 class CompletionUsage(Public):
@@ -107,7 +150,7 @@ class ChatCompletion(Public):
     object: Literal["chat.completion"]
     created: int = Field(description="Unix time, seconds")
     model: str = Field(description="the persona id asked for")
-    choices: list[Choice] = Field(description="always exactly one")
+    choices: list[Choice] = Field(description="n of them (1 unless asked), by index")
     usage: CompletionUsage
     system_fingerprint: None
 
@@ -124,9 +167,10 @@ class ChunkChoice(Public):
 
 
 class ChatCompletionChunk(Public):
-    """One ``data:`` line of a stream. After the chunk with a ``finish_reason`` comes,
-    if ``stream_options.include_usage``, one with no choices and the usage; then
-    ``data: [DONE]``. A failure mid-stream is sent in-band as an :class:`OpenAIError`."""
+    """One ``data:`` line of a stream, for one choice (``index``). Once every choice has
+    had its chunk with a ``finish_reason`` comes, if ``stream_options.include_usage``,
+    one with no choices and the usage of them all; then ``data: [DONE]``. A failure
+    mid-stream is sent in-band as an :class:`OpenAIError`."""
 
     id: str
     object: Literal["chat.completion.chunk"]
@@ -155,7 +199,7 @@ class OpenAIErrorBody(Public):
     type: Literal["invalid_request_error", "authentication_error", "permission_error",
                   "server_error"]
     param: str | None = Field(description="the request field at fault, if one is")
-    code: str = Field(description="ours: not_found, provider_error, ...")
+    code: str = Field(description="ours: not_found, unsupported_parameter, ...")
     details: dict[str, Any]
 
 
@@ -166,7 +210,8 @@ class OpenAIError(Public):
 
 
 OPENAI_ERRORS: dict[int, str] = {
-    400: "The request could not be used; param names the field (invalid_input)",
+    400: "The request could not be used; param names the field (invalid_input, or "
+         "unsupported_parameter for a field that cannot be honoured)",
     401: "No valid API key (unauthenticated)",
     404: "No such persona, or not readable by this key; or no such session (not_found)",
     409: "The persona is archived or its prompt fails to render, or the session is "

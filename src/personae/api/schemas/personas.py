@@ -122,6 +122,16 @@ class PersonasImported(ListPage[PersonaPublic]):
     source_format: str = Field(description="what the file was: persona, or a card format")
 
 
+class PersonaLorebookImported(Public):
+    """A lorebook attached to a persona: the new version, and what the file held."""
+
+    persona: PersonaPublic
+    entries_added: int = Field(description="lore entries taken from the file")
+    warnings: list[str] = Field(description="what the lorebook holds that is kept but not "
+                                            "applied, and what was left out")
+    source_format: str = Field(description="world-info or character-book")
+
+
 class VersionSummaryPublic(Public):
     persona_id: str
     version: int

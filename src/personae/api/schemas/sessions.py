@@ -23,6 +23,7 @@ from personae.api.schemas.common import (
     sse_event_schema,
 )
 from personae.conversations.engine import MAX_MESSAGE_CHARS
+from personae.personas.macros import MAX_USER_NAME_CHARS
 
 SessionStatus = Literal["open", "closed", "expired"]
 MessageRole = Literal["user", "assistant", "event"]
@@ -33,6 +34,15 @@ class SessionCreate(Body):
     persona_id: str = Field(description="the persona to talk to",
                             json_schema_extra={"minLength": 1})
     meta: dict[str, Any] = Field(default_factory=dict, description="your own labels")
+    user_name: str | None = Field(
+        default=None, min_length=1, max_length=MAX_USER_NAME_CHARS, pattern=NOT_BLANK,
+        description="the name the persona calls you ({{user}} in its card text; "
+                    "\"User\" when not given); kept in the session's meta")
+
+    def session_meta(self) -> dict[str, Any]:
+        """``meta`` with the user's name in it, as the session keeps it."""
+        return {**self.meta, "user_name": self.user_name.strip()} if self.user_name \
+            else self.meta
 
 
 class MessageCreate(Body):

@@ -121,7 +121,8 @@ class FakeOpenAIServer:
         self.latency = latency  # seconds before the first byte
         self.token_delay = token_delay  # seconds between deltas
         self.reply: Reply = reply if reply is not None else echo
-        self.json_reply = json_reply  # None: a minimal instance of the requested schema
+        # None: a minimal instance of the requested schema; for json_object, {"reply": echo}
+        self.json_reply = json_reply
         self.hang = False  # True: accept requests and never answer
         self.send_usage = True  # False: ignore stream_options.include_usage
         self.interrupt_after: int | None = None  # drop the stream after N deltas
@@ -197,6 +198,9 @@ class FakeOpenAIServer:
             schema = (response_format.get("json_schema") or {}).get("schema")
             value = wanted(body) if callable(wanted) else wanted
             text = json.dumps(example_for(schema) if value is None else value)
+        elif response_format.get("type") == "json_object":  # any object: the echo, wrapped
+            value = self.json_reply(body) if callable(self.json_reply) else self.json_reply
+            text = json.dumps({"reply": last_user_message(body)} if value is None else value)
         else:
             text = self.reply(body) if callable(self.reply) else self.reply
         pieces = split_words(text)

@@ -20,6 +20,7 @@ script.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -65,7 +66,9 @@ class ScriptedLLM:
     ``max_tokens`` is honoured approximately (the reply is cut at about 4 characters a
     token, finishing with ``"length"``); usage is counted with ``approximate_tokens``.
     A ``json_schema`` request is answered only from the queue: the script is trusted
-    and no JSON is ever invented.
+    and no JSON is ever invented; a ``json_object`` request with nothing queued gets
+    the echo wrapped as ``{"reply": ...}``. Every request's settings are recorded
+    (``requests[i].settings``), so a test can check what arrived.
     """
 
     def __init__(self, name: str = NAME, *, context_window: int = 8192, model: str = NAME,
@@ -122,6 +125,8 @@ class ScriptedLLM:
         elif request.settings.json_schema is not None:
             raise ProviderError(self.name, "no reply queued for a JSON schema request; "
                                 "queue the JSON text to answer with")
+        elif request.settings.json_object:
+            reply = json.dumps({"reply": request.last_user})
         else:
             reply = request.last_user
         if isinstance(reply, BaseException):
