@@ -102,6 +102,8 @@ async def test_bad_avatar_uploads_get_clear_errors(api: Api) -> None:
     persona_id = created.json()["id"]
     no_version = await _put_avatar(api, persona_id, made.image_png(), version=None)
     assert no_version.status_code == 428
+    assert "an If-Match header" in no_version.json()["error"]["message"]
+    assert "base_version" not in no_version.json()["error"]["message"]  # a raw image body
     not_image = await _put_avatar(api, persona_id, b"hello, not an image")
     assert not_image.status_code == 400
     assert "not a readable image" in not_image.json()["error"]["message"]

@@ -205,6 +205,8 @@ def _kept_unused(data: dict[str, Any], prefix: str) -> list[str]:
          "script(s))"),
         (isinstance(group, list) and bool(group),
          f"group_only_greetings ({len(group) if isinstance(group, list) else 0} greeting(s))"),
+        (isinstance(data.get("nickname"), str) and bool(data["nickname"].strip()),
+         "nickname ({{char}} is the card's name)"),
     ]
     return [f"{prefix}{what}: kept in the card, not used in conversations"
             for present, what in found if present]

@@ -276,17 +276,34 @@ def _settings(book: dict[str, Any], seen: Counter[str]) -> dict[str, Any]:
     return settings
 
 
+_SINGULAR_VERBS = {"are": "is", "have": "has", "belong": "belongs", "set": "sets",
+                   "carry": "carries"}
+
+
+def _singular(label: str) -> str:
+    """``are placed ...`` -> ``is placed ...``: the label's verb for one entry."""
+    verb, _, rest = label.partition(" ")
+    return f"{_SINGULAR_VERBS.get(verb, verb)} {rest}"
+
+
+def _entries(count: int) -> str:
+    return f"{count} entr{'y' if count == 1 else 'ies'}"
+
+
 def _warnings(seen: Counter[str]) -> list[str]:
-    warnings = [f"lorebook: {count} entr{'y' if count == 1 else 'ies'} {label}"
+    warnings = [f"lorebook: {count} entr{'y' if count == 1 else 'ies'} "
+                f"{_singular(label) if count == 1 else label}"
                 for test, label in _UNUSED if (count := seen[label])]
-    if seen["empty"]:
-        warnings.append(f"lorebook: {seen['empty']} entries with no content were left out")
-    if seen["keyless"]:
-        warnings.append(f"lorebook: {seen['keyless']} entries have no keys and are not "
-                        "constant; kept as plain knowledge, retrieved when relevant")
-    if seen["bad regex"]:
-        warnings.append(f"lorebook: {seen['bad regex']} keys are not valid regular "
-                        "expressions; left out (they could never match)")
+    if empty := seen["empty"]:
+        warnings.append(f"lorebook: {_entries(empty)} with no content "
+                        f"{'was' if empty == 1 else 'were'} left out")
+    if keyless := seen["keyless"]:
+        verbs = ("has", "is") if keyless == 1 else ("have", "are")
+        warnings.append(f"lorebook: {_entries(keyless)} {verbs[0]} no keys and {verbs[1]} "
+                        "not constant; kept as plain knowledge, retrieved when relevant")
+    if bad := seen["bad regex"]:
+        warnings.append(f"lorebook: {bad} key{' is' if bad == 1 else 's are'} not valid "
+                        "regular expressions; left out (they could never match)")
     warnings.extend(f"lorebook: {key.removeprefix('clamped ')} out of range; clamped"
                     for key in ("clamped scan_depth", "clamped token_budget") if seen[key])
     return warnings

@@ -57,10 +57,10 @@ def test_world_info_entries_keep_their_semantics() -> None:
 def test_what_is_kept_but_not_used_is_reported_once_per_kind() -> None:
     lore = read_lorebook(WORLD_INFO, "skerra.json")
     assert lore.warnings == [
-        "lorebook: 1 entry are placed at a chat depth, in the author's note or around the "
+        "lorebook: 1 entry is placed at a chat depth, in the author's note or around the "
         "examples; placed after the character instead",
-        "lorebook: 1 entry have a trigger probability below 100%; they fire every time",
-        "lorebook: 1 entry belong to inclusion groups; groups are not applied"]
+        "lorebook: 1 entry has a trigger probability below 100%; they fire every time",
+        "lorebook: 1 entry belongs to inclusion groups; groups are not applied"]
 
 
 def test_a_bare_character_book_with_options_and_decorators() -> None:
@@ -72,7 +72,7 @@ def test_a_bare_character_book_with_options_and_decorators() -> None:
     assert tale.content == "Old keepers' tale; TALE-FACT."
     assert tale.extensions == {"ccv3_decorators": ["@@depth 4"]}
     assert (tale.secondary_logic, tale.whole_words, tale.enabled) == ("and_all", True, False)
-    assert "lorebook: 1 entry carry decorators (@@ lines); kept, not applied" in lore.warnings
+    assert "lorebook: 1 entry carries decorators (@@ lines); kept, not applied" in lore.warnings
 
 
 def test_v3_regex_keys_become_slash_keys_and_bad_ones_are_dropped() -> None:
@@ -97,8 +97,8 @@ def test_bounds_and_odd_entries() -> None:
                           "scan_depth": 1000})
     assert [item["keys"] for item in lore.items] == [["a", "b"], []]
     assert lore.settings["scan_depth"] == 100
-    assert {"lorebook: 1 entries with no content were left out",
-            "lorebook: 1 entries have no keys and are not constant; kept as plain "
+    assert {"lorebook: 1 entry with no content was left out",
+            "lorebook: 1 entry has no keys and is not constant; kept as plain "
             "knowledge, retrieved when relevant",
             "lorebook: scan_depth out of range; clamped"} <= set(lore.warnings)
 
@@ -118,6 +118,14 @@ def test_a_card_maps_its_lorebook_post_history_and_greetings() -> None:
     assert any(w.startswith("data.extensions.depth_prompt") for w in result.warnings)
     assert "data.extensions.regex_scripts (1 script(s)): kept in the card, not used in " \
         "conversations" in result.warnings
+
+
+def test_a_v3_nickname_is_reported_as_kept_but_not_used() -> None:
+    card = {"spec": "chara_card_v3", "spec_version": "3.0",
+            "data": {**CARD["data"], "nickname": "Keeper"}}
+    warnings = import_card(as_json(card)).warnings
+    assert "data.nickname ({{char}} is the card's name): kept in the card, not used in " \
+        "conversations" in warnings
 
 
 def test_an_unedited_card_still_exports_verbatim() -> None:

@@ -119,7 +119,8 @@ def _file_response(request: Request, sha256: str, media_type: str, data: bytes,
     return Response(data, media_type=media_type, headers=headers)
 
 
-def _base_version(body_version: int | None, if_match: str | None) -> int:
+def _base_version(body_version: int | None, if_match: str | None, *,
+                  accepts_body_version: bool = True) -> int:
     """The version a write is based on: the body's ``base_version`` or ``If-Match``."""
     if body_version is not None:
         return body_version
@@ -132,9 +133,10 @@ def _base_version(body_version: int | None, if_match: str | None) -> int:
             raise InvalidInput(f"If-Match must be a persona version such as \"3\" "
                                f"(1 to {MAX_VERSION}), got {if_match!r}")
         return version
-    raise PreconditionRequired(
-        "say which version your change is based on: 'base_version' in the body "
-        "or an If-Match header (the ETag from GET)")
+    where = ("'base_version' in the body or an If-Match header" if accepts_body_version
+             else "an If-Match header")
+    raise PreconditionRequired(f"say which version your change is based on: {where} "
+                               "(the ETag from GET)")
 
 
 # First: the hot, cached read (routes are tried in order; each one tried before costs
@@ -355,7 +357,7 @@ async def put_avatar(persona_id: str, principal: CurrentPrincipal, service: Pers
                      request: Request) -> Response:
     """Replace the avatar with the image in the body: a new version."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    base = _base_version(None, request.headers.get("if-match"))
+    base = _base_version(None, request.headers.get("if-match"), accepts_body_version=False)
     record = await service.set_avatar(principal, persona_id, await request.body(), media_type,
                                       base_version=base)
     return _record_response(record)
@@ -367,7 +369,7 @@ async def put_avatar(persona_id: str, principal: CurrentPrincipal, service: Pers
 async def delete_avatar(persona_id: str, principal: CurrentPrincipal,
                         service: PersonaServiceDep, request: Request) -> Response:
     """Remove the avatar (image and external URL): a new version."""
-    base = _base_version(None, request.headers.get("if-match"))
+    base = _base_version(None, request.headers.get("if-match"), accepts_body_version=False)
     return _record_response(await service.remove_avatar(principal, persona_id,
                                                         base_version=base))
 
@@ -394,7 +396,7 @@ async def import_lorebook(
                                            "replace them (plain knowledge is kept)")] = "append",
 ) -> PersonaLorebookImported:
     """Attach a lorebook to a persona as lore entries: a new version."""
-    base = _base_version(None, request.headers.get("if-match"))
+    base = _base_version(None, request.headers.get("if-match"), accepts_body_version=False)
     attached = await attach_lorebook(service, principal, persona_id, await file.read(),
                                      filename=file.filename, mode=mode, base_version=base)
     return PersonaLorebookImported.model_validate({
