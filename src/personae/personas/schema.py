@@ -82,6 +82,9 @@ class ExampleExchange(_Strict):
 
 MAX_LORE_KEYS = 100  # keys (and secondary keys) one lore entry may have
 MAX_KEY_LENGTH = 500  # characters in one key; also bounds a regular expression key
+# Regular-expression keys in one persona: each costs a compile at validation and when
+# the version is prepared, so a definition cannot buy seconds of CPU with them.
+MAX_REGEX_KEYS = 1000
 LoreKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH,
                                            strip_whitespace=True)]
 LoreKeys = Annotated[list[LoreKey], Field(max_length=MAX_LORE_KEYS)]
@@ -248,6 +251,20 @@ class PersonaDefinition(_Strict):
     @classmethod
     def _dedupe(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
+
+    @field_validator("knowledge", mode="before")
+    @classmethod
+    def _few_regex_keys(cls, value: Any) -> Any:
+        """Counted before any item is validated (which compiles its regex keys)."""
+        if isinstance(value, list):
+            count = sum(1 for item in value if isinstance(item, dict)
+                        for name in ("keys", "secondary_keys")
+                        if isinstance(item.get(name), list)
+                        for key in item[name] if isinstance(key, str) and _REGEX_KEY.match(key))
+            if count > MAX_REGEX_KEYS:
+                raise ValueError(f"{count:,} regular-expression keys in all; at most "
+                                 f"{MAX_REGEX_KEYS:,} are accepted (plain keys are not limited)")
+        return value
 
     @field_validator("traits")
     @classmethod

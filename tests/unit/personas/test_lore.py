@@ -138,6 +138,15 @@ def test_a_scan_stops_at_its_bound_however_many_slow_keys_there_are(
     assert any("lore scan stopped" in r.message for r in caplog.records)
 
 
+def test_regex_keys_are_counted_before_any_is_compiled() -> None:
+    items = [{"content": f"entry {i}", "keys": [f"/x{i}(a|b)/", f"/y{i}/"]} for i in range(501)]
+    started = time.thread_time()
+    with pytest.raises(ValidationFailed) as caught:
+        parse_persona({"id": "many", "name": "Many", "knowledge": items})
+    assert "1,002 regular-expression keys" in caught.value.message
+    assert time.thread_time() - started < 0.5  # refused without compiling 1,002 patterns
+
+
 def test_macros_in_keys_and_contents() -> None:
     lore = book(item("{{char}} greets {{user}}.", keys=["{{char}}"]), char="Wren")
     assert fired(lore, "hello wren", user="Ana") == ["Wren greets Ana."]
