@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -82,6 +83,14 @@ def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
                                 stdout=out, stderr=subprocess.STDOUT)
 
 
+async def until(condition: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the condition")
+        await asyncio.sleep(0.01)
+
+
 async def wait_for(runtime: Runtime, alice, evaluation_id: str,  # type: ignore[no-untyped-def]
                    done_at_least: int, seconds: float, *, mid_job: bool = False,
                    ) -> dict[str, int]:
@@ -109,6 +118,7 @@ async def test_a_killed_worker_loses_nothing_and_duplicates_nothing(
             evaluation = await runtime.panels.evaluate(alice, EvaluationRequest(
                 content=LONG_TEXT, personas=["zed", "ada"]))
             await wait_for(runtime, alice, evaluation.id, 3, seconds=60, mid_job=True)
+            await until(lambda: server.waiting > 0, seconds=30)  # a model call in flight
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
             second = start_worker(settings, log)

@@ -106,6 +106,7 @@ class FakeOpenAIServer:
         self.host, self.port = host, port
         self.models = models
         self.requests: list[RecordedRequest] = []
+        self.waiting = 0  # chat requests received and not answered yet (the loop's thread)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -177,6 +178,13 @@ class FakeOpenAIServer:
         except ValueError:
             return error_response(400, "request body is not JSON")
         self.requests.append(RecordedRequest(body, dict(request.headers)))
+        self.waiting += 1
+        try:
+            return await self._answer(body)
+        finally:
+            self.waiting -= 1
+
+    async def _answer(self, body: Body) -> Response:
         while self.hang and not self._stopping.is_set():  # noqa: ASYNC110 - set from other threads
             await asyncio.sleep(POLL_SECONDS)
         if self.latency:
