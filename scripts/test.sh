@@ -273,6 +273,9 @@ EOF
 
 # The bundled model is installed above, so its tests must run, not skip.
 export PERSONAE_REQUIRE_MODEL="${PERSONAE_REQUIRE_MODEL:-1}"
+# Tests run the small bundled model, whatever the served default is: CI never
+# downloads or assembles the big ones.
+export PERSONAE_EMBEDDED_MODEL=smollm2-135m
 
 if [[ "${PERSONAE_SKIP_POSTGRES:-0}" == 1 ]]; then
     log "PERSONAE_SKIP_POSTGRES=1: SQLite only, PostgreSQL tests will be skipped"

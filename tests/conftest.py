@@ -10,10 +10,14 @@ both). Select one side with ``-k sqlite`` / ``-k postgres`` or ``-m "not postgre
 ``PERSONAE_TEST_REDIS_URL``; without it the test is skipped, or fails when
 ``PERSONAE_REQUIRE_REDIS=1`` (``scripts/test.sh`` sets both). Tests that use it are
 marked ``redis``: leave them out with ``-m "not redis"``.
+
+The embedded model is pinned to ``smollm2-135m`` (unless ``PERSONAE_EMBEDDED_MODEL`` is
+set), as ``scripts/test.sh`` does, so tests never load or assemble a big model.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,6 +25,8 @@ import pytest
 
 from tests.support import postgres as pg
 from tests.support import redis as rd
+
+os.environ.setdefault("PERSONAE_EMBEDDED_MODEL", "smollm2-135m")
 
 
 def sqlite_url_for(directory: Path) -> str:

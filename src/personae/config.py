@@ -21,6 +21,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from personae.providers.catalogue import CATALOGUE
+
 
 def default_data_dir() -> Path:
     return Path(user_data_dir("personae", appauthor=False))
@@ -94,8 +96,15 @@ class Settings(BaseSettings):
     default_provider: str = Field(default="embedded",
                                   description="provider for personas that name none")
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    judge_provider: str | None = Field(
+        default=None, description="provider that scores `judge` assertions in persona "
+        "tests; none: those assertions are skipped")
+    embedded_model: str = Field(
+        # Chosen by bench/model_choice.py (best pass rate with a second-turn TTFT < 1 s).
+        default="qwen2.5-coder-0.5b", description="the catalogue model the embedded "
+        "provider serves (personae models lists them)")
     embedded_model_path: Path | None = Field(
-        default=None, description="GGUF file; default: the bundled SmolLM2-135M-Instruct")
+        default=None, description="a GGUF file to serve instead of embedded_model")
     embedded_parallel: int = Field(default=2, ge=1, le=16,
                                    description="generations the embedded model runs at once")
     embedded_context_window: int = Field(default=2048, gt=0)
@@ -134,6 +143,14 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="a job running longer is cancelled (arq)")
     job_max_tries: int = Field(default=5, ge=1, description="runs of one job (arq)")
     log_level: str = "info"
+
+    @field_validator("embedded_model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in CATALOGUE:
+            raise ValueError(f"unknown embedded model {value!r}; known models: "
+                             f"{', '.join(CATALOGUE)}")
+        return value
 
     @field_validator("database_url")
     @classmethod

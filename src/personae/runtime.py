@@ -34,6 +34,11 @@ from personae.personas.registry import PersonaRegistry
 from personae.personas.service import PersonaService
 from personae.personas.store import PersonaStore
 from personae.providers.registry import ProviderRegistry
+from personae.quality.jobs import TestRunJob
+from personae.quality.queue import LocalTestQueue, TestRunQueue
+from personae.quality.runner import PersonaTester
+from personae.quality.service import TestRunService
+from personae.quality.store import TestRunStore
 
 
 def samples_folder() -> Path:
@@ -55,6 +60,8 @@ class Runtime:
     gateway: ChatGateway
     panel_runner: PanelRunner
     panels: PanelService
+    test_runs: TestRunService
+    test_run_job: TestRunJob
 
     @classmethod
     async def open(cls, settings: Settings, *, watch: bool = True) -> Runtime:
@@ -85,12 +92,19 @@ class Runtime:
         runner = PanelRunner(PanelStore(engine), prepared, providers,
                              max_attempts=settings.panel_max_attempts)
         panels = PanelService(runner.store, prepared, _panel_queue(settings, runner))
-        return cls(settings, engine, store, registry, personas, UserService(user_store, auth),
-                   auth, providers, prepared, conversations, gateway, runner, panels)
+        users = UserService(user_store, auth)
+        tester = PersonaTester(personas, prepared, providers, conversations,
+                               settings.judge_provider)
+        job = TestRunJob(TestRunStore(engine), tester, users)
+        test_runs = TestRunService(job.store, prepared, providers.names,
+                                   _test_queue(settings, job))
+        return cls(settings, engine, store, registry, personas, users, auth, providers,
+                   prepared, conversations, gateway, runner, panels, test_runs, job)
 
     async def close(self) -> None:
         await self.conversations.close()  # stops any turn still running, saved interrupted
         await self.panels.queue.close()
+        await self.test_runs.queue.close()
         await self.registry.stop()
         await self.providers.aclose()
         await self.engine.dispose()
@@ -131,3 +145,12 @@ def _panel_queue(settings: Settings, runner: PanelRunner) -> JobQueue:
     from personae.panels.arq_queue import ArqQueue
 
     return ArqQueue(settings)
+
+
+def _test_queue(settings: Settings, job: TestRunJob) -> TestRunQueue:
+    """Test runs go where panel jobs go: in process, or to the arq workers."""
+    if settings.queue == "local":
+        return LocalTestQueue(job, settings.panel_concurrency)
+    from personae.quality.queue import ArqTestQueue
+
+    return ArqTestQueue(settings)

@@ -55,6 +55,7 @@ SEMANTIC_REFUSALS = {
     "POST /v1/panels": [400, 422],
     "PUT /v1/panels/{panel}": [400, 422],
     "POST /v1/evaluations": [400, 422],
+    "POST /v1/personas/{persona_id}/tests/run": [400, 422],  # a suite that parses, in bounds
     "POST /v1/chat/completions": [400],  # all messages' content together is bounded
 }
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]

@@ -28,6 +28,7 @@ from personae.providers.base import (
     StreamEvent,
     TextDelta,
 )
+from personae.providers.catalogue import UnknownModel
 from personae.providers.llama_cpp import EmbeddedLLM, bundled_model_path, import_llama_cpp
 from personae.providers.scheduling import FairScheduler
 from personae.providers.streams import complete
@@ -239,8 +240,7 @@ async def test_a_prompt_longer_than_the_context_window_is_a_provider_error(
 def test_from_settings_finds_the_bundled_model(model_path: Path, tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, embedded_context_window=512, embedded_parallel=1)
     llm = EmbeddedLLM.from_settings(settings)
-    assert (llm.name, llm.context_window, llm.model) == (
-        "embedded", 512, "SmolLM2-135M-Instruct.Q4_1")
+    assert (llm.name, llm.context_window, llm.model) == ("embedded", 512, "smollm2-135m")
     assert llm.count_tokens("twelve chars") == 3  # an estimate until the model is loaded
 
     missing = Settings(data_dir=tmp_path, embedded_model_path=tmp_path / "absent.gguf")
@@ -298,3 +298,20 @@ async def test_a_session_turn_keeps_to_the_callers_max_tokens(model_path: Path,
         reply = await runtime.gateway.complete(people["alice"], request)
     assert 0 < reply.usage.completion_tokens <= 5
     assert reply.finish_reason == "length"
+
+
+async def test_a_request_naming_a_catalogue_model_is_served_by_it(model_path: Path,
+                                                                  tmp_path: Path) -> None:
+    """As a persona's ``model: {provider: embedded, model: smollm2-135m}`` asks."""
+    settings = Settings(data_dir=tmp_path, embedded_context_window=512, embedded_parallel=1)
+    llm = EmbeddedLLM.from_settings(settings)
+    try:
+        reply = await complete(llm, HELLO, GenerationSettings(model="smollm2-135m",
+                                                              max_tokens=4))
+        assert (reply.provider, reply.model) == ("embedded", "smollm2-135m")
+        assert llm.languages_for("smollm2-135m") == frozenset({"en"})
+        with pytest.raises(UnknownModel, match="known models: smollm2-135m") as caught:
+            await complete(llm, HELLO, GenerationSettings(model="gpt-7", max_tokens=4))
+        assert caught.value.status == 400
+    finally:
+        await llm.aclose()

@@ -19,7 +19,16 @@ from personae import __version__
 from personae.api.docs import install_docs
 from personae.api.errors import install_error_handlers
 from personae.api.limits import BodyLimits
-from personae.api.routes import evaluations, health, me, openai_compat, panels, personas, sessions
+from personae.api.routes import (
+    evaluations,
+    health,
+    me,
+    openai_compat,
+    panels,
+    persona_tests,
+    personas,
+    sessions,
+)
 from personae.config import Settings, get_settings
 from personae.logs import install_redaction
 from personae.runtime import Runtime
@@ -93,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper = asyncio.create_task(_expire_idle_sessions(runtime), name="session-expiry")
         await runtime.conversations.start()  # turns a killed or restarted server left
         await runtime.panels.resume()  # in-process jobs left unfinished by a restart
+        await runtime.test_runs.resume()  # and test runs, started again from scratch
         undo_signals = _drain_on_termination(runtime)
         try:
             yield
@@ -124,4 +134,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sessions.router, prefix="/v1")
     app.include_router(panels.router, prefix="/v1")
     app.include_router(evaluations.router, prefix="/v1")
+    app.include_router(persona_tests.router, prefix="/v1")
     return app

@@ -84,6 +84,8 @@ class _Chat:
                 self.console.print(event.text, end="", markup=False, highlight=False)
             elif isinstance(event, Done):
                 self.console.print()
+                for warning in event.message.meta.get("warnings", []):
+                    self.console.print(Text(f"warning: {warning}", style="dim"))
             elif isinstance(event, TurnFailed):
                 self.console.print(f"\n[red]error:[/red] {event.message}")
 

@@ -13,7 +13,8 @@ import typer
 from typer.core import TyperGroup
 
 from personae import __version__
-from personae.cli import chat, db, output, panels, personas, serve, users, worker
+from personae.cli import chat, db, output, panels, personas, quality, serve, users, worker
+from personae.cli import models as models_cli
 from personae.cli.session import CliState, in_runtime, settings_for
 from personae.db.engine import safe_url
 from personae.errors import PersonaeError, from_infrastructure
@@ -55,9 +56,11 @@ app.add_typer(users.users_app, name="users")
 app.add_typer(users.keys_app, name="keys")
 app.add_typer(db.app, name="db")
 app.add_typer(panels.app, name="panel")
+app.add_typer(models_cli.app, name="models")
 app.command()(serve.serve)
 app.command()(chat.chat)
 app.command()(worker.worker)
+app.command(name="test")(quality.run_tests)
 
 
 def _show_version(value: bool) -> None:

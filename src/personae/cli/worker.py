@@ -81,11 +81,13 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
     from arq.worker import Worker
 
     from personae.panels.arq_queue import redis_settings, worker_functions
+    from personae.quality.queue import worker_functions as test_run_functions
 
     async def startup(ctx: dict[str, Any]) -> None:
         runtime = await Runtime.open(settings, watch=True)
         ctx["runtime"] = runtime
         ctx["runner"] = runtime.panel_runner
+        ctx["test_runs"] = runtime.test_run_job
         ctx["queue_name"] = settings.queue_name
         log.info("panel worker ready: queue %s, %d jobs at a time", settings.queue_name,
                  settings.panel_concurrency)
@@ -96,7 +98,8 @@ def build_worker(settings: Settings, *, burst: bool = False) -> Worker:
             await runtime.close()
 
     return Worker(
-        functions=worker_functions(settings), redis_settings=redis_settings(settings),
+        functions=[*worker_functions(settings), *test_run_functions(settings)],
+        redis_settings=redis_settings(settings),
         queue_name=settings.queue_name, on_startup=startup, on_shutdown=shutdown,
         max_jobs=settings.panel_concurrency, job_timeout=settings.job_timeout_seconds,
         keep_result=0, burst=burst, handle_signals=not burst, poll_delay=0.1,

@@ -224,6 +224,8 @@ class ConversationService:
             persona = await self.prepared.get(session.persona_id, session.persona_version)
             run.knowledge = persona.knowledge.top(user.content, self.knowledge_items)
             llm, settings = self.providers.resolve(persona.model)
+            run.warnings = self.providers.language_warnings(persona.model,
+                                                            persona.definition.language)
             settings = replace(run.overrides.apply(settings), fairness_key=session.id)
             messages = await self._messages(session, persona, run, user, llm,
                                             settings.max_tokens or DEFAULT_REPLY_TOKENS)

@@ -28,6 +28,7 @@ class TurnRun:
         self.stopped_early = False  # stopped by the server (shutdown, lost claim)
         self.reply: MessageRecord | None = None  # its row, from the start of the turn
         self.flushed = 0  # parts written to the row so far
+        self.warnings: list[str] = []  # shown with the reply (e.g. a language the model lacks)
 
     def delta(self, text: str) -> None:
         if self.first_token_ms is None:
@@ -70,6 +71,8 @@ class TurnRun:
         if self.finished is not None:
             meta["provider"], meta["model"] = self.finished.provider, self.finished.model
             meta["finish_reason"] = self.finished.finish_reason
+        if self.warnings:
+            meta["warnings"] = self.warnings
         if self.error is not None:
             meta["error"] = {"code": self.error.code, "message": self.error.message}
         return meta

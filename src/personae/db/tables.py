@@ -252,3 +252,26 @@ evaluation_scores = sa.Table(
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.Index("ix_evaluation_scores_status", "evaluation_id", "status"),
 )
+
+# Persona test runs: the suite as validated and the run's options frozen at creation;
+# the report is written once, at the end (so a run restarted from scratch is safe).
+test_runs = sa.Table(
+    "test_runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("owner_id", sa.String(64), sa.ForeignKey("users.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("persona_id", sa.String(64), nullable=False),
+    sa.Column("persona_version", sa.Integer, nullable=False),
+    sa.Column("suite", sa.JSON, nullable=False),
+    sa.Column("options", sa.JSON, nullable=False),  # repeat, provider, model
+    # queued | running | completed | failed | cancelled
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("done", sa.Integer, nullable=False, default=0),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("result", sa.JSON, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False, index=True),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=True),
+)

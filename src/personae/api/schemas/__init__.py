@@ -43,6 +43,13 @@ from personae.api.schemas.openai import (
     openai_responses,
 )
 from personae.api.schemas.panels import PanelCreate, PanelPublic, PanelsPublic, PanelUpdate
+from personae.api.schemas.persona_tests import (
+    TestReportPublic,
+    TestRunCreate,
+    TestRunProgressPublic,
+    TestRunPublic,
+    TestRunsPublic,
+)
 from personae.api.schemas.personas import (
     PersonaCreate,
     PersonaDiffPublic,
@@ -143,6 +150,11 @@ __all__ = [
     "SessionsPublic",
     "SwitchRequest",
     "SwitchedPublic",
+    "TestReportPublic",
+    "TestRunCreate",
+    "TestRunProgressPublic",
+    "TestRunPublic",
+    "TestRunsPublic",
     "UserPublic",
     "VersionPublic",
     "VersionSummaryPublic",

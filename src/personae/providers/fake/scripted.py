@@ -72,8 +72,10 @@ class ScriptedLLM:
     """
 
     def __init__(self, name: str = NAME, *, context_window: int = 8192, model: str = NAME,
-                 when_empty: WhenEmpty = "echo") -> None:
+                 when_empty: WhenEmpty = "echo",
+                 languages: frozenset[str] | None = None) -> None:
         self.name = name
+        self.languages = languages  # reported by languages_for (None: unknown)
         self.context_window = context_window
         self.model = model
         self.when_empty: WhenEmpty = when_empty
@@ -97,6 +99,9 @@ class ScriptedLLM:
 
     def count_tokens(self, text: str) -> int:
         return approximate_tokens(text)
+
+    def languages_for(self, model: str | None) -> frozenset[str] | None:
+        return self.languages
 
     async def aclose(self) -> None:
         self.closed = True

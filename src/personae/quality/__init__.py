@@ -1,0 +1,1 @@
+"""Persona regression tests: suites of cases, checked reply by reply."""
