@@ -207,12 +207,12 @@ async def test_chat_content_is_bounded_like_a_session_message(api: Api) -> None:
 
 
 async def test_a_billion_laughs_import_is_refused_naming_the_alias(api: Api) -> None:
-    started = time.monotonic()
+    started = time.process_time()  # CPU of every thread: the parse runs in a worker thread
     response = await api.client.post("/v1/personas/import", headers=api.as_("alice"),
                                      files={"file": ("laughs.yaml", BILLION_LAUGHS.encode())})
     _is_error(response, 400, "invalid_input", "YAML aliases (*a) are not accepted")
     assert "line 2" in response.json()["error"]["message"]
-    assert time.monotonic() - started < 1  # generous: it once took 107 s
+    assert time.process_time() - started < 1  # generous: it once took 107 s
 
 
 # --------------------------------------------------------------------- templates
