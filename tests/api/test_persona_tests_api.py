@@ -179,7 +179,7 @@ async def test_neither_or_both_suites_and_bad_options_are_refused(tapi: Api) -> 
 
 async def test_results_before_completion_are_409_and_cancel_stops_the_run(tapi: Api) -> None:
     persona_id = await persona(tapi, "alice", "private")
-    slots = queue(tapi)._slots
+    slots = queue(tapi).pool.slots
     await slots.acquire()  # every slot taken: the run stays queued until released
     try:
         for _ in range(7):

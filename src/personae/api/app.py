@@ -127,12 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        max_upload_bytes=settings.max_upload_bytes)
     install_docs(app)
     # The persona router goes first: its cached GET is the hot path and routes match in order.
-    app.include_router(personas.router, prefix="/v1")
-    app.include_router(openai_compat.router, prefix="/v1")
+    for module in (personas, openai_compat, me, sessions, panels, evaluations, persona_tests):
+        app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
-    app.include_router(me.router, prefix="/v1")
-    app.include_router(sessions.router, prefix="/v1")
-    app.include_router(panels.router, prefix="/v1")
-    app.include_router(evaluations.router, prefix="/v1")
-    app.include_router(persona_tests.router, prefix="/v1")
     return app

@@ -8,13 +8,12 @@ an in-process queue that restarts picks up what was left (:meth:`LocalQueue.resu
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from personae.panels.runner import CellJob, PanelRunner, classify_job_id
 from personae.panels.store import PanelStore
+from personae.tasks import TaskPool
 
 log = logging.getLogger(__name__)
 
@@ -32,40 +31,24 @@ class LocalQueue:
 
     def __init__(self, runner: PanelRunner, concurrency: int) -> None:
         self.runner = runner
-        self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._pool = TaskPool(concurrency, "panel job")
 
     @property
     def busy(self) -> int:
-        return len(self._tasks)
+        return len(self._pool)
 
     async def classify(self, evaluation_id: str, index: int) -> None:
         async def job() -> None:
             for cell in await self.runner.classify(evaluation_id, index):
                 await self.score(cell)
 
-        self._spawn(classify_job_id(evaluation_id, index), job)
+        self._pool.spawn(classify_job_id(evaluation_id, index), job)
 
     async def score(self, job: CellJob) -> None:
         async def run() -> None:
             await self.runner.score(job)
 
-        self._spawn(job.job_id, run)
-
-    def _spawn(self, job_id: str, work: Callable[[], Awaitable[None]]) -> None:
-        if job_id in self._tasks:
-            return  # queued or running already: the same id is the same work
-
-        async def guarded() -> None:
-            try:
-                async with self._slots:
-                    await work()
-            except Exception:  # the cell stays pending/running and is resumed later
-                log.exception("panel job %s failed", job_id)
-            finally:
-                self._tasks.pop(job_id, None)
-
-        self._tasks[job_id] = asyncio.get_running_loop().create_task(guarded())
+        self._pool.spawn(job.job_id, run)
 
     async def resume(self) -> int:
         """Requeue the unfinished work of every running evaluation (after a restart)."""
@@ -73,14 +56,10 @@ class LocalQueue:
 
     async def drain(self) -> None:
         """Wait until no job is queued or running (jobs may add jobs while we wait)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        await self._pool.drain()
 
     async def close(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._pool.close()
 
 
 async def resume_running(store: PanelStore, queue: JobQueue) -> int:

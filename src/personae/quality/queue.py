@@ -8,13 +8,13 @@ and an in-process queue that restarts starts the runs left open again from scrat
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from personae.config import Settings
 from personae.errors import QueueUnavailable
 from personae.quality.jobs import TestRunJob
+from personae.tasks import TaskPool
 
 if TYPE_CHECKING:
     from arq.connections import ArqRedis
@@ -43,30 +43,17 @@ class LocalTestQueue:
 
     def __init__(self, job: TestRunJob, concurrency: int) -> None:
         self.job = job
-        self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.pool = TaskPool(concurrency, "test run")
 
     async def submit(self, run_id: str) -> None:
-        if run_id in self._tasks:
-            return  # queued or running already
+        async def run() -> None:
+            await self.job.run(run_id)
 
-        async def guarded() -> None:
-            try:
-                async with self._slots:
-                    await self.job.run(run_id)
-            except Exception:  # the run stays open and is started again on resume
-                log.exception("test run %s failed", run_id)
-            finally:
-                self._tasks.pop(run_id, None)
-
-        self._tasks[run_id] = asyncio.get_running_loop().create_task(guarded())
+        self.pool.spawn(run_id, run)  # a failed run stays open and starts again on resume
 
     async def cancel(self, run_id: str) -> None:
         """Stop the run's task now (the store already says it is cancelled)."""
-        task = self._tasks.get(run_id)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await self.pool.cancel(run_id)
 
     async def resume(self) -> int:
         """Queue again, from scratch, every run a restart left queued or running."""
@@ -79,14 +66,10 @@ class LocalTestQueue:
 
     async def drain(self) -> None:
         """Wait until no run is queued or running."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        await self.pool.drain()
 
     async def close(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.pool.close()
 
 
 class ArqTestQueue:
