@@ -104,6 +104,26 @@ class ValidationFailed(InvalidInput):
         )
 
 
+class TooLarge(InvalidInput):
+    """An input past its size bound (a file, an upload)."""
+
+    code = "too_large"
+    status = 413
+
+
+class UnsupportedMediaType(InvalidInput):
+    """An upload whose declared type is not one the route takes."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+class UnsupportedParameter(InvalidInput):
+    """A request field Personae cannot honour (OpenAI's ``unsupported_parameter``)."""
+
+    code = "unsupported_parameter"
+
+
 class AuthenticationRequired(PersonaeError):
     code = "unauthenticated"
     status = 401

@@ -21,7 +21,7 @@ from typing import Any
 
 from personae.conversations.engine import MAX_MESSAGE_CHARS
 from personae.conversations.gateway import ChatRequest
-from personae.errors import InvalidInput, invalid_param
+from personae.errors import InvalidInput, UnsupportedParameter, invalid_param
 from personae.providers.base import ChatMessage, GenerationOverrides, Role
 
 SESSION_HEADER = "x-personae-session"
@@ -89,12 +89,6 @@ STREAM_OPTIONS: dict[str, Neutral] = {
     "include_obfuscation": Neutral(lambda v: v is False, "false",
                                    "streams are not obfuscated"),
 }
-
-
-class UnsupportedParameter(InvalidInput):
-    """A request field Personae cannot honour (OpenAI's ``unsupported_parameter``)."""
-
-    code = "unsupported_parameter"
 
 
 def unsupported(param: str, problem: str) -> UnsupportedParameter:

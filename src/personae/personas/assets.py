@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from personae.errors import FieldIssue, InvalidInput, ValidationFailed
+from personae.errors import FieldIssue, InvalidInput, TooLarge, ValidationFailed
 from personae.personas import card_files
 from personae.personas.schema import PersonaAsset, PersonaDefinition
 
@@ -37,20 +37,6 @@ _DATA_URI = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^;,]*)
                        r"(?P<b64>;base64)?,(?P<payload>.*)", re.DOTALL | re.IGNORECASE)
 
 Blobs = dict[str, bytes]  # sha256 -> the bytes
-
-
-class AssetTooLarge(InvalidInput):
-    """A file past ``max_asset_bytes``."""
-
-    code = "too_large"
-    status = 413
-
-
-class UnsupportedMediaType(InvalidInput):
-    """An upload whose declared type is not one the route takes."""
-
-    code = "unsupported_media_type"
-    status = 415
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +56,7 @@ def describe(data: bytes, *, name: str, type_: str = "icon", ext: str = "",
              limits: AssetLimits = AssetLimits()) -> PersonaAsset:
     """The asset entry for ``data``; icons and image extensions must be readable images."""
     if len(data) > limits.max_bytes:
-        raise AssetTooLarge(f"{what} is {len(data):,} bytes; at most {limits.max_bytes:,} "
+        raise TooLarge(f"{what} is {len(data):,} bytes; at most {limits.max_bytes:,} "
                             "bytes per file (PERSONAE_MAX_ASSET_BYTES)",
                             {"limit": limits.max_bytes})
     ext = ext.lower().lstrip(".")
@@ -95,7 +81,7 @@ def decode_data_uri(uri: str, *, what: str, limits: AssetLimits = AssetLimits())
         raise InvalidInput(f"{what} is not a valid data: URI")
     payload = found["payload"]
     if len(payload) * 3 // 4 > limits.max_bytes:
-        raise AssetTooLarge(f"{what} is larger than {limits.max_bytes:,} bytes "
+        raise TooLarge(f"{what} is larger than {limits.max_bytes:,} bytes "
                             "(PERSONAE_MAX_ASSET_BYTES)", {"limit": limits.max_bytes})
     if not found["b64"]:
         return urllib.parse.unquote_to_bytes(payload)
@@ -129,7 +115,7 @@ def inline_avatar(raw: Any, *, folder: Path | None = None, root: Path | None = N
         else:
             return raw, {}
         asset = describe(data, name="main", what="avatar", limits=limits)
-    except AssetTooLarge:
+    except TooLarge:
         raise
     except InvalidInput as exc:
         raise ValidationFailed([FieldIssue("avatar", exc.message.removeprefix("avatar "))]) \
@@ -156,7 +142,7 @@ def _read_beside(relative: str, folder: Path, root: Path, limits: AssetLimits) -
     if not path.is_file():
         raise InvalidInput(f"avatar file '{relative}' does not exist")
     if path.stat().st_size > limits.max_bytes:
-        raise AssetTooLarge(f"avatar file '{relative}' is larger than {limits.max_bytes:,} "
+        raise TooLarge(f"avatar file '{relative}' is larger than {limits.max_bytes:,} "
                             "bytes (PERSONAE_MAX_ASSET_BYTES)", {"limit": limits.max_bytes})
     return path.read_bytes()
 
@@ -178,7 +164,7 @@ def check_write(definition: PersonaDefinition, blobs: Mapping[str, bytes],
         if digest not in named:
             continue
         if len(data) > limits.max_bytes:
-            raise AssetTooLarge(f"an asset is {len(data):,} bytes; at most "
+            raise TooLarge(f"an asset is {len(data):,} bytes; at most "
                                 f"{limits.max_bytes:,} (PERSONAE_MAX_ASSET_BYTES)",
                                 {"limit": limits.max_bytes})
         if sha256_of(data) != digest:

@@ -17,11 +17,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from personae.errors import InvalidInput
+from personae.errors import InvalidInput, TooLarge
 from personae.personas import card_files
 from personae.personas.assets import (
     AssetLimits,
-    AssetTooLarge,
     Blobs,
     data_uri,
     decode_data_uri,
@@ -78,7 +77,7 @@ def _add(files: CardFiles, index: int, entry: dict[str, Any], uri: str, data: by
         asset = describe(data, name=name, type_=_text(entry, "type", "other"),
                          ext=_text(entry, "ext", ""), uri=uri, what=f"asset '{name}'",
                          limits=_IMPORT_LIMITS)
-    except AssetTooLarge:
+    except TooLarge:
         raise
     except InvalidInput as exc:
         warnings.append(f"data.assets[{index}]: {exc.message}; left out")
@@ -92,7 +91,7 @@ def _elsewhere(files: CardFiles, index: int, entry: dict[str, Any], uri: str, wh
     if uri.lower().startswith("data:"):
         try:
             data = decode_data_uri(uri, what=f"data.assets[{index}]", limits=_IMPORT_LIMITS)
-        except AssetTooLarge:
+        except TooLarge:
             raise
         except InvalidInput as exc:
             warnings.append(f"{exc.message}; left out")

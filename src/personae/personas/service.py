@@ -22,6 +22,7 @@ from personae.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    UnsupportedMediaType,
     VersionConflict,
 )
 from personae.personas import assets
@@ -272,7 +273,7 @@ class PersonaService:
                          media_type: str, *, base_version: int) -> PersonaRecord:
         """A new version with ``image`` (PNG, JPEG, WebP or GIF) as the avatar."""
         if media_type not in assets.AVATAR_MEDIA_TYPES:
-            raise assets.UnsupportedMediaType(
+            raise UnsupportedMediaType(
                 f"an avatar is sent as {', '.join(assets.AVATAR_MEDIA_TYPES)}, "
                 f"not {media_type or 'no Content-Type'}")
         record = await self._writable(principal, persona_id)

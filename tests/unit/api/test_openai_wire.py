@@ -12,10 +12,9 @@ from personae.api.openai_wire import (
     HONOURED,
     NEUTRAL_ONLY,
     REFUSED,
-    UnsupportedParameter,
     parse_chat_request,
 )
-from personae.errors import InvalidInput
+from personae.errors import InvalidInput, UnsupportedParameter
 from personae.providers.base import GenerationOverrides, GenerationSettings
 
 MESSAGES = [{"role": "user", "content": "hi"}]

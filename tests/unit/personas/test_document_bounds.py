@@ -12,8 +12,6 @@ import asyncio
 import io
 import json
 import struct
-import time
-import tracemalloc
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -29,6 +27,7 @@ from personae.personas.cards import import_card
 from personae.personas.files import parse_document
 from personae.personas.transfer import import_bytes
 from personae.runtime import Runtime
+from tests.support.measure import measured
 
 FAST = 0.5  # seconds; generous, these are refused in milliseconds
 LITTLE_MEMORY = 16 * 1024 * 1024
@@ -40,21 +39,12 @@ BILLION_LAUGHS = "\n".join([
 ])
 
 
-def _measured(run: Callable[[], object]) -> tuple[float, int]:
-    tracemalloc.start()
-    started = time.thread_time()
-    try:
-        run()
-        return time.thread_time() - started, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
 
 def _refused(run: Callable[[], object], message: str) -> tuple[float, int]:
     def refused() -> None:
         with pytest.raises(InvalidInput, match=message):
             run()
-    return _measured(refused)
+    return measured(refused)
 
 
 # ---------------------------------------------------------------------------- YAML

@@ -9,8 +9,8 @@ import pytest
 
 from personae.auth.principal import Principal
 from personae.config import Settings
-from personae.errors import NotFound, ValidationFailed
-from personae.personas.assets import AssetTooLarge, data_uri, sha256_of
+from personae.errors import NotFound, TooLarge, ValidationFailed
+from personae.personas.assets import data_uri, sha256_of
 from personae.personas.transfer import import_bytes
 from personae.runtime import Runtime
 from tests.support import cards as made
@@ -110,10 +110,10 @@ async def test_asset_bound_is_a_setting(database_url: str, tmp_path: Path,
     async with open_runtime(settings) as small:
         record = await small.personas.create(people["alice"], {"name": "Small"})
         big = made.noise_png(64)
-        with pytest.raises(AssetTooLarge, match="PERSONAE_MAX_ASSET_BYTES"):
+        with pytest.raises(TooLarge, match="PERSONAE_MAX_ASSET_BYTES"):
             await small.personas.set_avatar(people["alice"], record.id, big, "image/png",
                                             base_version=1)
-        with pytest.raises(AssetTooLarge):
+        with pytest.raises(TooLarge):
             await small.personas.create(people["alice"], {
                 "name": "Inline", "avatar": data_uri("image/png", big)})
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import tracemalloc
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,6 +28,7 @@ from personae.personas.template import (
 from personae.personas.template_bounds import MAX_OUTPUT_CHARS, MAX_RENDER_SECONDS
 from personae.personas.validation import parse_persona
 from personae.runtime import Runtime
+from tests.support.measure import measured
 
 CONTEXT: dict[str, Any] = {"persona": {"name": "Ada", "knowledge": [
     {"title": "t1", "content": "c" * 100}, {"title": "t2", "content": "d"}]},
@@ -49,24 +48,13 @@ def _warm() -> None:
     parse_persona({"name": "Warm", "language": "hi", "prompt_template": "{{ default }}"})
 
 
-def _measured(run: Callable[[], object]) -> tuple[float, int]:
-    """CPU seconds (this thread's, so a loaded machine does not count) and peak traced
-    bytes ``run`` took."""
-    tracemalloc.start()
-    started = time.thread_time()
-    try:
-        run()
-        return time.thread_time() - started, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
 
 def _refused(template: str, bound: str, limits: TemplateLimits = TemplateLimits()
              ) -> tuple[float, int]:
     def run() -> None:
         with pytest.raises(ValueError, match=bound):
             render_template(template, CONTEXT, limits)
-    return _measured(run)
+    return measured(run)
 
 
 # ---------------------------------------------------------------- the three attacks
@@ -87,7 +75,7 @@ def test_the_reported_attacks_are_refused_fast_with_little_memory(template: str,
 
 def test_compiling_never_evaluates_a_constant_expression() -> None:
     """``'%0999999999d'|format(1)`` once took 1 GB at create time, folded while compiling."""
-    elapsed, peak = _measured(lambda: compile_template("{{ '%0999999999d'|format(2) }}"))
+    elapsed, peak = measured(lambda: compile_template("{{ '%0999999999d'|format(2) }}"))
     assert elapsed < FAST
     assert peak < LITTLE_MEMORY
 
@@ -216,7 +204,7 @@ def test_a_template_that_breaks_a_bound_is_refused_at_create_time(template: str,
         (issue,) = _issues({"name": "Ada", "prompt_template": template})
         assert issue["path"] == "prompt_template"
         assert bound in issue["message"]
-    elapsed, peak = _measured(run)
+    elapsed, peak = measured(run)
     assert elapsed < FAST
     assert peak < LITTLE_MEMORY
 
