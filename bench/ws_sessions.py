@@ -1,10 +1,10 @@
 """Concurrent WebSocket sessions against a loopback upstream: errors, mix-ups and latency.
 
-Target: 1,000 concurrent WebSocket sessions, three turns each, against a loopback
+Targets: 1,000 concurrent WebSocket sessions, three turns each, against a loopback
 OpenAI-protocol upstream: 0 errors and 0 replies delivered to the wrong session (each
-reply must carry its own session's nonce and no other); time to first token (p50/p99)
-is reported, with the upstream's own time to first token measured in the same run as
-the baseline, so Personae's overhead reads as a ratio.
+reply must carry its own session's nonce and no other); server CPU per turn <= 5 ms;
+time to first token p99 <= 2x the upstream's own p99, measured alone under the same
+burst in the same run (so Personae's overhead reads as a ratio).
 
 Layout: the fake upstream (``personae.providers.fake.openai_server``) and the Personae
 API (uvicorn, SQLite in a temp dir) run as their own processes; the server is pinned to
@@ -19,7 +19,10 @@ turns are still measured. Every session's stored history is checked over REST at
 
 Run: ``.venv/bin/python bench/ws_sessions.py [--quick] [--sessions N] [--clients P]``.
 With ``PERSONAE_BENCH_POSTGRES_URL`` set, the scenario is repeated on a fresh database
-created on that PostgreSQL server (lines prefixed ``postgres_``).
+created on that PostgreSQL server (lines prefixed ``postgres_``) with ``--api-processes``
+API processes (default 2), all pinned to CPU 0: session ``i`` talks to process
+``i % N``, sessions are created and histories read through the first, and the server CPU
+is the sum of all of them.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ PHASE_LIMIT = 600.0  # bound on any whole phase (connect, turns, result collecti
 BUSY = "error:turn_in_progress"
 BUSY_BACKOFF = 0.01  # first pause (s) before re-sending a refused message; doubles
 POSTGRES_ENV = "PERSONAE_BENCH_POSTGRES_URL"
+CPU_MS_PER_TURN = 5.0  # target: server CPU per streamed turn
+TTFT_RATIO_P99 = 2.0  # target: time to first token p99 against the upstream alone
 TRACEBACK = "Traceback (most recent call last):"
 NONCE_RE = re.compile(r"n[0-9a-f]{6}-s\d+-t\d+-[0-9a-f]{8}")
 PERSONA = {
@@ -98,9 +103,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sessions", type=int, help=f"sessions (default {FULL_SESSIONS})")
     parser.add_argument("--clients", type=int, default=2,
                         help="client processes sharing the sessions (default 2)")
+    parser.add_argument("--api-processes", type=int, default=2,
+                        help="API processes of the PostgreSQL run (default 2; SQLite: 1)")
     parser.add_argument("--no-sqlite", action="store_true",
                         help=f"only the PostgreSQL run (needs {POSTGRES_ENV})")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.api_processes < 1:
+        parser.error("--api-processes: at least 1")
+    return args
 
 
 def raise_open_files(wanted: int) -> int:
@@ -452,7 +462,7 @@ async def upstream_sessions(url: str, run_id: str, indexes: list[int], turns: in
 @dataclass(frozen=True)
 class ClientSpec:
     mode: str  # "ws": Personae sessions; "upstream": direct requests to the upstream
-    url: str  # ws://.../v1/sessions, or the upstream's chat-completions URL
+    urls: tuple[str, ...]  # ws://.../v1/sessions of each API process, or the upstream's
     key: str
     sessions: list[tuple[int, str]]  # (index, session id)
     turns: int
@@ -465,8 +475,8 @@ async def client_main(spec: ClientSpec, barrier: threading.Barrier) -> Tally:
     sockets: list[ClientConnection | None] = []
     if spec.mode == "ws":
         sockets = list(await asyncio.gather(*(
-            open_socket(f"{spec.url}/{sid}/ws", spec.key, sid, tally)
-            for _, sid in spec.sessions)))
+            open_socket(f"{spec.urls[index % len(spec.urls)]}/{sid}/ws", spec.key, sid, tally)
+            for index, sid in spec.sessions)))
     try:
         await asyncio.to_thread(barrier.wait, PHASE_LIMIT)
     except threading.BrokenBarrierError:
@@ -475,7 +485,7 @@ async def client_main(spec: ClientSpec, barrier: threading.Barrier) -> Tally:
     try:
         async with asyncio.timeout(PHASE_LIMIT):
             if spec.mode == "upstream":
-                await upstream_sessions(spec.url, spec.run_id,
+                await upstream_sessions(spec.urls[0], spec.run_id,
                                         [i for i, _ in spec.sessions], spec.turns, tally)
             else:
                 await asyncio.gather(*(converse(ws, spec.run_id, index, spec.turns, tally)
@@ -498,17 +508,18 @@ def client_process(spec: ClientSpec, barrier: threading.Barrier,
     results.put(tally)
 
 
-def run_clients(spec: ClientSpec, processes: int, server_pid: int | None = None) -> Tally:
+def run_clients(spec: ClientSpec, processes: int, server_pids: tuple[int, ...] = ()
+                ) -> Tally:
     """Split the sessions across ``processes`` forked clients; merge what they saw.
 
-    With ``server_pid``, the server's CPU time from the start barrier (every socket
-    open) to the last result is recorded as ``server_cpu_s``.
+    With ``server_pids``, the servers' CPU time (summed) from the start barrier (every
+    socket open) to the last result is recorded as ``server_cpu_s``.
     """
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(processes + 1)
     results: multiprocessing.Queue[Tally] = context.Queue()
     workers = [context.Process(target=client_process, daemon=True, args=(
-        ClientSpec(spec.mode, spec.url, spec.key, spec.sessions[i::processes], spec.turns,
+        ClientSpec(spec.mode, spec.urls, spec.key, spec.sessions[i::processes], spec.turns,
                    spec.run_id), barrier, results)) for i in range(processes)]
     for worker in workers:
         worker.start()
@@ -516,11 +527,10 @@ def run_clients(spec: ClientSpec, processes: int, server_pid: int | None = None)
     try:
         with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait(PHASE_LIMIT)
-        cpu = process_cpu_seconds(server_pid) if server_pid else 0.0
+        cpu = sum(process_cpu_seconds(pid) for pid in server_pids)
         for _ in workers:
             merged.merge(results.get(timeout=2 * PHASE_LIMIT))
-        if server_pid:
-            merged.server_cpu_s = process_cpu_seconds(server_pid) - cpu
+        merged.server_cpu_s = sum(process_cpu_seconds(pid) for pid in server_pids) - cpu
     finally:
         for worker in workers:
             worker.join(timeout=10)
@@ -566,7 +576,7 @@ def measure_upstream(upstream: Server, sessions: int, clients: int, run_id: str)
     """The upstream alone: sequential requests, then the load's shape without Personae."""
     url = f"{upstream.base_url}/v1/chat/completions"
     solo = run_async(solo_upstream(url, run_id))
-    spec = ClientSpec("upstream", url, "", [(i, "") for i in range(1, sessions + 1)], TURNS,
+    spec = ClientSpec("upstream", (url,), "", [(i, "") for i in range(1, sessions + 1)], TURNS,
                       run_id)
     return Baseline(solo, run_clients(spec, clients))
 
@@ -608,16 +618,22 @@ def log_tracebacks(server: Server) -> int:
 
 
 def run_scenario(prefix: str, database_url: str, data_dir: Path, upstream: Server,
-                 args: argparse.Namespace, baseline: Baseline, report: Report) -> None:
-    """One Personae server on one store: create the sessions, measure, check, report."""
+                 args: argparse.Namespace, baseline: Baseline, report: Report,
+                 processes: int = 1) -> None:
+    """``processes`` Personae servers on one store: create the sessions, measure, check,
+    report."""
     key = admin_key(database_url)
-    server = start_server(f"personae-{prefix or 'sqlite'}", "personae.api.app:create_app",
-                          server_env(data_dir, database_url, upstream))
+    servers: list[Server] = []
     try:
-        result = measure_server(server, key, args)
-        result.tracebacks = log_tracebacks(server)
+        for number in range(processes):  # one after the other: the first one migrates
+            servers.append(start_server(
+                f"personae-{prefix or 'sqlite'}{number}", "personae.api.app:create_app",
+                server_env(data_dir, database_url, upstream)))
+        result = measure_servers(servers, key, args)
+        result.tracebacks = sum(log_tracebacks(server) for server in servers)
     finally:
-        stop_server(server)
+        for server in servers:
+            stop_server(server)
     report_scenario(prefix, result, baseline, report)
 
 
@@ -625,6 +641,7 @@ def run_scenario(prefix: str, database_url: str, data_dir: Path, upstream: Serve
 class ScenarioResult:
     sessions: int
     clients: int
+    processes: int
     create_s: float
     solo: Tally
     load: Tally
@@ -633,19 +650,24 @@ class ScenarioResult:
     tracebacks: int = 0
 
 
-def measure_server(server: Server, key: str, args: argparse.Namespace) -> ScenarioResult:
+def measure_servers(servers: list[Server], key: str, args: argparse.Namespace
+                    ) -> ScenarioResult:
+    """Sessions made and histories read through the first server; session ``i`` talks
+    to server ``i % len(servers)``; the unloaded turns go to the first."""
     count = args.sessions or (QUICK_SESSIONS if args.quick else FULL_SESSIONS)
     run_id = secrets.token_hex(3)
+    first = servers[0]
     started = time.perf_counter()
-    ids = run_async(create_sessions(server.base_url, key, count + 1))
+    ids = run_async(create_sessions(first.base_url, key, count + 1))
     create_s = time.perf_counter() - started
-    ws_url = f"ws://{HOST}:{server.port}/v1/sessions"
-    solo = run_async(solo_session(ws_url, key, ids[0], run_id))  # unloaded, on session 0
+    urls = tuple(f"ws://{HOST}:{server.port}/v1/sessions" for server in servers)
+    solo = run_async(solo_session(urls[0], key, ids[0], run_id))  # unloaded, on session 0
     sessions = [(i, ids[i]) for i in range(1, count + 1)]
-    load = run_clients(ClientSpec("ws", ws_url, key, sessions, TURNS, run_id), args.clients,
-                       server.process.pid)
-    incomplete, foreign = run_async(check_histories(server.base_url, key, sessions, TURNS))
-    return ScenarioResult(count, args.clients, create_s, solo, load, incomplete, foreign)
+    load = run_clients(ClientSpec("ws", urls, key, sessions, TURNS, run_id), args.clients,
+                       tuple(server.process.pid for server in servers))
+    incomplete, foreign = run_async(check_histories(first.base_url, key, sessions, TURNS))
+    return ScenarioResult(count, args.clients, len(servers), create_s, solo, load,
+                          incomplete, foreign)
 
 
 def p(values: list[float], pct: float) -> float:
@@ -661,6 +683,7 @@ def report_scenario(prefix: str, r: ScenarioResult, base: Baseline, report: Repo
     expected = r.sessions * TURNS
     errors = sum(r.load.errors.values()) + sum(r.solo.errors.values())
     v(f"{prefix}sessions", r.sessions)
+    v(f"{prefix}api_processes", r.processes)
     v(f"{prefix}client_processes", r.clients)
     v(f"{prefix}session_create_s", r.create_s, 2)
     v(f"{prefix}sockets_connected", r.load.connected)
@@ -685,6 +708,14 @@ def report_scenario(prefix: str, r: ScenarioResult, base: Baseline, report: Repo
     report.check(f"{prefix}ws_sessions_isolation", wrong == 0,
                  f"{r.load.wrong + r.solo.wrong} replies to the wrong session, "
                  f"{r.history_foreign} stored histories holding another session's nonce")
+    cpu_ms = 1000 * ratio(r.load.server_cpu_s, r.load.turns_ok)
+    report.check(f"{prefix}ws_sessions_server_cpu", cpu_ms <= CPU_MS_PER_TURN,
+                 f"{cpu_ms:.2f} ms of server CPU per turn (target <= {CPU_MS_PER_TURN:g})")
+    ttft, upstream = p(r.load.ttft_ms, 99), p(base.loaded.ttft_ms, 99)
+    report.check(f"{prefix}ws_sessions_ttft", ratio(ttft, upstream) <= TTFT_RATIO_P99,
+                 f"time to first token p99 {ttft:.0f} ms = {ratio(ttft, upstream):.2f}x the "
+                 f"upstream alone under the same burst ({upstream:.0f} ms; target <= "
+                 f"{TTFT_RATIO_P99:g}x)")
 
 
 def report_latency(prefix: str, r: ScenarioResult, base: Baseline) -> None:
@@ -697,6 +728,7 @@ def report_latency(prefix: str, r: ScenarioResult, base: Baseline) -> None:
     v(f"{prefix}wall_s", r.load.wall_s, 2)
     v(f"{prefix}turns_per_s", ratio(r.load.turns_ok, r.load.wall_s), 1)
     v(f"{prefix}server_cpu_ms_per_turn", 1000 * ratio(r.load.server_cpu_s, r.load.turns_ok), 2)
+    v(f"{prefix}server_cpu_cores", ratio(r.load.server_cpu_s, r.load.wall_s), 2)
     v(f"{prefix}client_cpu_cores", ratio(r.load.cpu_s, r.load.wall_s), 2)
     v(f"{prefix}upstream_ttft_p50_ms", p(up, 50), 1)
     v(f"{prefix}upstream_ttft_p99_ms", p(up, 99), 1)
@@ -726,7 +758,8 @@ def main() -> int:
         if postgres_url:
             with postgres_database(postgres_url) as url, \
                     tempfile.TemporaryDirectory(prefix="bench-ws-pg-") as tmp:
-                run_scenario("postgres_", url, Path(tmp), upstream, args, baseline, report)
+                run_scenario("postgres_", url, Path(tmp), upstream, args, baseline, report,
+                             args.api_processes)
         else:
             report.value("postgres", f"skipped ({POSTGRES_ENV} not set)")
     finally:

@@ -56,6 +56,9 @@ class ProviderConfig(BaseModel):
         default=15.0, gt=0, description="one attempt's bound to its first token; past it "
         "the attempt fails and the next provider in the chain is tried")
     max_retries: int = Field(default=2, ge=0, le=10)
+    max_connections: int = Field(
+        default=1000, gt=0, description="open connections to the server at most (an "
+        "``openai`` provider's keep-alive pool, per event loop); more callers wait")
     context_window: int = Field(default=8192, gt=0)
     fallback: list[str] = Field(default_factory=list)
 
@@ -108,11 +111,18 @@ class Settings(BaseSettings):
     embedded_parallel: int = Field(default=2, ge=1, le=16,
                                    description="generations the embedded model runs at once")
     embedded_context_window: int = Field(default=2048, gt=0)
+    embedded_prompt_cache_states: int = Field(
+        default=8, ge=0, le=1024, description="evaluated prompt states the embedded model "
+        "keeps per model, so a session's next turn evaluates only its new tokens (least "
+        "recently used dropped first; 0: none kept). One state costs about 23 KB per token "
+        "with smollm2-135m, 12 KB with qwen2.5-coder-0.5b")
     openai_max_choices: int = Field(
         default=4, ge=1, le=64, description="the largest ``n`` a stateless "
         "/v1/chat/completions call may ask for (each choice is one generation)")
     max_turns_in_flight: int = Field(
-        default=64, ge=1, description="turns one process runs at once; more wait their turn")
+        default=1024, ge=1, description="turns one process runs at once; more wait their "
+        "turn (their database work is shared in batches, so this bounds memory and model "
+        "calls, not connections)")
     database_pool_size: int = Field(default=20, ge=1,
                                     description="connections per process (PostgreSQL)")
     session_idle_seconds: float = Field(default=86_400.0, gt=0,
@@ -122,6 +132,13 @@ class Settings(BaseSettings):
         "unless the process streaming it renews it (every third of it)")
     stream_flush_seconds: float = Field(
         default=1.0, gt=0, description="a streaming reply's text is saved this often")
+    stream_frame_ms: float = Field(
+        default=25.0, ge=0, le=1000, description="a streamed reply's deltas reach the client "
+        "in frames: the first at once, then at most one frame this often (milliseconds; "
+        "0: every delta as it comes)")
+    stream_frame_tokens: int = Field(
+        default=16, ge=1, le=4096, description="a frame goes out sooner once this many "
+        "deltas (about a token each) wait")
     shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, description="on shutdown, running turns may finish for this "
         "long before they are stopped and saved as interrupted")

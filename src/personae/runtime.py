@@ -34,6 +34,7 @@ from personae.personas.registry import PersonaRegistry
 from personae.personas.service import PersonaService
 from personae.personas.store import PersonaStore
 from personae.providers.registry import ProviderRegistry
+from personae.providers.streams import FrameTiming
 from personae.quality.jobs import TestRunJob
 from personae.quality.queue import LocalTestQueue, TestRunQueue
 from personae.quality.runner import PersonaTester
@@ -87,7 +88,8 @@ class Runtime:
             holder=TurnHolder(uuid.uuid4().hex, settings.node_name),
             timing=TurnTiming(timedelta(seconds=settings.turn_lease_seconds),
                               settings.stream_flush_seconds),
-            max_turns_in_flight=settings.max_turns_in_flight)
+            max_turns_in_flight=settings.max_turns_in_flight,
+            frames=FrameTiming(settings.stream_frame_ms / 1000, settings.stream_frame_tokens))
         gateway = ChatGateway(personas, prepared, providers, conversations)
         runner = PanelRunner(PanelStore(engine), prepared, providers,
                              max_attempts=settings.panel_max_attempts)

@@ -72,6 +72,26 @@ async def test_sse_streams_deltas_then_done(chat_api: tuple[Api, FakeOpenAIServe
     assert "stream me please" in "".join(deltas)
 
 
+async def test_sse_sends_a_reply_in_frames_not_an_event_per_token(
+        chat_api: tuple[Api, FakeOpenAIServer]) -> None:
+    api, server = chat_api
+    words = " ".join(f"w{i}" for i in range(80))
+    server.reply, server.token_delay = (lambda _body: words), 0.0
+    sid = (await _open(api))["session"]["id"]
+    deltas, done = [], {}
+    async with api.client.stream("POST", f"/v1/sessions/{sid}/messages",
+                                 json={"content": "go", "stream": True},
+                                 headers=api.as_("alice")) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                event = json.loads(line.removeprefix("data: "))
+                if event["type"] == "delta":
+                    deltas.append(event["text"])
+                done = event
+    assert done["type"] == "done" and done["message"]["content"] == words == "".join(deltas)
+    assert 2 <= len(deltas) <= 80 // 4  # the first at once, then a frame per 25 ms / 16
+
+
 async def test_errors_are_clear(chat_api: tuple[Api, FakeOpenAIServer]) -> None:
     api, server = chat_api
     missing = await api.client.post("/v1/sessions", json={"persona_id": "nobody"},

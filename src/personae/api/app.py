@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import threading
@@ -89,6 +90,24 @@ def _drain_on_termination(runtime: Runtime) -> Callable[[], None]:
     return undo
 
 
+GC_YOUNG_THRESHOLD = 10_000  # Python's default, 700, is crossed by every few requests
+
+
+def _freeze_startup_heap() -> None:
+    """Once per process, move what start-up built (modules, the runtime, its caches) out
+    of the cyclic collector's sight, and collect the young generation less often.
+
+    Requests free their objects by reference counting; what the collector found was
+    the objects of requests in flight, again and again. In `bench/gateway_overhead.py`
+    at concurrency 100, full collections walking the ~200k start-up objects paused the
+    server ~90 ms twice a second, and young collections took 6% of the time besides.
+    Objects made later are collected as usual."""
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -104,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await runtime.panels.resume()  # in-process jobs left unfinished by a restart
         await runtime.test_runs.resume()  # and test runs, started again from scratch
         undo_signals = _drain_on_termination(runtime)
+        _freeze_startup_heap()
         try:
             yield
         finally:
@@ -126,8 +146,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes,
                        max_upload_bytes=settings.max_upload_bytes)
     install_docs(app)
-    # The persona router goes first: its cached GET is the hot path and routes match in order.
-    for module in (personas, openai_compat, me, sessions, panels, evaluations, persona_tests):
+    # Routes match in order: the hot paths first, chat completions (three routes, cheap to
+    # pass over) ahead of the persona router (its cached GET; many more routes to try).
+    for module in (openai_compat, personas, me, sessions, panels, evaluations, persona_tests):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
     return app

@@ -6,6 +6,7 @@ would cost more than the cached read they guard.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import Depends, Request, WebSocket
@@ -57,7 +58,7 @@ async def principal_for(request: HTTPConnection, token: str | None) -> Principal
     any placeholder; a ``pk_`` key is always checked (unknown or revoked: 401)."""
     runtime = runtime_of(request)
     client = request.client.host if request.client else ""
-    keyless = runtime.settings.keyless_allowed and is_loopback_host(client)
+    keyless = runtime.settings.keyless_allowed and _is_loopback_client(client)
     if token and (is_api_key_format(token) or not keyless):
         return await runtime.auth.authenticate(token)
     if keyless:
@@ -66,6 +67,10 @@ async def principal_for(request: HTTPConnection, token: str | None) -> Principal
     raise AuthenticationRequired(
         "an API key is required: send 'Authorization: Bearer <key>' "
         "(create one with `personae keys create USER`)")
+
+
+# Parsing the address on every request costs more than the rest of this check.
+_is_loopback_client = functools.lru_cache(maxsize=1024)(is_loopback_host)
 
 
 async def get_persona_service(request: Request) -> PersonaService:

@@ -22,7 +22,7 @@ from typing import Any
 from personae.conversations.engine import MAX_MESSAGE_CHARS
 from personae.conversations.gateway import ChatRequest
 from personae.errors import InvalidInput, UnsupportedParameter, invalid_param
-from personae.providers.base import ChatMessage, GenerationOverrides, Role
+from personae.providers.base import NO_OVERRIDES, ChatMessage, GenerationOverrides, Role
 
 SESSION_HEADER = "x-personae-session"
 MAX_STOP_SEQUENCES = 4
@@ -140,7 +140,7 @@ def _hint(name: str) -> str:
 
 def _overrides(fields: dict[str, Any]) -> GenerationOverrides:
     json_schema, json_object = _response_format(fields.get("response_format"))
-    return GenerationOverrides(
+    overrides = GenerationOverrides(
         temperature=_number(fields, "temperature", 0.0, 2.0),
         max_tokens=_max_tokens(fields),
         top_p=_number(fields, "top_p", 0.0, 1.0, open_low=True),
@@ -150,6 +150,7 @@ def _overrides(fields: dict[str, Any]) -> GenerationOverrides:
         frequency_penalty=_number(fields, "frequency_penalty", -2.0, 2.0),
         json_schema=json_schema, json_object=json_object,
         user=_text(fields.get("user"), "user", MAX_USER_CHARS))
+    return NO_OVERRIDES if overrides == NO_OVERRIDES else overrides  # none: nothing to apply
 
 
 def _messages(raw: Any) -> tuple[ChatMessage, ...]:

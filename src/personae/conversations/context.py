@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from personae.conversations.store import MessageRecord
+from personae.conversations.records import MessageRecord
 from personae.personas.knowledge import RankedItem
 from personae.personas.lore import FiredEntry, lore_block
 from personae.personas.macros import DEFAULT_USER_NAME, substitute

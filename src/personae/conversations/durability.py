@@ -7,11 +7,17 @@ the claim of a process that died is free within one lease; a server restarted un
 the same node name frees its predecessor's claims at start-up, at once.
 
 **Flushing.** The assistant reply is a row from the moment the user's message is
-saved (status ``streaming``). A keeper task per turn writes the reply's new text at
-most every ``flush_seconds`` (never once per delta) and renews the lease; the turn's
+saved (status ``streaming``). A keeper per turn (a timer) writes the reply's new text
+at most every ``flush_seconds`` (never once per delta) and renews the lease; the turn's
 last update sets ``complete``, ``failed`` or ``interrupted``. A ``streaming`` row whose
 holder is gone becomes ``interrupted`` with the text flushed so far: when its session
 is next claimed, when a server starts, and in a server's periodic sweep.
+
+**Opening and ending.** A turn's first write (its claim, the user's message, the
+reply's row) is one transaction, and so is its last (the reply, the release, the
+metrics); turns that open or end while such a transaction is being committed go
+together into the next (a group commit, see ``batches``): alone a turn waits for
+nobody, under load a thousand turns cost a few transactions instead of a thousand.
 
 **Draining.** On shutdown, :meth:`TurnRegistry.drain` refuses new turns (503
 ``shutting_down``), lets running ones finish for a grace period, then stops the rest
@@ -31,7 +37,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from personae.conversations.store import ConversationStore, Recovered, TurnHolder
+from personae.conversations.records import OpenedTurn, Recovered, TurnHolder, TurnOpening
+from personae.conversations.store import ConversationStore
 from personae.errors import Conflict, PersonaeError, ShuttingDown
 
 log = logging.getLogger(__name__)
@@ -58,11 +65,10 @@ class ActiveTurn:
         self.session_id = session_id
         self.turn_id = turn_id
         self.stop_error: PersonaeError | None = None
-        self.keeper: asyncio.Task[None] | None = None
+        self.keeper: Keeper | None = None
         self._task: asyncio.Task[Any] | None = None
         self._waiting = False  # suspended inside the model stream, where a cancel is safe
         self._cancel_sent = False
-        self._closing = asyncio.Event()
 
     def stop(self, error: PersonaeError) -> None:
         """End the reply as ``interrupted`` with ``error``: at once if it is waiting for
@@ -92,35 +98,69 @@ class ActiveTurn:
         finally:
             self._waiting = False
 
-    async def keep(self, timing: TurnTiming, flush: Callable[[], Awaitable[None]],
-                   renew: Callable[[], Awaitable[bool]]) -> None:
+    def keep(self, timing: TurnTiming, flush: Callable[[], Awaitable[None]],
+             renew: Callable[[], Awaitable[bool]]) -> None:
         """Flush the reply every ``flush_seconds`` and renew the lease every lease/3,
-        until :meth:`close_keeper`. A database hiccup is logged and tried again."""
-        loop = asyncio.get_running_loop()
-        next_flush = loop.time() + timing.flush_seconds
-        next_renewal = loop.time() + timing.renew_seconds
-        while not self._closing.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(min(next_flush, next_renewal)):
-                    await self._closing.wait()
-            now = loop.time()
-            try:
-                if now >= next_flush:
-                    next_flush = now + timing.flush_seconds
-                    await flush()
-                if now >= next_renewal:
-                    next_renewal = now + timing.renew_seconds
-                    if not await renew():
-                        self.stop(lease_lost(self.session_id))
-            except Exception:
-                log.warning("session %s: keeping the turn failed", self.session_id,
-                            exc_info=True)
+        until :meth:`close_keeper`."""
+        self.keeper = Keeper(timing, flush, renew,
+                             lambda: self.stop(lease_lost(self.session_id)), self.session_id)
 
     async def close_keeper(self) -> None:
-        self._closing.set()
         if self.keeper is not None:
-            with contextlib.suppress(Exception):
-                await self.keeper
+            await self.keeper.close()
+
+
+class Keeper:
+    """A turn's flushes and lease renewals: a timer, and a task only while one of them
+    runs, so a turn shorter than the flush interval costs one timer. A database hiccup
+    is logged and tried again at the next round."""
+
+    def __init__(self, timing: TurnTiming, flush: Callable[[], Awaitable[None]],
+                 renew: Callable[[], Awaitable[bool]], lost: Callable[[], None],
+                 session_id: str) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._timing, self._flush, self._renew, self._lost = timing, flush, renew, lost
+        self._session_id = session_id
+        now = self._loop.time()
+        self._next_flush = now + timing.flush_seconds
+        self._next_renewal = now + timing.renew_seconds
+        self._closing = False
+        self._round: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._arm()
+
+    async def close(self) -> None:
+        """No more rounds; wait for one under way (its write lands before the last)."""
+        self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._round is not None:
+            await asyncio.wait({self._round})
+
+    def _arm(self) -> None:
+        if not self._closing:
+            due = min(self._next_flush, self._next_renewal)
+            self._timer = self._loop.call_at(due, self._start_round, due)
+
+    def _start_round(self, due: float) -> None:
+        self._timer = None
+        self._round = self._loop.create_task(self._keep(due))
+
+    async def _keep(self, due: float) -> None:
+        """The work that was due at ``due`` (timers may fire a hair early by the clock)."""
+        try:
+            if self._next_flush <= due:
+                self._next_flush = self._loop.time() + self._timing.flush_seconds
+                await self._flush()
+            if self._next_renewal <= due:
+                self._next_renewal = self._loop.time() + self._timing.renew_seconds
+                if not await self._renew():
+                    self._lost()
+        except Exception:
+            log.warning("session %s: keeping the turn failed", self._session_id,
+                        exc_info=True)
+        finally:
+            self._arm()
 
 
 class TurnRegistry:
@@ -134,7 +174,7 @@ class TurnRegistry:
         self.timing = timing
         self.accepting = True
         self._serving = False
-        self._active: dict[str, ActiveTurn] = {}
+        self._active: dict[tuple[str, str], ActiveTurn] = {}  # by session and turn id
         self._pending: set[asyncio.Future[Any]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -153,8 +193,19 @@ class TurnRegistry:
         self.refuse_if_draining()
         return await self.store.claim_turn(session_id, self._claimant(), self.timing.lease)
 
+    async def open(self, session_id: str, text: str, persona_id: str, version: int,
+                   history_limit: int) -> tuple[ActiveTurn, OpenedTurn] | None:
+        """Claim the session and save the user's message and the reply's row, in one
+        transaction (see ``ConversationStore.open_turn``); None while another turn holds
+        it; refused with 503 while draining."""
+        self.refuse_if_draining()
+        opened = await self.store.open_turn(TurnOpening(
+            session_id, self._claimant(), self.timing.lease, text, persona_id, version,
+            history_limit))
+        return None if opened is None else (self.track(session_id, opened.turn_id), opened)
+
     def track(self, session_id: str, turn_id: str) -> ActiveTurn:
-        active = self._active[turn_id] = ActiveTurn(session_id, turn_id)
+        active = self._active[session_id, turn_id] = ActiveTurn(session_id, turn_id)
         self._idle.clear()
         return active
 
@@ -197,7 +248,7 @@ class TurnRegistry:
         return self.holder if self._serving else TurnHolder(self.holder.instance)
 
     def remove(self, active: ActiveTurn) -> None:
-        self._active.pop(active.turn_id, None)
+        self._active.pop((active.session_id, active.turn_id), None)
         if not self._active:
             self._idle.set()
 

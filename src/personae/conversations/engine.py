@@ -1,8 +1,10 @@
 """Conversations: a user, a session, a persona, and a model, with no HTTP in sight.
 
 A turn is an async stream of events. The user's message is committed before the
-model is called, together with the reply's row (``streaming``), whose text is flushed
-about every second while it streams (see ``durability``); when the stream ends the
+model is called, together with the session's claim and the reply's row
+(``streaming``), whose text is flushed about every second while it streams (see
+``durability``); the model's deltas reach the client in frames (``FrameTiming``: the
+first at once, then about every 25 ms), and when the stream ends the
 reply is ``complete``, ``interrupted`` (the client went away, the model failed
 mid-reply, or the server stopped it) or ``failed``. A session is pinned to the persona
 version it started with (or last switched to).
@@ -31,13 +33,15 @@ from personae.conversations.events import (
     TurnEvent,
     TurnFailed,
 )
-from personae.conversations.store import (
-    ConversationStore,
+from personae.conversations.records import (
     MessageRecord,
+    OpenedTurn,
     Recovered,
     SessionRecord,
+    TurnEnd,
     TurnHolder,
 )
+from personae.conversations.store import ConversationStore
 from personae.conversations.turn_run import TurnRun
 from personae.errors import (
     Conflict,
@@ -59,7 +63,7 @@ from personae.providers.base import (
     TextDelta,
 )
 from personae.providers.registry import ProviderRegistry
-from personae.providers.streams import aclose_stream
+from personae.providers.streams import FrameTiming, aclose_stream
 
 DEFAULT_REPLY_TOKENS = 256
 HISTORY_LIMIT = 400
@@ -70,13 +74,14 @@ class ConversationService:
     def __init__(self, store: ConversationStore, prepared: PreparedPersonas,
                  providers: ProviderRegistry, *, holder: TurnHolder | None = None,
                  timing: TurnTiming | None = None, knowledge_items: int = 3,
-                 max_turns_in_flight: int = 64) -> None:
+                 max_turns_in_flight: int = 1024, frames: FrameTiming | None = None) -> None:
         self.store = store
         self.prepared = prepared
         self.providers = providers
         self.turns = TurnRegistry(store, holder or TurnHolder(uuid.uuid4().hex),
                                   timing or TurnTiming())
         self.knowledge_items = knowledge_items
+        self.frames = frames or FrameTiming()
         self._in_flight = asyncio.Semaphore(max_turns_in_flight)
 
     # -- serving (see ``durability``) -----------------------------------------
@@ -175,27 +180,27 @@ class ConversationService:
         if len(text) > MAX_MESSAGE_CHARS:
             raise InvalidInput(f"content: longer than {MAX_MESSAGE_CHARS} characters")
         session = await self._open_session(principal, session_id)
-        if await self.store.turn_busy(session.id):
+        if session.answering:  # read with the session: no round trip of its own
             raise turn_in_progress(session.id)
         return self._turn(session, text, overrides or NO_OVERRIDES)
 
     async def _turn(self, session: SessionRecord, text: str,
                     overrides: GenerationOverrides = NO_OVERRIDES) -> AsyncIterator[TurnEvent]:
-        async with self._in_flight:  # bounded: waiting turns queue here, not in the DB pool
-            active = await self._start_turn(session.id)
-            if isinstance(active, PersonaeError):
-                yield TurnFailed(active)
+        async with self._in_flight:  # bounded: waiting turns queue here
+            started = await self._start_turn(session, text)
+            if isinstance(started, PersonaeError):
+                yield TurnFailed(started)
                 return
+            active, opened = started
             run = TurnRun(overrides)
-            active.keeper = asyncio.create_task(active.keep(
-                self.turns.timing, lambda: self._flush(run), lambda: self.turns.renew(active)))
+            run.reply = opened.reply
+            active.keep(self.turns.timing, lambda: self._flush(run),
+                        lambda: self.turns.renew(active))
             try:
-                user, run.reply = await self.store.open_exchange(
-                    session.id, text, session.persona_id, session.persona_version)
-                yield MessageSaved(user)
+                yield MessageSaved(opened.user)
                 # aclosing: if our consumer goes away, the reply (and the model) stop now
                 # and the partial reply is saved as interrupted before the turn is released.
-                async with aclosing(self._reply(session, active, run, user)) as replies:
+                async with aclosing(self._reply(session, active, run, opened)) as replies:
                     async for event in replies:
                         yield event
             except (asyncio.CancelledError, GeneratorExit):
@@ -203,33 +208,32 @@ class ConversationService:
                 raise
             finally:
                 saved = await self.turns.shielded(self._end_turn(session, active, run))
-        assert saved is not None  # the exchange was opened, or we would not be here
         # The final event goes out once the session is free for the next turn.
         yield Done(saved, run.usage()) if run.error is None else TurnFailed(run.error, saved)
 
-    async def _start_turn(self, session_id: str) -> ActiveTurn | PersonaeError:
+    async def _start_turn(self, session: SessionRecord, text: str
+                          ) -> tuple[ActiveTurn, OpenedTurn] | PersonaeError:
         try:
-            turn_id = await self.turns.claim(session_id)
+            started = await self.turns.open(session.id, text, session.persona_id,
+                                            session.persona_version, HISTORY_LIMIT)
         except ShuttingDown as exc:
             return exc
-        if turn_id is None:
-            return turn_in_progress(session_id)
-        return self.turns.track(session_id, turn_id)
+        return turn_in_progress(session.id) if started is None else started
 
     async def _reply(self, session: SessionRecord, active: ActiveTurn, run: TurnRun,
-                     user: MessageRecord) -> AsyncGenerator[TurnEvent, None]:
-        """The model's reply as deltas; how it went is kept in ``run`` for the caller."""
+                     opened: OpenedTurn) -> AsyncGenerator[TurnEvent, None]:
+        """The model's reply as frames of deltas; how it went is kept in ``run``."""
         run.started = time.perf_counter()
         try:
             persona = await self.prepared.get(session.persona_id, session.persona_version)
-            run.knowledge = persona.knowledge.top(user.content, self.knowledge_items)
+            run.knowledge = persona.knowledge.top(opened.user.content, self.knowledge_items)
             llm, settings = self.providers.resolve(persona.model)
             run.warnings = self.providers.language_warnings(persona.model,
                                                             persona.definition.language)
             settings = replace(run.overrides.apply(settings), fairness_key=session.id)
-            messages = await self._messages(session, persona, run, user, llm,
+            messages = await self._messages(session, persona, run, opened, llm,
                                             settings.max_tokens or DEFAULT_REPLY_TOKENS)
-            stream = llm.stream(messages, settings)
+            stream = self.frames.apply(llm.stream(messages, settings))
             try:
                 while (event := await active.next_event(stream)) is not None:
                     if isinstance(event, TextDelta) and event.text:
@@ -245,11 +249,10 @@ class ConversationService:
             run.stopped(active.stop_error)
 
     async def _messages(self, session: SessionRecord, persona: PreparedPersona, run: TurnRun,
-                        user: MessageRecord, llm: LLM, reply_tokens: int
+                        opened: OpenedTurn, llm: LLM, reply_tokens: int
                         ) -> builtins.list[ChatMessage]:
         """What the model sees for this turn; the lore that fired is kept in ``run``."""
-        history = [m for m in await self.store.messages(session.id, limit=HISTORY_LIMIT)
-                   if m.id < user.id]
+        history, user = opened.history, opened.user
         user_name = user_name_or_default(session.meta.get("user_name"))
         fired = await _fired_lore(persona, recent_texts(history, user.content))
         run.lore = persona.lore.fit(fired, llm.count_tokens, user_name)
@@ -269,23 +272,24 @@ class ConversationService:
             run.flushed = count
 
     async def _end_turn(self, session: SessionRecord, active: ActiveTurn,
-                        run: TurnRun) -> MessageRecord | None:
-        """Save the reply's final state, then free the session, whatever happened."""
+                        run: TurnRun) -> MessageRecord:
+        """Save the reply's final state and free the session (one transaction, shared
+        with turns ending at the same time); if that fails, free the session anyway (the
+        reply keeps its last flush, and recovery marks it interrupted)."""
         try:
             await active.close_keeper()
-            if run.reply is None:
-                return None
+            assert run.reply is not None  # set when the turn opened
             saved = replace(run.reply, content=run.text(), status=run.status(),
                             meta=run.meta())
-            await self.store.finish_reply(saved.id, saved.content, saved.status, saved.meta)
-            await self.store.record_metrics(session.persona_id, session.persona_version,
-                                            run.metrics())
+            try:
+                await self.store.end_turn(TurnEnd(session.id, active.turn_id, saved,
+                                                  run.response_ms(), run.metrics()))
+            except BaseException:
+                await self.store.finish_turn(session.id, active.turn_id, None)
+                raise
             return saved
         finally:
-            try:
-                await self.store.finish_turn(session.id, active.turn_id, run.response_ms())
-            finally:
-                self.turns.remove(active)
+            self.turns.remove(active)
 
     # -- helpers -----------------------------------------------------------
 

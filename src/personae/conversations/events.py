@@ -1,12 +1,13 @@
 """What a conversation turn emits, in order; every transport (REST, SSE, WebSocket)
-serialises these same events with :func:`event_dict`."""
+serialises these same events with :func:`event_dict` (or :func:`event_json`)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from personae.conversations.store import MessageRecord
+from personae.conversations.records import MessageRecord
 from personae.errors import PersonaeError
 
 
@@ -109,3 +110,11 @@ def event_dict(event: LiveEvent) -> dict[str, Any]:
     return {"type": "persona_switched", "persona_id": event.persona_id,
             "persona_version": event.persona_version, "name": event.name,
             "language": event.language, "voice": event.voice}
+
+
+def event_json(event: LiveEvent) -> str:
+    """:func:`event_dict` as compact JSON text; a delta (most of what a turn sends) is
+    written directly, without a dict in between."""
+    if isinstance(event, Delta):
+        return f'{{"type":"delta","text":{json.dumps(event.text, ensure_ascii=False)}}}'
+    return json.dumps(event_dict(event), ensure_ascii=False, separators=(",", ":"))

@@ -37,11 +37,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
+from cachetools import LRUCache
+
 from personae.auth.principal import Principal
 from personae.conversations.context import persona_system, post_history_message
 from personae.conversations.engine import ConversationService
 from personae.conversations.events import Delta, Done, TurnEvent, TurnFailed
 from personae.errors import Conflict, NotFound, invalid_param
+from personae.personas.lore import FiredEntry
 from personae.personas.macros import user_name_or_default
 from personae.personas.prepared import PreparedPersona, PreparedPersonas
 from personae.personas.schema import Status
@@ -62,6 +65,7 @@ from personae.providers.registry import ProviderRegistry
 from personae.providers.streams import aclose_stream, collect
 
 LIST_PAGE = 500
+FRAMINGS_CACHED = 1024  # (persona version, user name) pairs whose framing is kept
 T = TypeVar("T")
 ChoiceEvent = tuple[int, StreamEvent]  # (choice index, event)
 
@@ -90,7 +94,9 @@ class ChatRequest:
 
     def settings(self, base: GenerationSettings) -> GenerationSettings:
         """The persona's settings with this request's overrides on top."""
-        return replace(self.overrides.apply(base), stream=self.stream)
+        settings = base if self.overrides is NO_OVERRIDES else self.overrides.apply(base)
+        return settings if settings.stream == self.stream else replace(settings,
+                                                                        stream=self.stream)
 
     def choice_settings(self, base: GenerationSettings) -> list[GenerationSettings]:
         """One per choice; with a ``seed``, choice i gets ``seed + i``, so choices differ
@@ -119,6 +125,7 @@ class ChatGateway:
         self.prepared = prepared
         self.providers = providers
         self.conversations = conversations
+        self._framings = _Framings()
 
     async def models(self, principal: Principal) -> list[dict[str, Any]]:
         """Every active persona the caller can read."""
@@ -151,10 +158,13 @@ class ChatGateway:
                              request: ChatRequest) -> AsyncIterator[ChoiceEvent]:
         """Every choice's events as they come, each tagged with its index (0..n-1); the
         ``n`` generations run at once. A failure of any one ends them all."""
-        if request.n == 1 or request.session_id is not None:
+        if request.session_id is not None:  # the session's turn frames its own deltas
             return _indexed(await self.stream(principal, request))
         llm, messages, settings = await self._stateless(principal, request)
-        return _merged([llm.stream(messages, each) for each in settings])
+        frames = self.conversations.frames
+        if request.n == 1:
+            return _indexed(frames.apply(llm.stream(messages, settings[0])))
+        return _merged([frames.apply(llm.stream(messages, each)) for each in settings])
 
     async def complete_choices(self, principal: Principal,
                                request: ChatRequest) -> list[Completion]:
@@ -170,7 +180,8 @@ class ChatGateway:
         persona: PreparedPersona = await _as_model(
             self.prepared.usable(principal, request.model), request.model)
         llm, settings = self.providers.resolve(persona.model)
-        messages = await _stateless_messages(persona, request, llm.count_tokens)
+        messages = await _stateless_messages(persona, request, llm.count_tokens,
+                                             self._framings)
         return llm, messages, request.choice_settings(settings)
 
     async def _session_turn(self, principal: Principal,
@@ -188,18 +199,46 @@ class ChatGateway:
                                                           request.overrides))
 
 
+Framing = tuple[ChatMessage, ChatMessage | None]  # the persona's messages around the client's
+
+
+class _Framings:
+    """The persona's system and post-history messages for a request that fires no lore:
+    the same for every request to one version with one user name, so built once."""
+
+    def __init__(self, entries: int = FRAMINGS_CACHED) -> None:
+        self._built: LRUCache[tuple[str, int, str], Framing] = LRUCache(entries)
+
+    def get(self, persona: PreparedPersona, user_name: str) -> Framing:
+        key = (persona.persona_id, persona.version, user_name)
+        found = self._built.get(key)
+        if found is None:
+            found = self._built[key] = _framing(persona, [], user_name)
+        return found
+
+
+def _framing(persona: PreparedPersona, lore: list[FiredEntry], user_name: str) -> Framing:
+    system = persona_system(persona.system_prompt, lore=lore,
+                            char=persona.definition.shown_name, user=user_name)
+    return ChatMessage("system", system), post_history_message(persona.post_history,
+                                                               user_name)
+
+
 async def _stateless_messages(persona: PreparedPersona, request: ChatRequest,
-                              count: Callable[[str], int]) -> list[ChatMessage]:
+                              count: Callable[[str], int],
+                              framings: _Framings) -> list[ChatMessage]:
     """The persona's system message (its lore fired by the client's messages, macros
     substituted for ``user_name``), the client's messages, then any
     ``post_history_instructions``."""
     user_name = user_name_or_default(request.user_name)
-    texts = [m.content for m in request.messages if m.role in ("user", "assistant")]
-    fired = await asyncio.to_thread(persona.lore.fire, texts) if persona.lore else []
-    system = persona_system(persona.system_prompt, lore=persona.lore.fit(fired, count, user_name),
-                            char=persona.definition.shown_name, user=user_name)
-    after = post_history_message(persona.post_history, user_name)
-    return [ChatMessage("system", system), *request.messages, *([after] if after else [])]
+    lore: list[FiredEntry] = []
+    if persona.lore:
+        texts = [m.content for m in request.messages if m.role in ("user", "assistant")]
+        fired = await asyncio.to_thread(persona.lore.fire, texts)
+        lore = persona.lore.fit(fired, count, user_name)
+    system, after = _framing(persona, lore, user_name) if lore else framings.get(
+        persona, user_name)
+    return [system, *request.messages, *([after] if after else [])]
 
 
 async def _as_model(lookup: Awaitable[T], persona_id: str) -> T:

@@ -26,7 +26,7 @@ from personae.conversations.events import (
     TurnEvent,
     TurnFailed,
 )
-from personae.conversations.store import MessageRecord
+from personae.conversations.records import MessageRecord
 from personae.errors import PersonaeError
 
 log = logging.getLogger(__name__)

@@ -6,100 +6,55 @@ simply does not exist here. A turn claims its session by compare-and-set on
 is a lease (see ``conversations.durability``): free once ``turn_expires_at`` has passed,
 and whoever takes a claim over, or recovers a dead holder's, marks the replies that
 holder left ``streaming`` as ``interrupted`` in the same transaction.
+
+A turn costs three round trips: the session read (its claim with it, for the 409
+before anything starts), :meth:`ConversationStore.open_turn` (claim, history, the
+user's message and the reply's row) and :meth:`ConversationStore.end_turn` (the reply,
+the release, the metrics); calls made at the same time share them (see ``batches``).
+Their statements are built once, so SQLAlchemy compiles each a single time.
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from personae.db.tables import aware, messages, persona_metrics, sessions, utcnow
+from personae.conversations.batches import Batches
+from personae.conversations.records import (
+    MessageRecord,
+    OpenedTurn,
+    Recovered,
+    SessionRecord,
+    TurnEnd,
+    TurnHolder,
+    TurnOpening,
+)
+from personae.db.tables import messages, persona_metrics, sessions, utcnow
 
-
-@dataclass(frozen=True, slots=True)
-class SessionRecord:
-    id: str
-    user_id: str
-    persona_id: str
-    persona_version: int
-    status: str
-    created_at: datetime
-    last_active_at: datetime
-    turns: int
-    response_ms_total: float
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def public(self) -> dict[str, Any]:
-        average = self.response_ms_total / self.turns if self.turns else None
-        return {"id": self.id, "persona_id": self.persona_id,
-                "persona_version": self.persona_version, "status": self.status,
-                "created_at": self.created_at.isoformat(),
-                "last_active_at": self.last_active_at.isoformat(), "turns": self.turns,
-                "average_response_ms": round(average, 1) if average is not None else None,
-                "meta": self.meta}
-
-
-@dataclass(frozen=True, slots=True)
-class MessageRecord:
-    id: int
-    session_id: str
-    role: str
-    content: str
-    persona_id: str
-    persona_version: int
-    status: str
-    created_at: datetime
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def public(self) -> dict[str, Any]:
-        return {"id": self.id, "role": self.role, "content": self.content,
-                "persona_id": self.persona_id, "persona_version": self.persona_version,
-                "status": self.status, "created_at": self.created_at.isoformat(),
-                "meta": self.meta}
-
-
-@dataclass(frozen=True, slots=True)
-class TurnHolder:
-    """Who holds a turn claim: a process (``instance``, new at every start) and, for a
-    server, the ``node`` name its restarts share (None: freed by expiry alone)."""
-
-    instance: str
-    node: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Recovered:
-    """What :meth:`ConversationStore.recover_turns` released and interrupted."""
-
-    claims: int = 0
-    replies: int = 0
-
-
-def _session(row: sa.RowMapping) -> SessionRecord:
-    return SessionRecord(
-        id=row["id"], user_id=row["user_id"], persona_id=row["persona_id"],
-        persona_version=row["persona_version"], status=row["status"],
-        created_at=aware(row["created_at"]), last_active_at=aware(row["last_active_at"]),
-        turns=row["turns"], response_ms_total=row["response_ms_total"], meta=row["meta"] or {})
-
-
-def _message(row: sa.RowMapping) -> MessageRecord:
-    return MessageRecord(
-        id=row["id"], session_id=row["session_id"], role=row["role"], content=row["content"],
-        persona_id=row["persona_id"], persona_version=row["persona_version"],
-        status=row["status"], created_at=aware(row["created_at"]), meta=row["meta"] or {})
+__all__ = ["ConversationStore", "MessageRecord", "OpenedTurn", "Recovered", "SessionRecord",
+           "TurnEnd", "TurnHolder", "TurnOpening"]
 
 
 class ConversationStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # Concurrent calls share a query, a transaction (see ``batches``).
+        self.session_reads: Batches[tuple[str, str], SessionRecord | None] = Batches(
+            self._read_sessions, "session-reads", retry_alone=_one_rows_fault)
+        self.turn_opens: Batches[TurnOpening, OpenedTurn | None] = Batches(
+            self._open_turns, "turn-opens", abandoned=self._let_go,
+            retry_alone=_one_rows_fault)
+        self.turn_ends: Batches[TurnEnd, None] = Batches(
+            self._end_turns, "turn-ends", retry_alone=_one_rows_fault)
+        self.reply_flushes: Batches[tuple[int, str], None] = Batches(
+            self._flush_replies, "reply-flushes", retry_alone=_one_rows_fault)
 
     async def create_session(self, user_id: str, persona_id: str, version: int,
                              meta: dict[str, Any] | None = None) -> SessionRecord:
@@ -110,14 +65,21 @@ class ConversationStore:
                   "meta": meta or {}}
         async with self.engine.begin() as conn:
             await conn.execute(sessions.insert().values(**values))
-        return _session(values)  # type: ignore[arg-type]
+        return SessionRecord.from_row(values)
 
     async def get_session(self, user_id: str, session_id: str) -> SessionRecord | None:
-        query = sa.select(sessions).where(sessions.c.id == session_id,
-                                          sessions.c.user_id == user_id)
+        """The user's session, with whether a live turn holds it (``answering``); reads
+        made at the same time share one query."""
+        return await self.session_reads((user_id, session_id))
+
+    async def _read_sessions(self, wanted: list[tuple[str, str]]) -> list[SessionRecord | None]:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).mappings().first()
-        return _session(row) if row else None
+            rows = (await conn.execute(_GET_SESSIONS, {"ids": sorted({s for _, s in wanted})})
+                    ).mappings().all()
+        found = {row["id"]: row for row in rows}
+        return [SessionRecord.from_row(found[session_id]) if session_id in found
+                and found[session_id]["user_id"] == user_id else None
+                for user_id, session_id in wanted]
 
     async def list_sessions(self, user_id: str, limit: int, offset: int
                             ) -> tuple[list[SessionRecord], int]:
@@ -128,7 +90,7 @@ class ConversationStore:
             total = (await conn.execute(sa.select(sa.func.count()).select_from(sessions)
                                         .where(where))).scalar_one()
             rows = (await conn.execute(query)).mappings().all()
-        return [_session(r) for r in rows], total
+        return [SessionRecord.from_row(r) for r in rows], total
 
     async def delete_session(self, user_id: str, session_id: str) -> bool:
         async with self.engine.begin() as conn:
@@ -153,21 +115,32 @@ class ConversationStore:
 
         An expired claim is taken over; the replies its holder left ``streaming``
         become ``interrupted`` in the same transaction."""
-        turn_id, now = uuid.uuid4().hex, utcnow()
-        claim = sessions.update().values(
-            turn_id=turn_id, turn_started_at=now, turn_expires_at=now + lease,
-            turn_holder=holder.instance, turn_node=holder.node)
         async with self.engine.begin() as conn:
-            free = await conn.execute(claim.where(sessions.c.id == session_id,
-                                                  sessions.c.turn_id.is_(None)))
-            if free.rowcount == 1:
-                return turn_id
-            expired = await conn.execute(claim.where(sessions.c.id == session_id,
-                                                     sessions.c.turn_expires_at < now))
-            if expired.rowcount != 1:
-                return None
-            await conn.execute(_interrupt_streaming(messages.c.session_id == session_id))
-        return turn_id
+            return (await _claim_all(conn, [(session_id, holder, lease)]))[0]
+
+    async def open_turn(self, opening: TurnOpening) -> OpenedTurn | None:
+        """Claim the session (as :meth:`claim_turn`), read its last messages and save the
+        user's message with the reply's row, in one transaction, which turns opened at
+        the same time share; None (nothing written) while another live turn holds it."""
+        return await self.turn_opens(opening)
+
+    async def _open_turns(self, openings: list[TurnOpening]) -> list[OpenedTurn | None]:
+        async with self.engine.begin() as conn:
+            turn_ids = await _claim_all(conn, [(o.session_id, o.holder, o.lease)
+                                               for o in openings])
+            claimed = [o for o, turn_id in zip(openings, turn_ids, strict=True) if turn_id]
+            if claimed:
+                histories = await _histories(conn, claimed)
+                exchanges = await _insert_exchanges(conn, claimed)
+        return [OpenedTurn(turn_id, *exchanges[o.session_id],
+                           histories.get(o.session_id, [])[-o.history_limit:])
+                if turn_id else None for o, turn_id in zip(openings, turn_ids, strict=True)]
+
+    async def _let_go(self, opened: OpenedTurn | None) -> None:
+        """A turn opened for a caller that is gone: its reply fails, its claim is freed."""
+        if opened is not None:
+            await self.end_turns([TurnEnd(opened.reply.session_id, opened.turn_id,
+                                          replace(opened.reply, status="failed"), None, {})])
 
     async def renew_turn(self, session_id: str, turn_id: str, lease: timedelta) -> bool:
         """Extend this turn's lease; False if the claim is no longer this turn's."""
@@ -185,13 +158,31 @@ class ConversationStore:
             return (await conn.execute(query)).first() is not None
 
     async def finish_turn(self, session_id: str, turn_id: str, response_ms: float | None) -> None:
-        values: dict[str, Any] = {**_RELEASED, "last_active_at": utcnow()}
-        if response_ms is not None:
-            values["turns"] = sessions.c.turns + 1
-            values["response_ms_total"] = sessions.c.response_ms_total + response_ms
         async with self.engine.begin() as conn:
-            await conn.execute(sessions.update().where(
-                sessions.c.id == session_id, sessions.c.turn_id == turn_id).values(**values))
+            await conn.execute(_RELEASE, _released(session_id, turn_id, response_ms))
+
+    async def end_turn(self, end: TurnEnd) -> None:
+        """Save a finished turn (see :meth:`end_turns`) with those ending at that time."""
+        await self.turn_ends(end)
+
+    async def _end_turns(self, ends: list[TurnEnd]) -> list[None]:
+        await self.end_turns(ends)
+        return [None] * len(ends)
+
+    async def end_turns(self, ends: Sequence[TurnEnd]) -> None:
+        """Each turn's reply in its final state, its session released, and the personas'
+        metrics, all in one transaction (a group commit: one for many turns under load).
+        The shared metric rows come last and in one order, so their locks are held least
+        and two transactions never wait on each other."""
+        ends = sorted(ends, key=lambda end: end.session_id)  # one lock order (see _by_session)
+        async with self.engine.begin() as conn:
+            await conn.execute(_FINISH_REPLY, [
+                {"message": end.reply.id, "content": end.reply.content,
+                 "status": end.reply.status, "meta": end.reply.meta} for end in ends])
+            await conn.execute(_RELEASE, [_released(end.session_id, end.turn_id,
+                                                    end.response_ms) for end in ends])
+            if rows := _metric_rows(ends):
+                await conn.execute(self._metrics_upsert, rows)
 
     async def recover_turns(self, holder: TurnHolder) -> Recovered:
         """Release the claims whose holder is gone (expired, or held by an earlier process
@@ -229,39 +220,18 @@ class ConversationStore:
                                .values(last_active_at=values["created_at"]))
         key = result.inserted_primary_key
         assert key is not None  # an insert always has one
-        return _message({"id": key[0], **values})  # type: ignore[arg-type]
-
-    async def open_exchange(self, session_id: str, text: str, persona_id: str, version: int
-                            ) -> tuple[MessageRecord, MessageRecord]:
-        """The user's message and, in the same transaction, the reply's row (empty,
-        ``streaming``), so a reply has a row before its first word reaches anyone."""
-        now = utcnow()
-        common = {"session_id": session_id, "persona_id": persona_id,
-                  "persona_version": version, "created_at": now, "meta": {}}
-        user = {**common, "role": "user", "content": text, "status": "complete"}
-        reply = {**common, "role": "assistant", "content": "", "status": "streaming"}
-        async with self.engine.begin() as conn:
-            user_key = (await conn.execute(messages.insert().values(**user))).inserted_primary_key
-            reply_key = (await conn.execute(messages.insert().values(**reply))
-                         ).inserted_primary_key
-            await conn.execute(sessions.update().where(sessions.c.id == session_id)
-                               .values(last_active_at=now))
-        assert user_key is not None and reply_key is not None  # an insert always has one
-        return (_message({"id": user_key[0], **user}),  # type: ignore[arg-type]
-                _message({"id": reply_key[0], **reply}))  # type: ignore[arg-type]
+        return MessageRecord.from_row({"id": key[0], **values})
 
     async def flush_reply(self, message_id: int, content: str) -> None:
-        """Write a streaming reply's text so far (a finished reply is left alone)."""
-        async with self.engine.begin() as conn:
-            await conn.execute(messages.update().where(
-                messages.c.id == message_id, messages.c.status == "streaming")
-                .values(content=content))
+        """Write a streaming reply's text so far (a finished reply is left alone), in one
+        transaction with the replies flushed at the same time."""
+        await self.reply_flushes((message_id, content))
 
-    async def finish_reply(self, message_id: int, content: str, status: str,
-                           meta: dict[str, Any]) -> None:
+    async def _flush_replies(self, flushes: list[tuple[int, str]]) -> list[None]:
         async with self.engine.begin() as conn:
-            await conn.execute(messages.update().where(messages.c.id == message_id)
-                               .values(content=content, status=status, meta=meta))
+            await conn.execute(_FLUSH_REPLY, [{"message": message, "content": content}
+                                              for message, content in flushes])
+        return [None] * len(flushes)
 
     async def messages(self, session_id: str, limit: int | None = None) -> list[MessageRecord]:
         """Messages oldest first (the last ``limit`` when given)."""
@@ -272,7 +242,7 @@ class ConversationStore:
             query = query.order_by(messages.c.id)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        found = [_message(r) for r in rows]
+        found = [MessageRecord.from_row(r) for r in rows]
         return found[::-1] if limit is not None else found
 
     async def expire_idle(self, idle: timedelta) -> int:
@@ -284,29 +254,14 @@ class ConversationStore:
                 unclaimed).values(status="expired"))
         return result.rowcount or 0
 
-    async def record_metrics(self, persona_id: str, version: int,
-                             values: dict[str, float]) -> None:
-        """Add one observation per metric to this hour's bucket (count, total, min, max)."""
-        bucket = utcnow().replace(minute=0, second=0, microsecond=0)
-        rows = [{"persona_id": persona_id, "version": version, "metric": metric,
-                 "bucket_start": bucket, "count": 1, "total": value, "minimum": value,
-                 "maximum": value} for metric, value in values.items()]
-        async with self.engine.begin() as conn:
-            await conn.execute(self._metrics_upsert, rows)
-
     @functools.cached_property
-    def _metrics_upsert(self) -> sa.Insert:
-        """One upsert statement, built once so SQLAlchemy caches its compiled form."""
-        on_postgres = self.engine.dialect.name == "postgresql"
-        insert = (postgresql.insert if on_postgres else sqlite.insert)(persona_metrics)
-        smaller = sa.func.least if on_postgres else sa.func.min
-        larger = sa.func.greatest if on_postgres else sa.func.max
-        cell = persona_metrics.c
-        return insert.on_conflict_do_update(
-            index_elements=["persona_id", "version", "metric", "bucket_start"],
-            set_={"count": cell.count + 1, "total": cell.total + insert.excluded.total,
-                  "minimum": smaller(cell.minimum, insert.excluded.minimum),
-                  "maximum": larger(cell.maximum, insert.excluded.maximum)})
+    def _metrics_upsert(self) -> sa.TextClause:
+        """The metrics upsert as text: SQLAlchemy's own upsert constructs are compiled
+        again at every execution, a text statement once."""
+        smaller, larger = (("least", "greatest") if self.engine.dialect.name == "postgresql"
+                           else ("min", "max"))
+        return sa.text(_UPSERT_METRICS.format(smaller=smaller, larger=larger)).bindparams(
+            _param("bucket_start", persona_metrics.c.bucket_start))
 
     async def metrics(self, persona_id: str) -> list[dict[str, Any]]:
         query = (sa.select(persona_metrics).where(persona_metrics.c.persona_id == persona_id)
@@ -332,3 +287,148 @@ def _interrupt_streaming(where: sa.ColumnElement[bool]) -> sa.Update:
     """Replies left ``streaming`` by a turn that is gone keep their flushed text."""
     return (messages.update().where(where, messages.c.status == "streaming")
             .values(status="interrupted"))
+
+
+# -- the turn's statements, built once ---------------------------------------------------
+
+_UPSERT_METRICS = """INSERT INTO persona_metrics
+(persona_id, version, metric, bucket_start, count, total, minimum, maximum)
+VALUES (:persona_id, :version, :metric, :bucket_start, :count, :total, :minimum, :maximum)
+ON CONFLICT (persona_id, version, metric, bucket_start) DO UPDATE SET
+count = persona_metrics.count + excluded.count, total = persona_metrics.total + excluded.total,
+minimum = {smaller}(persona_metrics.minimum, excluded.minimum),
+maximum = {larger}(persona_metrics.maximum, excluded.maximum)"""
+
+
+def _param(name: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:
+    return sa.bindparam(name, type_=column.type)
+
+
+_GET_SESSIONS = sa.select(sessions).where(sessions.c.id.in_(sa.bindparam("ids", expanding=True)))
+_CLAIM = sessions.update().values(**{name: _param(param, sessions.c[name]) for name, param in (
+    ("turn_id", "turn"), ("turn_started_at", "now"), ("turn_expires_at", "expires"),
+    ("turn_holder", "holder"), ("turn_node", "node"), ("last_active_at", "now"))})
+_CLAIM_EXPIRED = _CLAIM.where(sessions.c.id == sa.bindparam("session"), sessions.c.turn_expires_at
+                              < _param("now", sessions.c.turn_expires_at))
+_INTERRUPT_LEFT = _interrupt_streaming(messages.c.session_id == sa.bindparam("session"))
+_CLAIM_ALL_FREE = _CLAIM.where(sessions.c.id.in_(sa.bindparam("ids", expanding=True)),
+                               sessions.c.turn_id.is_(None)).returning(sessions.c.id)
+_RANKED = sa.select(messages, sa.func.row_number().over(  # newest first, per session
+    partition_by=messages.c.session_id, order_by=messages.c.id.desc()).label("place")).where(
+    messages.c.session_id.in_(sa.bindparam("ids", expanding=True))).subquery()
+_RECENT = (sa.select(*[_RANKED.c[column.name] for column in messages.c])
+           .where(_RANKED.c.place <= sa.bindparam("limit")).order_by(_RANKED.c.id))
+_INSERT_MESSAGES = messages.insert().returning(  # many rows, one statement
+    messages.c.id, messages.c.session_id, messages.c.role)
+_FLUSH_REPLY = messages.update().where(
+    messages.c.id == sa.bindparam("message"), messages.c.status == "streaming").values(
+    content=_param("content", messages.c.content))
+_FINISH_REPLY = messages.update().where(messages.c.id == sa.bindparam("message")).values(
+    **{name: _param(name, messages.c[name]) for name in ("content", "status", "meta")})
+_RELEASE = sessions.update().where(  # if this turn still holds it; a reply counts a turn
+    sessions.c.id == sa.bindparam("session"), sessions.c.turn_id == sa.bindparam("turn")).values(
+    **_RELEASED, last_active_at=_param("now", sessions.c.last_active_at),
+    turns=sessions.c.turns + _param("counted", sessions.c.turns),
+    response_ms_total=sessions.c.response_ms_total + _param("ms", sessions.c.response_ms_total))
+
+
+async def _take_over(conn: AsyncConnection, session_id: str, turn_id: str,
+                     holder: TurnHolder, lease: timedelta) -> bool:
+    """Claim an expired session; the replies its holder left streaming are interrupted."""
+    values = _claim_values(holder, lease) | {"session": session_id, "turn": turn_id}
+    if (await conn.execute(_CLAIM_EXPIRED, values)).rowcount != 1:
+        return False
+    await conn.execute(_INTERRUPT_LEFT, {"session": session_id})
+    return True
+
+
+async def _claim_all(conn: AsyncConnection, wanted: list[tuple[str, TurnHolder, timedelta]]
+                     ) -> list[str | None]:
+    """Each claim's turn id, or None: one compare-and-set claims every free session (the
+    first claim of a session gets it), then expired claims are taken over one by one."""
+    turn_id, free = uuid.uuid4().hex, set[str]()
+    for claimant in {(holder, lease) for _, holder, lease in wanted}:
+        holder, lease = claimant
+        ids = sorted({session for session, *rest in wanted if tuple(rest) == claimant})
+        values = _claim_values(holder, lease) | {"ids": ids, "turn": turn_id}
+        free.update((await conn.execute(_CLAIM_ALL_FREE, values)).scalars())
+    claimed: list[str | None] = [None] * len(wanted)
+    for index, (session_id, holder, lease) in _by_session(enumerate(wanted)):
+        if session_id in free:
+            free.discard(session_id)
+            claimed[index] = turn_id
+        else:
+            late = uuid.uuid4().hex
+            if await _take_over(conn, session_id, late, holder, lease):
+                claimed[index] = late
+    return claimed
+
+
+def _by_session(items: Iterable[tuple[int, tuple[str, TurnHolder, timedelta]]]
+                ) -> list[tuple[int, tuple[str, TurnHolder, timedelta]]]:
+    """In session order (a stable sort: the first claim of a session stays first), so
+    every transaction locks sessions in one order and none waits on another in a ring."""
+    return sorted(items, key=lambda item: item[1][0])
+
+
+def _claim_values(holder: TurnHolder, lease: timedelta) -> dict[str, Any]:
+    now = utcnow()
+    return {"now": now, "expires": now + lease, "holder": holder.instance, "node": holder.node}
+
+
+async def _histories(conn: AsyncConnection, openings: list[TurnOpening]
+                     ) -> dict[str, list[MessageRecord]]:
+    """Each session's last messages, oldest first (as many as the largest limit asked)."""
+    found: dict[str, list[MessageRecord]] = {}
+    rows = await conn.execute(_RECENT, {"ids": sorted({o.session_id for o in openings}),
+                                        "limit": max(o.history_limit for o in openings)})
+    for row in rows.mappings():
+        found.setdefault(row["session_id"], []).append(MessageRecord.from_row(row))
+    return found
+
+
+async def _insert_exchanges(conn: AsyncConnection, openings: list[TurnOpening]
+                            ) -> dict[str, tuple[MessageRecord, MessageRecord]]:
+    """Each turn's user message and its reply's empty ``streaming`` row, in one statement."""
+    now, pairs = utcnow(), list[tuple[dict[str, Any], dict[str, Any]]]()
+    for o in openings:
+        common = {"session_id": o.session_id, "persona_id": o.persona_id,
+                  "persona_version": o.version, "created_at": now, "meta": {}}
+        pairs.append(({**common, "role": "user", "content": o.text, "status": "complete"},
+                      {**common, "role": "assistant", "content": "", "status": "streaming"}))
+    result = await conn.execute(_INSERT_MESSAGES, [row for pair in pairs for row in pair])
+    ids = {(session_id, role): key for key, session_id, role in result}
+    return {user["session_id"]: (
+        MessageRecord.from_row({"id": ids[user["session_id"], "user"], **user}),
+        MessageRecord.from_row({"id": ids[user["session_id"], "assistant"], **reply}))
+        for user, reply in pairs}
+
+
+def _one_rows_fault(error: Exception) -> bool:
+    """A failure one call of a batch can cause alone (a constraint, a value's range)."""
+    return isinstance(error, sa.exc.IntegrityError | sa.exc.DataError)
+
+
+def _released(session_id: str, turn_id: str, response_ms: float | None) -> dict[str, Any]:
+    return {"session": session_id, "turn": turn_id, "now": utcnow(),
+            "counted": int(response_ms is not None), "ms": response_ms or 0.0}
+
+
+def _metric_rows(ends: Sequence[TurnEnd]) -> list[dict[str, Any]]:
+    """The turns' observations summed per persona version and metric, in this hour's
+    bucket, in key order."""
+    bucket = utcnow().replace(minute=0, second=0, microsecond=0)
+    cells: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for end in ends:
+        for metric, value in end.metrics.items():
+            key = (end.reply.persona_id, end.reply.persona_version, metric)
+            cell = cells.get(key)
+            if cell is None:
+                cells[key] = {"persona_id": key[0], "version": key[1], "metric": metric,
+                              "bucket_start": bucket, "count": 1, "total": value,
+                              "minimum": value, "maximum": value}
+            else:
+                cell.update(count=cell["count"] + 1, total=cell["total"] + value,
+                            minimum=min(cell["minimum"], value),
+                            maximum=max(cell["maximum"], value))
+    return [cells[key] for key in sorted(cells)]

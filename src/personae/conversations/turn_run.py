@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from personae.conversations.store import MessageRecord
+from personae.conversations.records import MessageRecord
 from personae.errors import PersonaeError
 from personae.personas.knowledge import RankedItem
 from personae.personas.lore import FiredEntry

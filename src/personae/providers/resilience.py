@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -149,9 +148,20 @@ class ResilientLLM:
             except ProviderError as exc:
                 failures.append(exc)
                 continue
-            async with aclosing(self._relay(llm, breaker, events, first)) as relay:
-                async for event in relay:
+            # Relayed here rather than by a nested generator: this runs once per delta.
+            relay = _Relay(llm, breaker, events, self.timeout)
+            try:
+                event = first
+                while not isinstance(event, Finished):
                     yield event
+                    event = await relay.next()
+                relay.verdict(None)
+                yield event if event.provider else replace(event, provider=llm.name)
+            except ProviderError as exc:
+                relay.verdict(exc)
+                raise
+            finally:
+                await relay.close()
             return
         raise all_failed(failures)
 
@@ -204,42 +214,77 @@ class ResilientLLM:
         ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
         return ceiling * (0.5 + random.random() / 2)
 
-    async def _relay(self, llm: LLM, breaker: CircuitBreaker,
-                     events: AsyncIterator[StreamEvent],
-                     first: StreamEvent) -> AsyncGenerator[StreamEvent, None]:
-        """Pass events on; a failure here propagates, since text has already streamed."""
-        verdict_given = False
-        try:
-            event = first
-            while not isinstance(event, Finished):
-                yield event
-                event = await self._next(llm, events)
-            breaker.record_success()
-            verdict_given = True
-            yield event if event.provider else replace(event, provider=llm.name)
-        except ProviderError as exc:
-            _record(breaker, exc)
-            verdict_given = True
-            raise
-        finally:
-            if not verdict_given:  # the caller stopped early: the provider was working
-                breaker.record_success()
-            await _close(events)
+class _Relay:
+    """One started reply after its first event: the next events, each within
+    ``timeout`` seconds of asking, and the breaker's verdict once it ends.
 
-    async def _next(self, llm: LLM, events: AsyncIterator[StreamEvent]) -> StreamEvent:
+    The stall deadline costs no timer per event: one timer, armed when a wait begins
+    and none is pending, checks on firing whether a wait is still running and since
+    when, and re-arms for the rest or cancels that wait (turned into ProviderTimeout).
+    It never fires on the caller's own time, between events.
+    """
+
+    def __init__(self, llm: LLM, breaker: CircuitBreaker, events: AsyncIterator[StreamEvent],
+                 timeout: float) -> None:
+        self.llm, self.breaker, self.events, self.timeout = llm, breaker, events, timeout
+        self._loop = asyncio.get_running_loop()
+        self._waiting_since: float | None = None
+        self._waiter: asyncio.Task[Any] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._cancelling = -1  # the waiter's cancel count before the stall cancelled it
+        self._judged = False
+
+    async def next(self) -> StreamEvent:
+        """The next event; a stall, an early end or a bug raises a ProviderError."""
+        self._waiting_since = self._loop.time()
+        self._waiter = asyncio.current_task()
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._waiting_since + self.timeout, self._check)
         try:
-            async with asyncio.timeout(self.timeout):
-                return await anext(events)
-        except TimeoutError:
-            raise ProviderTimeout(llm.name, f"stalled: no output for {self.timeout:g}s",
+            return await anext(self.events)
+        except asyncio.CancelledError:
+            if self._cancelling < 0 or self._waiter is None or \
+                    self._waiter.uncancel() > self._cancelling:
+                raise  # the caller was cancelled, not the stall
+            raise ProviderTimeout(self.llm.name, f"stalled: no output for {self.timeout:g}s",
                                   retryable=True) from None
         except StopAsyncIteration:
-            raise ProviderError(llm.name, "stream ended before the reply finished",
+            raise ProviderError(self.llm.name, "stream ended before the reply finished",
                                 retryable=True) from None
         except ProviderError:
             raise
         except Exception as exc:
-            raise unexpected(llm.name, exc) from exc
+            raise unexpected(self.llm.name, exc) from exc
+        finally:
+            self._waiting_since = None
+
+    def _check(self) -> None:
+        self._timer = None
+        since, waiter = self._waiting_since, self._waiter
+        if since is None or waiter is None:
+            return  # between waits: the next one arms again
+        due = since + self.timeout
+        if self._loop.time() < due:
+            self._timer = self._loop.call_at(due, self._check)
+            return
+        self._cancelling = waiter.cancelling()
+        waiter.cancel()
+
+    def verdict(self, error: ProviderError | None) -> None:
+        """The reply finished (None) or failed: tell the breaker."""
+        if error is None:
+            self.breaker.record_success()
+        else:
+            _record(self.breaker, error)
+        self._judged = True
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._judged:  # the caller stopped early: the provider was working
+            self.breaker.record_success()
+        await _close(self.events)
 
 
 async def _first_event(llm: LLM, breaker: CircuitBreaker, messages: Sequence[ChatMessage],
@@ -266,7 +311,9 @@ async def _first_event(llm: LLM, breaker: CircuitBreaker, messages: Sequence[Cha
 
 
 def _now() -> float:
-    return asyncio.get_running_loop().time()
+    """The deadlines' clock (monotonic; asking the running loop costs a system call on
+    Python 3.11, and these deadlines are only compared with each other)."""
+    return time.monotonic()
 
 
 def _record(breaker: CircuitBreaker, exc: ProviderError) -> None:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from personae.conversations.durability import TurnTiming
 from personae.conversations.events import Delta, Done, MessageSaved, TurnEvent, TurnFailed
+from personae.conversations.records import TurnOpening
 from personae.conversations.store import ConversationStore, MessageRecord, TurnHolder
 from personae.errors import ShuttingDown, TurnInProgress
 from tests.support.chat import Chat
@@ -69,10 +70,11 @@ async def _streaming(chat: Chat, session_id: str, seen: Seen,
 async def _dead_turn(store: ConversationStore, session_id: str, holder: TurnHolder,
                      lease: timedelta, text: str = "words a client saw") -> MessageRecord:
     """What a process that died mid-reply leaves: its claim and a flushed streaming row."""
-    assert await store.claim_turn(session_id, holder, lease) is not None
-    _user, reply = await store.open_exchange(session_id, "question", "tina", 1)
-    await store.flush_reply(reply.id, text)
-    return reply
+    opened = await store.open_turn(TurnOpening(session_id, holder, lease, "question", "tina",
+                                               1, 10))
+    assert opened is not None
+    await store.flush_reply(opened.reply.id, text)
+    return opened.reply
 
 
 async def _turn_ends(chat: Chat, session_id: str, text: str = "again") -> TurnEvent:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import aclosing
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from personae.conversations.events import Delta, Done, MessageSaved, PersonaSwitched, TurnFailed
 from personae.errors import NotFound, TurnInProgress
@@ -31,6 +33,7 @@ async def test_greeting_is_the_first_message(chat: Chat) -> None:
 
 
 async def test_a_turn_streams_and_is_saved(chat: Chat) -> None:
+    chat.server.token_delay = 0.01  # deltas read together are handed on as one
     session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
     events = await _turn(chat, session.id, "मेरी शादी कब होगी?")
     assert isinstance(events[0], MessageSaved)
@@ -49,6 +52,32 @@ async def test_a_turn_streams_and_is_saved(chat: Chat) -> None:
     assert [m["role"] for m in request.messages] == ["system", "assistant", "user"]
     session = await chat.runtime.conversations.get(chat.alice, session.id)
     assert session.turns == 1
+
+
+async def test_a_turn_visits_the_database_three_times_and_commits_twice(chat: Chat) -> None:
+    """The session read (its claim with it), then claim + user message + reply row in
+    one transaction, then reply + release + metrics in one."""
+    session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    await _turn(chat, session.id, "warm the caches up")
+    visits: list[str] = []
+
+    def seen(kind: str) -> Any:
+        return lambda *_args: visits.append(kind)
+
+    engine = chat.runtime.engine.sync_engine
+    hooks = {"checkout": seen("checkout"), "commit": seen("commit")}
+    for name, hook in hooks.items():
+        sa.event.listen(engine, name, hook)
+    try:
+        events = await _turn(chat, session.id, "count the trips")
+    finally:
+        for name, hook in hooks.items():
+            sa.event.remove(engine, name, hook)
+    assert isinstance(events[-1], Done) and events[-1].message.status == "complete"
+    assert (visits.count("checkout"), visits.count("commit")) == (3, 2)
+    history = await chat.runtime.conversations.history(chat.alice, session.id)
+    assert [m.status for m in history[-2:]] == ["complete", "complete"]
+    assert (await chat.runtime.conversations.get(chat.alice, session.id)).turns == 2
 
 
 async def test_switching_persona_greets_and_changes_the_prompt(chat: Chat) -> None:

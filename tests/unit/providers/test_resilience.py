@@ -311,6 +311,7 @@ async def test_stall_after_first_delta_is_a_timeout(primary: FakeOpenAIServer,
 
 async def test_stopping_early_closes_the_stream_and_counts_as_healthy(
         primary: FakeOpenAIServer, connect: Any) -> None:
+    primary.token_delay = 5  # the reply is still streaming when the caller stops
     breaker = CircuitBreaker(failures=1, reset_seconds=30)
     llm = resilient([connect("p", primary.base_url)], breakers={"p": breaker})
     stream = llm.stream(HELLO, SETTINGS)
@@ -499,3 +500,66 @@ def test_the_first_token_deadline_is_configured_per_provider(tmp_path: Path) -> 
     llm, _ = ProviderRegistry(settings).resolve(ModelChoice(provider="groq"))
     assert isinstance(llm, ResilientLLM)
     assert (llm.first_token_timeout, llm.timeout) == (4, 40)
+
+
+# -- the stall deadline between events ------------------------------------------------
+
+
+class GatedLLM:
+    """Sends each delta when the test releases it; never finishes on its own."""
+
+    name = "gated"
+    context_window = 1024
+
+    def __init__(self) -> None:
+        self.gates: list[asyncio.Event] = [asyncio.Event() for _ in range(3)]
+        self.closed = asyncio.Event()
+
+    async def stream(self, messages: Sequence[ChatMessage],
+                     settings: GenerationSettings) -> AsyncIterator[StreamEvent]:
+        try:
+            for index, gate in enumerate(self.gates):
+                await gate.wait()
+                yield TextDelta(f"part{index}")
+            await asyncio.Event().wait()  # then stalls
+        finally:
+            self.closed.set()
+
+    def count_tokens(self, text: str) -> int:
+        return len(text)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_time_the_caller_takes_between_events_is_not_a_stall() -> None:
+    gated = GatedLLM()
+    llm = resilient([gated], timeout=0.3)
+    gated.gates[0].set()
+    stream = aiter(llm.stream(HELLO, SETTINGS))
+    assert await anext(stream) == TextDelta("part0")
+    await asyncio.sleep(0.5)  # the caller is busy for longer than the stall deadline
+    gated.gates[1].set()
+    assert await anext(stream) == TextDelta("part1")
+    started = time.monotonic()
+    with pytest.raises(ProviderTimeout, match=r"stalled: no output for 0\.3s"):
+        await anext(stream)  # gate 2 stays shut: a real stall, counted from this wait
+    assert 0.25 < time.monotonic() - started < 1.3
+    assert gated.closed.is_set()
+
+
+async def test_cancelling_the_caller_during_a_wait_is_not_taken_for_a_stall() -> None:
+    gated = GatedLLM()
+    gated.gates[0].set()
+    breaker = CircuitBreaker(failures=1, reset_seconds=30)
+    llm = resilient([gated], timeout=5, breakers={"gated": breaker})
+    stream = aiter(llm.stream(HELLO, SETTINGS))
+    assert await anext(stream) == TextDelta("part0")
+    waiting = asyncio.create_task(anext(stream))
+    await asyncio.sleep(0)  # let it start waiting for the next event
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert breaker.state == "closed"  # no verdict against the provider
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert gated.closed.is_set()

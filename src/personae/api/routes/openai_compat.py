@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mappin
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
@@ -74,10 +75,15 @@ def _error_response(status: int, code: str, message: str,
 
 
 class OpenAIRoute(APIRoute):
-    """Answers errors (auth included) in OpenAI's shape instead of the app-wide one."""
+    """Answers errors (auth included) in OpenAI's shape instead of the app-wide one.
+
+    An endpoint taking only the request is called as it is, past FastAPI's parameter
+    machinery: no dependency runs for it, neither its own nor an include's (the chat
+    route authenticates itself; it is the hot path)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        handler = (self.endpoint if _takes_only_the_request(self.dependant)
+                   else super().get_route_handler())
 
         async def openai_errors(request: Request) -> Response:
             try:
@@ -99,6 +105,13 @@ class OpenAIRoute(APIRoute):
                                        "internal server error; see server log")
 
         return openai_errors
+
+
+def _takes_only_the_request(dependant: Dependant) -> bool:
+    """The endpoint leaves FastAPI nothing to solve, validate or serialise."""
+    return dependant.request_param_name is not None and not (
+        dependant.path_params or dependant.query_params or dependant.header_params
+        or dependant.cookie_params or dependant.body_params or dependant.dependencies)
 
 
 router = APIRouter(tags=["openai"], route_class=OpenAIRoute)
@@ -156,35 +169,47 @@ def _completion_body(model: str, completions: list[Completion]) -> bytes:
 async def _sse(events: AsyncIterator[ChoiceEvent], first: ChoiceEvent | None,
                chat: ChatRequest) -> AsyncIterator[bytes]:
     """``chat.completion.chunk`` events: each choice's role, its content deltas and its
-    finish, then the usage (all choices') if asked, then [DONE]."""
+    finish, then the usage (all choices') if asked, then [DONE].
+
+    Chunks ready at the same moment go out in one write (a write costs more than the
+    chunk): the roles with the first delta, a finish with what follows it, the end
+    (finishes, usage, [DONE]) at once."""
     chunk_id, created = _completion_id(), int(time.time())
     head = (b'data: {"id":"' + chunk_id.encode() + b'","object":"chat.completion.chunk",'
             b'"created":' + str(created).encode() + b',"model":' + _dumps(chat.model))
+    ready = [_chunk(head, index, b'{"role":"assistant","content":""}')
+             for index in range(chat.n)]
     finished: dict[int, Finished] = {}
     try:
-        for index in range(chat.n):
-            yield _chunk(head, index, b'{"role":"assistant","content":""}')
         event = first
         while event is not None:
             index, item = event
             if isinstance(item, TextDelta):
-                yield _chunk(head, index, b'{"content":' + _dumps(item.text) + b"}")
-            else:
+                ready.append(_chunk(head, index, b'{"content":' + _dumps(item.text) + b"}"))
+                yield b"".join(ready)
+                ready.clear()
+            else:  # held until the next write: nothing waits on a finish alone
                 finished[index] = item
-                yield _chunk(head, index, b"{}", _dumps(item.finish_reason))
+                ready.append(_chunk(head, index, b"{}", _dumps(item.finish_reason)))
             event = await anext(events, None)
-        for index in sorted(set(range(chat.n)) - set(finished)):  # ended without a finish
-            yield _chunk(head, index, b"{}", b'"stop"')
-        if chat.include_usage:
-            usage = _total(done.usage for done in finished.values())
-            yield head + b',"choices":[],"usage":' + _usage(usage) + b"}\n\n"
+        ready.extend(_ending(head, chat, finished))
     except PersonaeError as exc:  # headers are gone: report in-band, as OpenAI does
         log.warning("chat gateway stream failed: %s", exc.message)
-        yield b"data: " + _dumps(openai_error(exc.status, exc.code, exc.message,
-                                              exc.details)) + b"\n\n"
+        ready.append(b"data: " + _dumps(openai_error(exc.status, exc.code, exc.message,
+                                                     exc.details)) + b"\n\n")
     finally:
         await aclose_stream(events)
-    yield _DONE
+    yield b"".join((*ready, _DONE))
+
+
+def _ending(head: bytes, chat: ChatRequest, finished: dict[int, Finished]) -> list[bytes]:
+    """A stop for each choice that ended without a finish, then the usage if asked."""
+    chunks = [_chunk(head, index, b"{}", b'"stop"')
+              for index in sorted(set(range(chat.n)) - set(finished))]
+    if chat.include_usage:
+        usage = _total(done.usage for done in finished.values())
+        chunks.append(head + b',"choices":[],"usage":' + _usage(usage) + b"}\n\n")
+    return chunks
 
 
 def _chunk(head: bytes, index: int, delta: bytes, finish_reason: bytes = b"null") -> bytes:

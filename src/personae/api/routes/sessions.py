@@ -7,7 +7,6 @@ sent while a reply is streaming gets 409 ``turn_in_progress``.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
@@ -39,6 +38,7 @@ from personae.conversations.events import (
     TurnEvent,
     TurnFailed,
     event_dict,
+    event_json,
 )
 from personae.conversations.live import LiveConversation
 from personae.errors import InvalidInput, PersonaeError
@@ -124,8 +124,7 @@ async def send_message(session_id: str, body: MessageCreate, request: Request,
 
 async def _sse(events: AsyncIterator[TurnEvent]) -> AsyncIterator[dict[str, str]]:
     async for event in events:
-        data = event_dict(event)
-        yield {"event": data["type"], "data": json.dumps(data, ensure_ascii=False)}
+        yield {"event": event.type, "data": event_json(event)}
 
 
 @router.websocket("/{session_id}/ws")
@@ -147,7 +146,7 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
     await websocket.send_json({"type": "ready", "session": session.public()})
 
     async def emit(event: LiveEvent) -> None:
-        await websocket.send_json(event_dict(event))
+        await websocket.send_text(event_json(event))
 
     live = LiveConversation(conversations, principal, session_id, emit)
     try:

@@ -1,0 +1,81 @@
+"""The gateway's stateless path: the persona's messages around the client's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from personae.auth.principal import Principal
+from personae.config import ProviderConfig, Settings
+from personae.conversations.gateway import ChatRequest
+from personae.providers.base import ChatMessage, TextDelta
+from personae.providers.fake import ScriptedLLM
+from personae.providers.streams import FrameTiming
+from personae.runtime import Runtime
+from tests.support.runtime import MEMBERS, create_people, open_runtime
+
+
+@dataclass
+class Harness:
+    runtime: Runtime
+    alice: Principal
+    llm: ScriptedLLM
+
+
+@pytest.fixture
+async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    settings = Settings(data_dir=tmp_path, database_url=database_url,
+                        default_provider="scripted", anonymous_loopback=False,
+                        providers={"scripted": ProviderConfig(kind="scripted")})
+    async with open_runtime(settings) as runtime:
+        people = await create_people(runtime, MEMBERS)
+        llm = runtime.providers.get("scripted")
+        assert isinstance(llm, ScriptedLLM)
+        yield Harness(runtime, people["alice"], llm)
+
+
+async def test_the_stateless_framing_follows_the_user_name_and_the_version(
+        harness: Harness) -> None:
+    """Without lore, the persona's messages are built once per version and user name:
+    each caller still gets their own name, and an edit is used at once."""
+    plain = {"id": "plain", "name": "Plain", "system_prompt": "Greet {{user}} warmly.",
+             "post_history_instructions": "Call {{user}} by name."}
+    created = await harness.runtime.personas.create(harness.alice, plain)
+
+    async def framing(user_name: str | None) -> tuple[str, str]:
+        request = ChatRequest(model=created.id, user_name=user_name,
+                              messages=(ChatMessage("user", "hi"),))
+        await harness.runtime.gateway.complete(harness.alice, request)
+        system, user, after = harness.llm.last_request.messages
+        assert user == ChatMessage("user", "hi")
+        return system.content, after.content
+
+    for name in ("Ana", "Bo", "Ana", None):
+        system, after = await framing(name)
+        assert f"Greet {name or 'User'} warmly." in system
+        assert after == f"Call {name or 'User'} by name."
+    await harness.runtime.personas.patch(harness.alice, created.id,
+                                         {"system_prompt": "Nod at {{user}}."},
+                                         base_version=created.version)
+    system, _ = await framing("Ana")
+    assert "Nod at Ana." in system and "Greet" not in system
+
+
+async def test_the_stateless_stream_reaches_the_client_in_frames(harness: Harness) -> None:
+    """A stateless streamed reply is framed like a session's: the first delta alone,
+    then at most ``max_deltas`` model deltas per frame, the same text in the end."""
+    harness.runtime.conversations.frames = FrameTiming(5.0, 16)
+    words = [f"w{i}" for i in range(120)]
+    harness.llm.queue(" ".join(words))
+    created = await harness.runtime.personas.create(
+        harness.alice, {"id": "chatty", "name": "Chatty", "system_prompt": "Talk."})
+    request = ChatRequest(model=created.id, stream=True,
+                          messages=(ChatMessage("user", "talk to me"),))
+    events = await harness.runtime.gateway.stream_choices(harness.alice, request)
+    texts = [event.text async for _index, event in events if isinstance(event, TextDelta)]
+    assert "".join(texts) == " ".join(words)
+    assert texts[0].strip() == "w0"
+    assert 2 <= len(texts) <= 1 + len(words) // 16 + 1  # not one per word
