@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -29,7 +28,7 @@ from personae.providers.base import (
     TextDelta,
 )
 from personae.providers.catalogue import UnknownModel
-from personae.providers.llama_cpp import EmbeddedLLM, bundled_model_path, import_llama_cpp
+from personae.providers.llama_cpp import EmbeddedLLM
 from personae.providers.scheduling import FairScheduler
 from personae.providers.streams import complete
 from tests.conftest import sqlite_url_for
@@ -37,7 +36,6 @@ from tests.support.runtime import MEMBERS, create_global_personas, create_people
 
 pytestmark = pytest.mark.slow
 
-REQUIRE_MODEL_ENV = "PERSONAE_REQUIRE_MODEL"
 HELLO = [ChatMessage("system", "You are a terse assistant."),
          ChatMessage("user", "Say hello in five words.")]
 LONG = [ChatMessage("user", "Write a detailed essay about the history of the bicycle.")]
@@ -50,18 +48,6 @@ PERSON_SCHEMA = {
 }
 
 Factory = Callable[..., EmbeddedLLM]
-
-
-@pytest.fixture(scope="module")
-def model_path() -> Path:
-    """The bundled GGUF; skips (or fails, when required) if the model cannot run here."""
-    try:
-        import_llama_cpp()
-        return bundled_model_path()
-    except ProviderUnavailable as exc:
-        if os.environ.get(REQUIRE_MODEL_ENV) == "1":
-            pytest.fail(f"{exc.message}, but {REQUIRE_MODEL_ENV}=1", pytrace=False)
-        pytest.skip(f"embedded model not available: {exc.message}")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ tests when the model cannot run here (``PERSONAE_REQUIRE_MODEL=1`` makes it fail
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,29 +18,16 @@ from typing import Any
 
 import pytest
 
-from personae.errors import ProviderUnavailable
 from personae.providers.base import ChatMessage, Finished, GenerationSettings, TextDelta
-from personae.providers.llama_cpp import EmbeddedLLM, bundled_model_path, import_llama_cpp
+from personae.providers.llama_cpp import EmbeddedLLM
 from personae.providers.prefix_cache import LLAMA_STATES
 
 pytestmark = pytest.mark.slow
 
-REQUIRE_MODEL_ENV = "PERSONAE_REQUIRE_MODEL"
 SETTINGS = GenerationSettings(max_tokens=12, temperature=0)
 TEMPLATE_SLACK = 8  # chat-template tokens around a message the count may or may not share
 
 Factory = Callable[..., EmbeddedLLM]
-
-
-@pytest.fixture(scope="module")
-def model_path() -> Path:
-    try:
-        import_llama_cpp()
-        return bundled_model_path()
-    except ProviderUnavailable as exc:
-        if os.environ.get(REQUIRE_MODEL_ENV) == "1":
-            pytest.fail(f"{exc.message}, but {REQUIRE_MODEL_ENV}=1", pytrace=False)
-        pytest.skip(f"embedded model not available: {exc.message}")
 
 
 @pytest.fixture

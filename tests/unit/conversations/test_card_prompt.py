@@ -3,44 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from personae.auth.principal import Principal
-from personae.config import ProviderConfig, Settings
 from personae.conversations.events import Done
 from personae.conversations.gateway import ChatRequest
 from personae.personas.transfer import import_bytes
 from personae.providers.base import ChatMessage
-from personae.providers.fake import ScriptedLLM
-from personae.runtime import Runtime
 from tests.support.lore import CARD
-from tests.support.runtime import MEMBERS, create_people, open_runtime
-
-
-@dataclass
-class Harness:
-    runtime: Runtime
-    alice: Principal
-    llm: ScriptedLLM
+from tests.unit.conversations.conftest import Harness
 
 
 @pytest.fixture
-async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
-    settings = Settings(data_dir=tmp_path, database_url=database_url,
-                        default_provider="scripted", anonymous_loopback=False,
-                        providers={"scripted": ProviderConfig(kind="scripted")})
-    async with open_runtime(settings) as runtime:
-        people = await create_people(runtime, MEMBERS)
-        (definition,) = import_bytes(json.dumps(CARD).encode(), "wren.json",
-                                     persona_id="wren").definitions
-        await runtime.personas.create(people["alice"], definition)
-        llm = runtime.providers.get("scripted")
-        assert isinstance(llm, ScriptedLLM)
-        yield Harness(runtime, people["alice"], llm)
+async def harness(scripted: Harness) -> Harness:
+    """The scripted runtime with alice's card persona ``wren``."""
+    (definition,) = import_bytes(json.dumps(CARD).encode(), "wren.json",
+                                 persona_id="wren").definitions
+    await scripted.runtime.personas.create(scripted.alice, definition)
+    return scripted
 
 
 async def _turn(harness: Harness, session_id: str, text: str) -> Done:

@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
-from personae.auth.principal import Principal
-from personae.config import ProviderConfig, Settings
 from personae.conversations.gateway import ChatRequest
 from personae.providers.base import ChatMessage, TextDelta
-from personae.providers.fake import ScriptedLLM
 from personae.providers.streams import FrameTiming
-from personae.runtime import Runtime
-from tests.support.runtime import MEMBERS, create_people, open_runtime
-
-
-@dataclass
-class Harness:
-    runtime: Runtime
-    alice: Principal
-    llm: ScriptedLLM
+from tests.unit.conversations.conftest import Harness
 
 
 @pytest.fixture
-async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
-    settings = Settings(data_dir=tmp_path, database_url=database_url,
-                        default_provider="scripted", anonymous_loopback=False,
-                        providers={"scripted": ProviderConfig(kind="scripted")})
-    async with open_runtime(settings) as runtime:
-        people = await create_people(runtime, MEMBERS)
-        llm = runtime.providers.get("scripted")
-        assert isinstance(llm, ScriptedLLM)
-        yield Harness(runtime, people["alice"], llm)
+def harness(scripted: Harness) -> Harness:
+    return scripted
 
 
 async def test_the_stateless_framing_follows_the_user_name_and_the_version(
