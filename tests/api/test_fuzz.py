@@ -57,7 +57,14 @@ SEMANTIC_REFUSALS = {
     "POST /v1/evaluations": [400, 422],
     "POST /v1/personas/{persona_id}/tests/run": [400, 422],  # a suite that parses, in bounds
     "POST /v1/chat/completions": [400],  # all messages' content together is bounded
+    # The file must be audio (told by its bytes), within the duration bound, with speech.
+    "POST /v1/sessions/{session_id}/audio": [400, 415, 422],
+    "POST /v1/audio/transcriptions": [400, 415, 422],
+    "POST /v1/audio/speech": [400, 422],  # the text must hold something to say
 }
+# The in-process client bounds the WHOLE response, not the gap between its bytes (which
+# a streamed speech response keeps short): a 4096-character input is minutes of audio.
+SLOW_OPERATIONS = {"POST /v1/audio/speech": {"request-timeout": 180}}
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 # Schemathesis's own list, plus 413: a body past the size bound is refused as too large.
 REFUSED = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429",
@@ -131,8 +138,9 @@ def fuzz_config(seeded: Seeded) -> schemathesis.Config:
         "checks": {"negative_data_rejection": {"expected-statuses": REFUSED},
                    "missing_required_header": {"expected-statuses": MISSING_HEADER}},
         "operations": [
-            {"include-name": name, "checks": {"positive_data_acceptance": {
-                "expected-statuses": [*ACCEPTED, *map(str, statuses)]}}}
+            {"include-name": name, **SLOW_OPERATIONS.get(name, {}),
+             "checks": {"positive_data_acceptance": {
+                 "expected-statuses": [*ACCEPTED, *map(str, statuses)]}}}
             for name, statuses in SEMANTIC_REFUSALS.items()],
     })
 

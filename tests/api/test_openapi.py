@@ -33,7 +33,8 @@ from tests.support.personas import TINA
 COMPONENTS = "#/components/schemas/"
 ERROR_REF = f"{COMPONENTS}ErrorResponse"
 OPENAI_ERROR_REF = f"{COMPONENTS}OpenAIError"
-OPENAI_PREFIXES = ("/v1/chat/completions", "/v1/models")
+OPENAI_PREFIXES = ("/v1/chat/completions", "/v1/models", "/v1/audio/transcriptions",
+                   "/v1/audio/speech")
 JSON = "application/json"
 NO_CONTENT = {"204", "304"}
 DOWNLOAD = {"type": "string", "format": "binary"}  # a file, whatever its media type

@@ -21,14 +21,17 @@ from personae.api.docs import install_docs
 from personae.api.errors import install_error_handlers
 from personae.api.limits import BodyLimits
 from personae.api.routes import (
+    audio,
     evaluations,
     health,
     me,
+    openai_audio,
     openai_compat,
     panels,
     persona_tests,
     personas,
     sessions,
+    voice_socket,
 )
 from personae.config import Settings, get_settings
 from personae.logs import install_redaction
@@ -122,12 +125,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await runtime.conversations.start()  # turns a killed or restarted server left
         await runtime.panels.resume()  # in-process jobs left unfinished by a restart
         await runtime.test_runs.resume()  # and test runs, started again from scratch
+        await runtime.voice.start()  # sweeps reply audio left by an earlier process
         undo_signals = _drain_on_termination(runtime)
         _freeze_startup_heap()
         try:
             yield
         finally:
             undo_signals()
+            await runtime.voice.stop()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
@@ -144,11 +149,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes,
-                       max_upload_bytes=settings.max_upload_bytes)
+                       max_upload_bytes=settings.max_upload_bytes,
+                       max_audio_bytes=settings.voice_max_audio_bytes)
     install_docs(app)
     # Routes match in order: the hot paths first, chat completions (three routes, cheap to
     # pass over) ahead of the persona router (its cached GET; many more routes to try).
-    for module in (openai_compat, personas, me, sessions, panels, evaluations, persona_tests):
+    for module in (openai_compat, openai_audio, personas, me, sessions, audio, panels,
+                   evaluations, persona_tests, voice_socket):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
     return app

@@ -4,8 +4,10 @@ A body over its limit is answered 413 (``too_large``, naming the limit and its
 setting) without being read: at once when ``Content-Length`` says so, else as soon as
 the bytes streamed in pass the limit. Uploads (``POST /v1/personas/import``, ``POST
 /v1/evaluations``, ``PUT /v1/personas/{id}/avatar``,
-``POST /v1/personas/{id}/lorebook``) may be ``max_upload_bytes``; every
-other body ``max_body_bytes``.
+``POST /v1/personas/{id}/lorebook``) may be ``max_upload_bytes``; audio uploads
+(``POST /v1/sessions/{id}/audio``, ``POST /v1/audio/transcriptions``)
+``voice_max_audio_bytes`` plus the form around the file (the route checks the file
+itself against that setting); every other body ``max_body_bytes``.
 The JSON bodies FastAPI parses for its typed routes are also checked for nesting depth
 here (400, see :mod:`personae.limits`); the routes that read their own bodies (chat
 completions, evaluations, imports) check it as they parse. The OpenAI-compatible
@@ -25,7 +27,11 @@ from personae.errors import error_envelope
 from personae.limits import NestedTooDeep, load_json
 
 UPLOAD_PATHS = frozenset({"/v1/personas/import", "/v1/evaluations"})
-OPENAI_PATHS = frozenset({"/v1/chat/completions"})
+OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/audio/transcriptions",
+                          "/v1/audio/speech"})
+# Audio uploads may be ``max_audio_bytes`` (the file) plus the multipart form around it.
+AUDIO_UPLOAD_PATHS = frozenset({"/v1/audio/transcriptions"})
+MULTIPART_OVERHEAD = 64 * 1024
 _PARSED_BY_ROUTE = UPLOAD_PATHS | OPENAI_PATHS  # these check depth as they parse
 _BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 _PERSONAS = "/v1/personas/"
@@ -38,13 +44,21 @@ def is_upload(path: str) -> bool:
                                     and path.endswith(_PER_PERSONA_UPLOADS))
 
 
+def is_audio_upload(path: str) -> bool:
+    """A route taking a recording: a session's one-shot turn, OpenAI transcriptions."""
+    return path in AUDIO_UPLOAD_PATHS or (path.startswith("/v1/sessions/")
+                                          and path.endswith("/audio"))
+
+
 class BodyLimits:
     """Pure ASGI middleware: size (413) and, for JSON, depth (400) of request bodies."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_upload_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_upload_bytes: int,
+                 max_audio_bytes: int | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_upload_bytes = max_upload_bytes
+        self.max_audio_bytes = max_audio_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,6 +74,10 @@ class BodyLimits:
         setting = "PERSONAE_MAX_UPLOAD_BYTES" if upload else "PERSONAE_MAX_BODY_BYTES"
         too_large = (f"the {'upload' if upload else 'request body'} is larger than "
                      f"{limit:,} bytes ({setting})")
+        if self.max_audio_bytes is not None and is_audio_upload(path):
+            upload, limit = True, self.max_audio_bytes + MULTIPART_OVERHEAD
+            too_large = (f"the audio is larger than {self.max_audio_bytes:,} bytes "
+                         "(PERSONAE_VOICE_MAX_AUDIO_BYTES)")
         if length is not None and length > limit:
             await _send_error(send, path, 413, "too_large", too_large, {"limit": limit})
             return

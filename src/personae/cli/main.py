@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from personae import __version__
 from personae.cli import chat, db, output, panels, personas, quality, serve, users, worker
 from personae.cli import models as models_cli
+from personae.cli import voice as voice_cli
 from personae.cli.session import CliState, in_runtime, settings_for
 from personae.db.engine import safe_url
 from personae.errors import PersonaeError, from_infrastructure
@@ -59,6 +60,8 @@ app.add_typer(panels.app, name="panel")
 app.add_typer(models_cli.app, name="models")
 app.command()(serve.serve)
 app.command()(chat.chat)
+app.command()(voice_cli.say)
+app.command()(voice_cli.voice)
 app.command()(worker.worker)
 app.command(name="test")(quality.run_tests)
 

@@ -194,14 +194,15 @@ class TurnRegistry:
         return await self.store.claim_turn(session_id, self._claimant(), self.timing.lease)
 
     async def open(self, session_id: str, text: str, persona_id: str, version: int,
-                   history_limit: int) -> tuple[ActiveTurn, OpenedTurn] | None:
+                   history_limit: int, user_meta: dict[str, Any] | None = None
+                   ) -> tuple[ActiveTurn, OpenedTurn] | None:
         """Claim the session and save the user's message and the reply's row, in one
         transaction (see ``ConversationStore.open_turn``); None while another turn holds
         it; refused with 503 while draining."""
         self.refuse_if_draining()
         opened = await self.store.open_turn(TurnOpening(
             session_id, self._claimant(), self.timing.lease, text, persona_id, version,
-            history_limit))
+            history_limit, user_meta or {}))
         return None if opened is None else (self.track(session_id, opened.turn_id), opened)
 
     def track(self, session_id: str, turn_id: str) -> ActiveTurn:

@@ -16,7 +16,7 @@ import asyncio
 import builtins
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import replace
 from datetime import timedelta
@@ -82,6 +82,8 @@ class ConversationService:
                                   timing or TurnTiming())
         self.knowledge_items = knowledge_items
         self.frames = frames or FrameTiming()
+        # Called with (user id, session id) after a session is deleted.
+        self.on_delete: builtins.list[Callable[[str, str], Awaitable[None]]] = []
         self._in_flight = asyncio.Semaphore(max_turns_in_flight)
 
     # -- serving (see ``durability``) -----------------------------------------
@@ -133,9 +135,26 @@ class ConversationService:
         found = await self.store.messages(session_id, limit=1)
         return found[-1] if found else None
 
+    async def annotate(self, principal: Principal, session_id: str, message_id: int,
+                       meta: dict[str, Any],
+                       metrics: dict[str, float] | None = None) -> MessageRecord:
+        """Add to a message's metadata what was learnt after it was saved (a spoken
+        reply's audio and timings), and ``metrics`` to its persona version's."""
+        await self.get(principal, session_id)
+        saved = await self.store.annotate_message(session_id, message_id, meta)
+        if saved is None:
+            raise NotFound(f"message {message_id} not found in session '{session_id}'")
+        if metrics:
+            await self.store.add_metrics(saved.persona_id, saved.persona_version, metrics)
+        return saved
+
     async def delete(self, principal: Principal, session_id: str) -> None:
+        """Delete the session and its history; then each of ``on_delete`` (what other
+        rooms keep per session, such as reply audio, goes with it)."""
         if not await self.store.delete_session(principal.user_id, session_id):
             raise NotFound(f"session '{session_id}' not found")
+        for hook in self.on_delete:
+            await hook(principal.user_id, session_id)
 
     async def expire_idle(self, idle: timedelta) -> int:
         """Close every session idle longer than ``idle`` (their history stays)."""
@@ -167,9 +186,11 @@ class ConversationService:
     # -- turns -------------------------------------------------------------
 
     async def send(self, principal: Principal, session_id: str, text: str,
-                   overrides: GenerationOverrides | None = None) -> AsyncIterator[TurnEvent]:
+                   overrides: GenerationOverrides | None = None,
+                   meta: dict[str, Any] | None = None) -> AsyncIterator[TurnEvent]:
         """One turn. Raises before the first event on 404/409/4xx; streams after.
-        ``overrides`` (the caller's own settings) win over the persona's for this reply.
+        ``overrides`` (the caller's own settings) win over the persona's for this reply;
+        ``meta`` is kept with the user's message (a spoken message's audio).
 
         The session is claimed when the stream starts (so a stream never iterated holds
         nothing); a claim lost to a concurrent turn arrives as a 409 ``TurnFailed``.
@@ -182,12 +203,13 @@ class ConversationService:
         session = await self._open_session(principal, session_id)
         if session.answering:  # read with the session: no round trip of its own
             raise turn_in_progress(session.id)
-        return self._turn(session, text, overrides or NO_OVERRIDES)
+        return self._turn(session, text, overrides or NO_OVERRIDES, meta)
 
     async def _turn(self, session: SessionRecord, text: str,
-                    overrides: GenerationOverrides = NO_OVERRIDES) -> AsyncIterator[TurnEvent]:
+                    overrides: GenerationOverrides = NO_OVERRIDES,
+                    meta: dict[str, Any] | None = None) -> AsyncIterator[TurnEvent]:
         async with self._in_flight:  # bounded: waiting turns queue here
-            started = await self._start_turn(session, text)
+            started = await self._start_turn(session, text, meta)
             if isinstance(started, PersonaeError):
                 yield TurnFailed(started)
                 return
@@ -211,11 +233,12 @@ class ConversationService:
         # The final event goes out once the session is free for the next turn.
         yield Done(saved, run.usage()) if run.error is None else TurnFailed(run.error, saved)
 
-    async def _start_turn(self, session: SessionRecord, text: str
+    async def _start_turn(self, session: SessionRecord, text: str,
+                          meta: dict[str, Any] | None
                           ) -> tuple[ActiveTurn, OpenedTurn] | PersonaeError:
         try:
             started = await self.turns.open(session.id, text, session.persona_id,
-                                            session.persona_version, HISTORY_LIMIT)
+                                            session.persona_version, HISTORY_LIMIT, meta)
         except ShuttingDown as exc:
             return exc
         return turn_in_progress(session.id) if started is None else started

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from personae.auth.principal import Principal
 from personae.conversations.engine import ConversationService, turn_in_progress
@@ -52,12 +53,14 @@ class LiveConversation:
         """A reply is streaming (its final event not yet emitted)."""
         return self._turn is not None and not self._turn.done() and not self._finishing
 
-    async def say(self, text: str) -> None:
-        """Start a turn with the user's words; its events stream through ``emit``."""
+    async def say(self, text: str, meta: dict[str, Any] | None = None) -> None:
+        """Start a turn with the user's words (``meta`` kept with them); its events
+        stream through ``emit``."""
         await self._settle()
         if self.answering:
             raise turn_in_progress(self.session_id)
-        events = await self.conversations.send(self.principal, self.session_id, text)
+        events = await self.conversations.send(self.principal, self.session_id, text,
+                                               meta=meta)
         self._finishing = False
         self._turn = asyncio.create_task(self._stream(events), name=f"turn {self.session_id}")
 
@@ -106,6 +109,10 @@ class LiveConversation:
             self._finishing = True
             with contextlib.suppress(Exception):
                 await self._emit(LiveError(PersonaeError("internal error; see server log")))
+        finally:  # cancelled inside ``emit``: close the turn now, so its partial is saved
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                await close()
 
     async def _settle(self) -> None:
         """Wait for a turn that already emitted its final event to let go of the session."""

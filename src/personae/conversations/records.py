@@ -3,7 +3,7 @@ turns it opens and ends (plain records; ``store`` is the only module with SQL)."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -118,6 +118,7 @@ class TurnOpening:
     persona_id: str
     version: int
     history_limit: int
+    user_meta: dict[str, Any] = field(default_factory=dict)  # e.g. a spoken message's audio
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +131,25 @@ class OpenedTurn:
     user: MessageRecord
     reply: MessageRecord
     history: list[MessageRecord]
+
+
+def metric_rows(observed: Iterable[tuple[str, int, dict[str, float]]]
+                 ) -> list[dict[str, Any]]:
+    """Observations (persona, version, metrics) summed per persona version and metric,
+    in this hour's bucket, in key order."""
+    bucket = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    cells: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for persona_id, version, metrics in observed:
+        for metric, value in metrics.items():
+            key = (persona_id, version, metric)
+            cell = cells.get(key)
+            if cell is None:
+                cells[key] = {"persona_id": key[0], "version": key[1], "metric": metric,
+                              "bucket_start": bucket, "count": 1, "total": value,
+                              "minimum": value, "maximum": value}
+            else:
+                cell.update(count=cell["count"] + 1, total=cell["total"] + value,
+                            minimum=min(cell["minimum"], value),
+                            maximum=max(cell["maximum"], value))
+    return [cells[key] for key in sorted(cells)]
+

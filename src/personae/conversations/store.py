@@ -35,6 +35,7 @@ from personae.conversations.records import (
     TurnEnd,
     TurnHolder,
     TurnOpening,
+    metric_rows,
 )
 from personae.db.tables import messages, persona_metrics, sessions, utcnow
 
@@ -181,8 +182,29 @@ class ConversationStore:
                  "status": end.reply.status, "meta": end.reply.meta} for end in ends])
             await conn.execute(_RELEASE, [_released(end.session_id, end.turn_id,
                                                     end.response_ms) for end in ends])
-            if rows := _metric_rows(ends):
+            if rows := metric_rows((end.reply.persona_id, end.reply.persona_version,
+                                     end.metrics) for end in ends):
                 await conn.execute(self._metrics_upsert, rows)
+
+    async def add_metrics(self, persona_id: str, version: int,
+                          metrics: dict[str, float]) -> None:
+        """Observations made after a turn ended (a spoken reply's audio timings)."""
+        if rows := metric_rows([(persona_id, version, metrics)]):
+            async with self.engine.begin() as conn:
+                await conn.execute(self._metrics_upsert, rows)
+
+    async def annotate_message(self, session_id: str, message_id: int,
+                               meta: dict[str, Any]) -> MessageRecord | None:
+        """Merge ``meta`` into a message's metadata (keys given replace those there);
+        None when the session holds no such message."""
+        where = sa.and_(messages.c.id == message_id, messages.c.session_id == session_id)
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(sa.select(messages).where(where))).mappings().first()
+            if row is None:
+                return None
+            merged = {**(row["meta"] or {}), **meta}
+            await conn.execute(messages.update().where(where).values(meta=merged))
+        return MessageRecord.from_row({**row, "meta": merged})
 
     async def recover_turns(self, holder: TurnHolder) -> Recovered:
         """Release the claims whose holder is gone (expired, or held by an earlier process
@@ -394,7 +416,8 @@ async def _insert_exchanges(conn: AsyncConnection, openings: list[TurnOpening]
     for o in openings:
         common = {"session_id": o.session_id, "persona_id": o.persona_id,
                   "persona_version": o.version, "created_at": now, "meta": {}}
-        pairs.append(({**common, "role": "user", "content": o.text, "status": "complete"},
+        pairs.append(({**common, "role": "user", "content": o.text, "status": "complete",
+                       "meta": o.user_meta},
                       {**common, "role": "assistant", "content": "", "status": "streaming"}))
     result = await conn.execute(_INSERT_MESSAGES, [row for pair in pairs for row in pair])
     ids = {(session_id, role): key for key, session_id, role in result}
@@ -412,23 +435,3 @@ def _one_rows_fault(error: Exception) -> bool:
 def _released(session_id: str, turn_id: str, response_ms: float | None) -> dict[str, Any]:
     return {"session": session_id, "turn": turn_id, "now": utcnow(),
             "counted": int(response_ms is not None), "ms": response_ms or 0.0}
-
-
-def _metric_rows(ends: Sequence[TurnEnd]) -> list[dict[str, Any]]:
-    """The turns' observations summed per persona version and metric, in this hour's
-    bucket, in key order."""
-    bucket = utcnow().replace(minute=0, second=0, microsecond=0)
-    cells: dict[tuple[str, int, str], dict[str, Any]] = {}
-    for end in ends:
-        for metric, value in end.metrics.items():
-            key = (end.reply.persona_id, end.reply.persona_version, metric)
-            cell = cells.get(key)
-            if cell is None:
-                cells[key] = {"persona_id": key[0], "version": key[1], "metric": metric,
-                              "bucket_start": bucket, "count": 1, "total": value,
-                              "minimum": value, "maximum": value}
-            else:
-                cell.update(count=cell["count"] + 1, total=cell["total"] + value,
-                            minimum=min(cell["minimum"], value),
-                            maximum=max(cell["maximum"], value))
-    return [cells[key] for key in sorted(cells)]

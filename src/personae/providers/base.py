@@ -8,9 +8,7 @@ provider that cannot honour it must raise, never return unconstrained text. A ca
 per-request settings (:class:`GenerationOverrides`) are applied on top of the
 configured ones.
 
-Voice providers work the same way, on small typed frames: audio streams in as
-:class:`AudioChunk` and events stream out (speech started/stopped, partial and final
-transcripts), or text streams in and audio streams out.
+The voice providers' contracts are in :mod:`.speech`.
 
 Nothing here knows about personas: callers say what they want with a
 :class:`ModelChoice`.
@@ -18,7 +16,7 @@ Nothing here knows about personas: callers say what they want with a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -164,125 +162,3 @@ CHARS_PER_TOKEN = 4
 def approximate_tokens(text: str) -> int:
     """A tokenizer-free estimate (about 4 characters a token) for budgets, not billing."""
     return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
-
-
-# -- voice ---------------------------------------------------------------------------
-
-SAMPLE_WIDTH = 2  # bytes per sample: 16-bit PCM
-
-
-@dataclass(frozen=True, slots=True)
-class AudioChunk:
-    """A piece of 16-bit little-endian PCM, samples interleaved when ``channels`` > 1."""
-
-    pcm: bytes
-    sample_rate: int
-    channels: int = 1
-
-    def __post_init__(self) -> None:
-        if self.sample_rate <= 0 or self.channels <= 0:
-            raise ValueError("sample_rate and channels must be positive")
-        if len(self.pcm) % (SAMPLE_WIDTH * self.channels):
-            raise ValueError("pcm must hold whole 16-bit frames for every channel")
-
-    @property
-    def frames(self) -> int:
-        """Samples per channel."""
-        return len(self.pcm) // (SAMPLE_WIDTH * self.channels)
-
-    @property
-    def duration_ms(self) -> float:
-        return self.frames * 1000 / self.sample_rate
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechStarted:
-    """Speech began ``at_ms`` milliseconds after the start of the audio stream."""
-
-    at_ms: float
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechStopped:
-    """Speech ended ``at_ms`` milliseconds after the start of the audio stream."""
-
-    at_ms: float
-
-
-VadEvent = SpeechStarted | SpeechStopped
-
-
-@dataclass(frozen=True, slots=True)
-class PartialTranscript:
-    """The current guess at the utterance so far; a later event may revise it."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class FinalTranscript:
-    """The settled text of one utterance; ``confidence`` is 0..1 when known."""
-
-    text: str
-    language: str | None = None
-    confidence: float | None = None
-
-
-TranscriptEvent = PartialTranscript | FinalTranscript
-
-
-@dataclass(frozen=True, slots=True)
-class VoiceChoice:
-    """Which voice speaks; ``None`` leaves it to the provider. ``speed`` 1.0 is normal."""
-
-    voice_id: str | None = None
-    speed: float = 1.0
-    language: str | None = None
-
-
-@runtime_checkable
-class VoiceActivityDetector(Protocol):
-    """Finds where speech starts and stops in a stream of audio.
-
-    Events alternate, starting with :class:`SpeechStarted`; if the audio ends during
-    speech, a final :class:`SpeechStopped` is emitted at its end.
-    """
-
-    name: str
-
-    def detect(self, audio: AsyncIterable[AudioChunk]) -> AsyncIterator[VadEvent]: ...
-
-    async def aclose(self) -> None: ...
-
-
-@runtime_checkable
-class SpeechToText(Protocol):
-    """Transcribes a stream of audio as it arrives.
-
-    Each utterance gives any number of :class:`PartialTranscript` and then exactly one
-    :class:`FinalTranscript`; an utterance still open when the audio ends is finalised.
-    ``language`` is a hint (BCP 47); ``None`` asks the provider to detect it.
-    """
-
-    name: str
-
-    def transcribe(self, audio: AsyncIterable[AudioChunk], *,
-                   language: str | None = None) -> AsyncIterator[TranscriptEvent]: ...
-
-    async def aclose(self) -> None: ...
-
-
-@runtime_checkable
-class TextToSpeech(Protocol):
-    """Speaks text as it arrives (e.g. a model's deltas), so audio starts early.
-
-    Every chunk of one call has the same sample rate and channels; the stream ends
-    once all the text has been spoken.
-    """
-
-    name: str
-
-    def synthesize(self, text: AsyncIterable[str], *,
-                   voice: VoiceChoice) -> AsyncIterator[AudioChunk]: ...
-
-    async def aclose(self) -> None: ...

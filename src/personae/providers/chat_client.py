@@ -51,12 +51,8 @@ class ChatClient:
         self.timeout = aiohttp.ClientTimeout(total=None, connect=timeout,
                                              sock_connect=timeout, sock_read=timeout)
         self.headers = {"Content-Type": "application/json", "Accept": "application/json",
-                        "User-Agent": "personae"}
-        if api_key:
-            self.headers["Authorization"] = f"Bearer {api_key}"
-        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
-                                                  aiohttp.ClientSession] = (
-            weakref.WeakKeyDictionary())
+                        **client_headers(api_key)}
+        self._sessions = LoopSessions(self.headers, self.timeout, max_connections)
 
     async def complete(self, body: dict[str, Any]) -> Any:
         """The server's JSON answer to a non-streamed request."""
@@ -112,6 +108,34 @@ class ChatClient:
         return chunks, None
 
     def _session(self) -> aiohttp.ClientSession:
+        return self._sessions.get()
+
+    async def aclose(self) -> None:
+        await self._sessions.aclose()
+
+
+def client_headers(api_key: str | None) -> dict[str, str]:
+    """What every request to a provider carries: who asks, and the key if any."""
+    headers = {"User-Agent": "personae"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+class LoopSessions:
+    """One ``aiohttp.ClientSession`` per event loop (a session is bound to the loop
+    that made them), made on first use and kept for its keep-alive pool."""
+
+    def __init__(self, headers: dict[str, str], timeout: aiohttp.ClientTimeout,
+                 max_connections: int) -> None:
+        self.headers = headers
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                                  aiohttp.ClientSession] = (
+            weakref.WeakKeyDictionary())
+
+    def get(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:

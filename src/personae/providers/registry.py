@@ -29,7 +29,7 @@ class ProviderRegistry:
     model) is built once here and serves every name of that kind until ``aclose``.
     """
 
-    def __init__(self, settings: Settings, kinds: ProviderKinds | None = None) -> None:
+    def __init__(self, settings: Settings, kinds: ProviderKinds[LLM] | None = None) -> None:
         self.settings = settings
         self.kinds = kinds if kinds is not None else ProviderKinds()
         self._instances: dict[str, LLM] = {}

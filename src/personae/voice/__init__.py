@@ -1,0 +1,1 @@
+"""Voice: audio in and out around ordinary conversation turns (no HTTP inside)."""
