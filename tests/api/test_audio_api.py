@@ -199,6 +199,30 @@ async def test_an_upload_past_the_size_limit_is_refused_413(api: Api, speech: Sp
         assert "PERSONAE_VOICE_MAX_AUDIO_BYTES" in error["message"]
 
 
+async def test_a_missing_file_part_is_the_same_422_on_both_audio_routes(api: Api) -> None:
+    session_id = await open_session(api)
+    native = await api.client.post(f"/v1/sessions/{session_id}/audio",
+                                   data={"note": "no file"}, headers=api.as_("alice"))
+    openai = await api.client.post("/v1/audio/transcriptions", data={"model": "whisper-1"},
+                                   headers=api.as_("alice"))
+    for response in (native, openai):
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] == "validation_error", error
+        assert [issue["path"] for issue in error["details"]["errors"]] == ["file"]
+    assert openai.json()["error"]["param"] == "file"  # OpenAI's shape on its route
+
+
+async def test_the_413_names_the_file_limit_in_message_and_details(api: Api) -> None:
+    session_id = await open_session(api)
+    for size in (MAX_BYTES + 1, 4 * MAX_BYTES):  # within the form's allowance; past it
+        result = await speak_to(api, session_id, bytes(size))
+        error = result["body"]["error"]  # type: ignore[index]
+        assert result["status"] == 413 and error["code"] == "too_large", result
+        assert f"larger than {MAX_BYTES:,} bytes" in error["message"]
+        assert error["details"]["limit"] == MAX_BYTES
+
+
 async def test_audio_past_the_duration_limit_is_refused_422(api: Api, speech: Speech) -> None:
     session_id = await open_session(api)
     result = await speak_to(api, session_id, wav(concat(espeak_audio(QUESTION),

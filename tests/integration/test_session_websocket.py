@@ -10,29 +10,13 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from personae.auth.principal import Role
 from personae.config import Settings
 from personae.providers.fake import FakeOpenAIServer
-from personae.runtime import Runtime
 from tests.support.personas import MOHIT, TINA
+from tests.support.runtime import member_keys
 from tests.support.servers import api_server
 
 pytestmark = pytest.mark.slow
-
-
-async def _keys(settings: Settings) -> tuple[str, str]:
-    runtime = await Runtime.open(settings, watch=False)
-    try:
-        keys = []
-        for name in ("alice", "bob"):
-            await runtime.users.create_user(name, Role.member)
-            keys.append((await runtime.users.create_key(name))[0])
-        admin = await runtime.auth.local_admin()
-        for persona in (TINA, MOHIT):
-            await runtime.personas.create(admin, persona, global_scope=True)
-        return keys[0], keys[1]
-    finally:
-        await runtime.close()
 
 
 async def _until_done(ws) -> list[dict]:
@@ -65,7 +49,7 @@ async def test_websocket_turns_switch_and_isolation(database_url: str, tmp_path:
     async with FakeOpenAIServer() as model:
         model.token_delay = 0.02
         settings = Settings(data_dir=tmp_path, database_url=database_url)
-        alice, bob = await _keys(settings)
+        alice, bob = await member_keys(settings, [TINA, MOHIT])
         providers = json.dumps({"fake": {"kind": "openai", "base_url": model.base_url,
                                          "api_key": "k", "model": "fake", "max_retries": 0}})
         with api_server(database_url, tmp_path, PERSONAE_PROVIDERS=providers,

@@ -20,13 +20,12 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from personae.auth.principal import Role
 from personae.config import Settings
 from personae.providers.fake import FakeOpenAIServer
 from personae.providers.speech import AudioChunk
 from personae.providers.whisper_stt import WhisperRecogniser
-from personae.runtime import Runtime
 from tests.support.personas import MOHIT, TINA
+from tests.support.runtime import member_keys
 from tests.support.servers import api_server
 from tests.support.speech import espeak_audio, resample
 
@@ -34,21 +33,6 @@ pytestmark = pytest.mark.slow
 FRAME_BYTES = 640  # 20 ms at 16 kHz
 QUESTION = "What is the weather like on Mars today?"
 WAIT = 60.0  # a bound for any one step on a busy 2-core machine
-
-
-async def _keys(settings: Settings) -> tuple[str, str]:
-    runtime = await Runtime.open(settings, watch=False)
-    try:
-        keys = []
-        for name in ("alice", "bob"):
-            await runtime.users.create_user(name, Role.member)
-            keys.append((await runtime.users.create_key(name))[0])
-        admin = await runtime.auth.local_admin()
-        for persona in (TINA, MOHIT):
-            await runtime.personas.create(admin, persona, global_scope=True)
-        return keys[0], keys[1]
-    finally:
-        await runtime.close()
 
 
 @dataclass
@@ -210,7 +194,7 @@ async def test_voice_calls_with_real_models(database_url: str, tmp_path: Path,
                                             whisper: WhisperRecogniser) -> None:
     async with FakeOpenAIServer() as model:
         settings = Settings(data_dir=tmp_path, database_url=database_url)
-        alice, bob = await _keys(settings)
+        alice, bob = await member_keys(settings, [TINA, MOHIT])
         providers = json.dumps({"fake": {"kind": "openai", "base_url": model.base_url,
                                          "api_key": "k", "model": "fake", "max_retries": 0}})
         with api_server(database_url, tmp_path, PERSONAE_PROVIDERS=providers,

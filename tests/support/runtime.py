@@ -40,3 +40,16 @@ async def create_global_personas(runtime: Runtime,
     admin = await runtime.auth.local_admin()
     for persona in personas:
         await runtime.personas.create(admin, persona, global_scope=True)
+
+
+async def member_keys(settings: Settings,
+                      personas: Iterable[Mapping[str, Any]]) -> tuple[str, str]:
+    """API keys of two new members, alice and bob, on a store where ``personas`` are
+    global; written before a server starts on it."""
+    async with open_runtime(settings) as runtime:
+        keys = []
+        for name, role in MEMBERS:
+            await runtime.users.create_user(name, role)
+            keys.append((await runtime.users.create_key(name))[0])
+        await create_global_personas(runtime, personas)
+        return keys[0], keys[1]

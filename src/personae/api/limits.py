@@ -74,12 +74,14 @@ class BodyLimits:
         setting = "PERSONAE_MAX_UPLOAD_BYTES" if upload else "PERSONAE_MAX_BODY_BYTES"
         too_large = (f"the {'upload' if upload else 'request body'} is larger than "
                      f"{limit:,} bytes ({setting})")
+        shown_limit = limit  # the limit the client is told: for audio, the file's
         if self.max_audio_bytes is not None and is_audio_upload(path):
             upload, limit = True, self.max_audio_bytes + MULTIPART_OVERHEAD
-            too_large = (f"the audio is larger than {self.max_audio_bytes:,} bytes "
+            shown_limit = self.max_audio_bytes
+            too_large = (f"the audio is larger than {shown_limit:,} bytes "
                          "(PERSONAE_VOICE_MAX_AUDIO_BYTES)")
         if length is not None and length > limit:
-            await _send_error(send, path, 413, "too_large", too_large, {"limit": limit})
+            await _send_error(send, path, 413, "too_large", too_large, {"limit": shown_limit})
             return
         if json_like and not upload and path not in _PARSED_BY_ROUTE and (length or streamed):
             await self._checked_json(scope, receive, send, limit, too_large)

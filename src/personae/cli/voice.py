@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.text import Text
@@ -21,6 +21,7 @@ from rich.text import Text
 from personae.auth.principal import Principal
 from personae.cli import output
 from personae.cli.session import as_admin, read_input
+from personae.errors import FieldIssue, PersonaeError, ValidationFailed
 from personae.runtime import Runtime
 from personae.voice.audio import decode_audio
 from personae.voice.encoding import encode_audio
@@ -30,6 +31,8 @@ FORMATS = {".wav": "wav", ".mp3": "mp3", ".ogg": "opus", ".opus": "opus", ".flac
            ".aac": "aac", ".pcm": "pcm", ".raw": "pcm"}
 MICROPHONE_RATE = 16_000
 MICROPHONE_BLOCK = 512  # samples per frame sent to the call (32 ms)
+USAGE_ERROR = 2
+T = TypeVar("T")
 
 
 def audio_format(path: Path) -> str:
@@ -39,6 +42,35 @@ def audio_format(path: Path) -> str:
         raise typer.BadParameter(f"{path}: the extension must be one of "
                                  f"{', '.join(sorted(FORMATS))}")
     return found
+
+
+def _issue_text(issue: FieldIssue, persona: str, recording: Path | None) -> str:
+    if issue.path == "file" and recording is not None:
+        return f"{issue.message} ({recording.name})"
+    return f"{persona}: {issue.message}" if not issue.path else str(issue)
+
+
+def failed(exc: PersonaeError, persona: str, recording: Path | None = None) -> NoReturn:
+    """Report what failed and exit 1. A voice command's 422s are about the recording or
+    the persona's voice, not the persona's definition, so they are not shown as the
+    CLI shows a persona file's schema errors ("invalid persona")."""
+    if isinstance(exc, ValidationFailed) and exc.issues:
+        for issue in exc.issues:
+            output.error(_issue_text(issue, persona, recording))
+    elif exc.details.get("param") == "input":  # the text itself: bad usage
+        output.error(exc.message.replace("input: ", "TEXT ", 1))
+        raise typer.Exit(USAGE_ERROR)
+    else:
+        output.report_error(exc)
+    raise typer.Exit(1)
+
+
+def _run(ctx: typer.Context, work: Callable[[Runtime, Principal], Awaitable[T]],
+         persona: str, recording: Path | None = None) -> T:
+    try:
+        return as_admin(ctx, work)
+    except PersonaeError as exc:
+        failed(exc, persona, recording)
 
 
 @contextlib.contextmanager
@@ -53,7 +85,7 @@ def say(ctx: typer.Context,
         text: str = typer.Argument(..., help="what to say"),
         out: Path = typer.Option(Path("reply.wav"), "-o", "--output",
                                  help="audio file to write; its extension picks the format "
-                                      "(.wav .mp3 .ogg .flac .aac .pcm)")) -> None:
+                                      f"({' '.join(FORMATS)})")) -> None:
     """Speak TEXT in PERSONA's voice into a file."""
     fmt = audio_format(out)
 
@@ -61,7 +93,7 @@ def say(ctx: typer.Context,
         with progress("Loading the voice..."):
             return await runtime.voice.speak_as(principal, text, persona, fmt=fmt)
 
-    spoken = as_admin(ctx, work)
+    spoken = _run(ctx, work, persona)
     out.write_bytes(spoken.audio)
     output.say(f"Wrote {out} ({spoken.audio_ms / 1000:.1f} s, {spoken.synthesiser} "
                f"{spoken.voice_id or ''})".rstrip())
@@ -70,8 +102,8 @@ def say(ctx: typer.Context,
 def voice(ctx: typer.Context,
           persona: str = typer.Argument(..., help="persona id, e.g. mohit"),
           recording: Path | None = typer.Option(
-              None, "--in", help="a recorded question (WAV, FLAC, MP3, OGG, WebM, M4A); "
-                                 "without it, talk through the microphone"),
+              None, "--in", help="a recorded question (WAV, FLAC, MP3, OGG, WebM, M4A, "
+                                 "AAC); without it, talk through the microphone"),
           out: Path | None = typer.Option(None, "-o", "--output",
                                           help="write the spoken reply here")) -> None:
     """One spoken turn from a file (--in), or a voice call through the microphone."""
@@ -82,7 +114,7 @@ def voice(ctx: typer.Context,
             output.error(f"no microphone call: {problem}; use --in FILE for one turn "
                          "from a recording")
             raise typer.Exit(1)
-        as_admin(ctx, lambda runtime, principal: _call(runtime, principal, persona))
+        _run(ctx, lambda runtime, principal: _call(runtime, principal, persona), persona)
         return
     data, _ = read_input(str(recording))
 
@@ -95,7 +127,7 @@ def voice(ctx: typer.Context,
         name = (await runtime.personas.get(principal, persona)).record.definition.shown_name
         return spoken, name
 
-    spoken, name = as_admin(ctx, work)
+    spoken, name = _run(ctx, work, persona, recording)
     output.console.print(Text.assemble(("you> ", "bold"), spoken.transcript.text))
     output.console.print(Text.assemble((f"{name}> ", "bold"), spoken.reply.content))
     for warning in spoken.warnings:

@@ -35,6 +35,7 @@ from personae.conversations.events import (
 )
 from personae.conversations.records import (
     MessageRecord,
+    MessageRevision,
     OpenedTurn,
     Recovered,
     SessionRecord,
@@ -136,12 +137,13 @@ class ConversationService:
         return found[-1] if found else None
 
     async def annotate(self, principal: Principal, session_id: str, message_id: int,
-                       meta: dict[str, Any],
-                       metrics: dict[str, float] | None = None) -> MessageRecord:
+                       meta: dict[str, Any], metrics: dict[str, float] | None = None,
+                       revision: MessageRevision | None = None) -> MessageRecord:
         """Add to a message's metadata what was learnt after it was saved (a spoken
-        reply's audio and timings), and ``metrics`` to its persona version's."""
+        reply's audio and timings), ``metrics`` to its persona version's, and apply
+        ``revision`` (a spoken reply cut short keeps what was heard)."""
         await self.get(principal, session_id)
-        saved = await self.store.annotate_message(session_id, message_id, meta)
+        saved = await self.store.annotate_message(session_id, message_id, meta, revision)
         if saved is None:
             raise NotFound(f"message {message_id} not found in session '{session_id}'")
         if metrics:

@@ -79,7 +79,7 @@ class LiveConversation:
         if not self.answering:
             return False
         await self._cancel()
-        await self._emit(Interrupted(await self._last_reply()))
+        await self._emit(Interrupted(await self.last_reply()))
         return True
 
     async def close(self) -> None:
@@ -127,6 +127,7 @@ class LiveConversation:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await turn
 
-    async def _last_reply(self) -> MessageRecord | None:
+    async def last_reply(self) -> MessageRecord | None:
+        """The session's last message if it is the persona's (a reply just saved)."""
         last = await self.conversations.last_message(self.principal, self.session_id)
         return last if last is not None and last.role == "assistant" else None

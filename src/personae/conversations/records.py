@@ -153,3 +153,21 @@ def metric_rows(observed: Iterable[tuple[str, int, dict[str, float]]]
                             maximum=max(cell["maximum"], value))
     return [cells[key] for key in sorted(cells)]
 
+
+@dataclass(frozen=True, slots=True)
+class MessageRevision:
+    """A saved message's text or status changed after the fact: a spoken reply cut
+    short keeps what the user heard as its text (what the model wrote goes to
+    ``meta.written``)."""
+
+    content: str | None = None
+    status: str | None = None
+
+    def values(self, old_content: str, meta: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.content is not None and self.content != old_content:
+            out["content"] = self.content
+            out["meta"] = {**meta, "written": meta.get("written", old_content)}
+        if self.status is not None:
+            out["status"] = self.status
+        return out

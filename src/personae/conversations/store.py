@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from personae.conversations.batches import Batches
 from personae.conversations.records import (
     MessageRecord,
+    MessageRevision,
     OpenedTurn,
     Recovered,
     SessionRecord,
@@ -193,18 +194,23 @@ class ConversationStore:
             async with self.engine.begin() as conn:
                 await conn.execute(self._metrics_upsert, rows)
 
-    async def annotate_message(self, session_id: str, message_id: int,
-                               meta: dict[str, Any]) -> MessageRecord | None:
-        """Merge ``meta`` into a message's metadata (keys given replace those there);
-        None when the session holds no such message."""
+    async def annotate_message(self, session_id: str, message_id: int, meta: dict[str, Any],
+                               revision: MessageRevision | None = None
+                               ) -> MessageRecord | None:
+        """Merge ``meta`` into a message's metadata (keys given replace those there) and
+        apply ``revision`` (a changed text keeps the old one as ``meta.written``); None
+        when the session holds no such message. The row is locked while it is merged."""
         where = sa.and_(messages.c.id == message_id, messages.c.session_id == session_id)
         async with self.engine.begin() as conn:
-            row = (await conn.execute(sa.select(messages).where(where))).mappings().first()
+            row = (await conn.execute(sa.select(messages).where(where).with_for_update())
+                   ).mappings().first()
             if row is None:
                 return None
-            merged = {**(row["meta"] or {}), **meta}
-            await conn.execute(messages.update().where(where).values(meta=merged))
-        return MessageRecord.from_row({**row, "meta": merged})
+            values: dict[str, Any] = {"meta": {**(row["meta"] or {}), **meta}}
+            if revision is not None:
+                values.update(revision.values(row["content"], values["meta"]))
+            await conn.execute(messages.update().where(where).values(**values))
+        return MessageRecord.from_row({**row, **values})
 
     async def recover_turns(self, holder: TurnHolder) -> Recovered:
         """Release the claims whose holder is gone (expired, or held by an earlier process

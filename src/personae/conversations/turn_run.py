@@ -45,7 +45,8 @@ class TurnRun:
     def status(self) -> str:
         if self.finished is not None and self.error is None and not self.cancelled:
             return "complete"
-        return "interrupted" if self.parts or self.stopped_early else "failed"
+        gone = self.cancelled and self.error is None  # the client left: not a failure
+        return "interrupted" if self.parts or self.stopped_early or gone else "failed"
 
     def response_ms(self) -> float | None:
         """Counted for a turn that ended with a reply (a failed turn is not a turn)."""

@@ -37,7 +37,14 @@ from personae.providers.chat_client import (
     status_error,
     unexpected_reply,
 )
-from personae.providers.speech import SAMPLE_WIDTH, AudioChunk, Transcript, Voice, VoiceChoice
+from personae.providers.speech import (
+    SAMPLE_WIDTH,
+    AudioChunk,
+    Transcript,
+    Voice,
+    VoiceChoice,
+    wav_bytes,
+)
 
 OPENAI_PCM_RATE = 24_000  # what OpenAI's ``pcm`` speech format is
 DEFAULT_VOICE = "alloy"
@@ -202,17 +209,6 @@ async def _pcm_chunks(content: aiohttp.StreamReader, rate: int) -> AsyncIterator
         carry = data[whole:]
         if whole:
             yield AudioChunk(data[:whole], rate)
-
-
-def wav_bytes(audio: AudioChunk) -> bytes:
-    """The PCM as a WAV file, what every transcription endpoint accepts."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as wav:
-        wav.setnchannels(audio.channels)
-        wav.setsampwidth(SAMPLE_WIDTH)
-        wav.setframerate(audio.sample_rate)
-        wav.writeframes(audio.pcm)
-    return out.getvalue()
 
 
 def read_wav(raw: bytes) -> AudioChunk:

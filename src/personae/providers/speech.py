@@ -13,6 +13,8 @@ ones that run a model load it once per process and run it off the event loop.
 
 from __future__ import annotations
 
+import io
+import wave
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
@@ -43,6 +45,17 @@ class AudioChunk:
     @property
     def duration_ms(self) -> float:
         return self.frames * 1000 / self.sample_rate
+
+
+def wav_bytes(audio: AudioChunk) -> bytes:
+    """The PCM as a WAV file (what every transcription endpoint and player accepts)."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(audio.channels)
+        wav.setsampwidth(SAMPLE_WIDTH)
+        wav.setframerate(audio.sample_rate)
+        wav.writeframes(audio.pcm)
+    return out.getvalue()
 
 
 @dataclass(frozen=True, slots=True)

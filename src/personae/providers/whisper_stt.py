@@ -14,6 +14,7 @@ and nothing carried over between windows.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,12 +28,12 @@ from personae.providers.speech import RECOGNITION_RATE, AudioChunk, Transcript
 from personae.providers.speech_threads import run_speech, speech_pool
 from personae.providers.whisper_models import BASE, MODELS, PROVIDER, check_installed, model_dir
 
-# Measured on a 2-core machine (bench/voice_stack.py: tiny.en, ten 3-4 s questions,
-# rounds interleaved): one utterance alone took 0.39 s with 1 thread per call and
-# 0.44 s with 2; ten at once over the pool's two workers 3.0 s against 3.7 s. Two
-# threads per call only oversubscribe the cores (single runs vary by ~20%, so the
-# two are at best equal); one leaves the other core to the language model.
-CPU_THREADS = 1
+# Threads per recognition: on a quiet 2-core machine one utterance (tiny.en, a 2-3 s
+# question) took 0.24 s with 2 threads against 0.30-0.34 s with 1, interleaved rounds;
+# ten at once over the pool's two workers took 3.7 s against 3.0 s. A voice call
+# recognises while its language model is idle (the user was speaking), so the turn's
+# latency wins over throughput under load: up to 4 threads, never more than the cores.
+CPU_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 # Whisper base is usable (FLEURS word error rates in the Whisper paper's appendix
 # roughly 10-30%) only for high-resource languages; for the rest, Hindi among them,

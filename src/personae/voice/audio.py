@@ -11,6 +11,7 @@ passed, so a huge upload is refused without being decoded whole.
 from __future__ import annotations
 
 import io
+import logging
 import queue
 import threading
 from collections.abc import Iterator
@@ -22,13 +23,14 @@ from personae.providers.speech import RECOGNITION_RATE, SAMPLE_WIDTH, AudioChunk
 if TYPE_CHECKING:
     import av as av_module
 
-AudioFormat = Literal["wav", "flac", "mp3", "ogg", "webm", "m4a"]
+AudioFormat = Literal["wav", "flac", "mp3", "ogg", "webm", "m4a", "aac"]
 OutputFormat = Literal["wav", "pcm", "mp3", "opus", "flac", "aac"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("wav", "pcm", "mp3", "opus", "flac", "aac")
-EXPECTED = "expected WAV, FLAC, MP3, OGG/Opus, WebM or M4A audio"
+EXPECTED = "expected WAV, FLAC, MP3, OGG/Opus, WebM, M4A or AAC (ADTS) audio"
 
 CATCH_UP_SECONDS = 0.02  # how long ``feed`` lets the decoder thread catch up
 READ_BYTES = 1024  # small reads, so a live stream is decoded as it arrives
+log = logging.getLogger(__name__)
 
 
 def _av() -> Any:
@@ -49,6 +51,11 @@ def _is_mpeg_frame(data: bytes) -> bool:
     return version != 0b01 and layer != 0b00
 
 
+def _is_adts_frame(data: bytes) -> bool:
+    """A raw AAC (ADTS) frame header: 12 sync bits, then layer 0 (``FFF1``, ``FFF9``)."""
+    return len(data) >= 2 and data[0] == 0xFF and data[1] & 0xF6 == 0xF0
+
+
 def sniff_format(data: bytes) -> AudioFormat | None:
     """The audio container ``data`` is in, by its magic number; None when unknown."""
     if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
@@ -63,11 +70,21 @@ def sniff_format(data: bytes) -> AudioFormat | None:
         return "m4a"
     if data[:3] == b"ID3" or _is_mpeg_frame(data):
         return "mp3"
+    if _is_adts_frame(data):
+        return "aac"
     return None
 
 
-def _undecodable(reason: object) -> InvalidInput:
-    return InvalidInput(f"the audio could not be decoded: {reason}")
+def _undecodable(reason: str) -> InvalidInput:
+    return InvalidInput(f"the audio could not be decoded: {reason} ({EXPECTED})")
+
+
+def _decoder_failed(exc: BaseException) -> InvalidInput:
+    """A decoder's failure in plain words; FFmpeg's own text (error numbers, its
+    internal names) goes to the debug log, not to the client."""
+    log.debug("audio decoding failed: %r", exc)
+    return _undecodable("the file ends too early" if isinstance(exc, EOFError)
+                        else "invalid data")
 
 
 def _too_long(max_seconds: float) -> InvalidInput:
@@ -90,7 +107,7 @@ def _decoded_pcm(container: av_module.container.InputContainer,
                  max_samples: float) -> Iterator[bytes]:
     """16 kHz mono PCM pieces of the first audio stream, stopping past ``max_samples``."""
     if not container.streams.audio:
-        raise InvalidInput("the audio could not be decoded: the file has no audio stream")
+        raise _undecodable("the file has no audio stream")
     resampler, produced = _to_recognition_rate(), 0
     for frame in container.decode(container.streams.audio[0]):
         for out in resampler.resample(frame):
@@ -113,7 +130,7 @@ def decode_audio(data: bytes, *, max_seconds: float) -> AudioChunk:
     stream, or one longer than ``max_seconds`` (found without decoding the rest).
     """
     if not data:
-        raise InvalidInput("the audio could not be decoded: the file is empty")
+        raise _undecodable("the file is empty")
     if sniff_format(data) is None:
         raise UnsupportedMediaType(f"unsupported audio format: {EXPECTED}")
     av = _av()
@@ -123,7 +140,7 @@ def decode_audio(data: bytes, *, max_seconds: float) -> AudioChunk:
     except (av.FFmpegError, EOFError, ValueError, IndexError) as exc:
         if isinstance(exc, InvalidInput):
             raise
-        raise _undecodable(exc) from exc
+        raise _decoder_failed(exc) from exc
     if not pcm:
         raise _undecodable("no audio samples in the file")
     return AudioChunk(pcm, RECOGNITION_RATE)
@@ -256,7 +273,9 @@ class StreamDecoder:
             error, pieces, self._ready = self._error, self._ready, []
             self._error = None
         if error is not None:
-            raise _undecodable(error)
+            if isinstance(error, InvalidInput):
+                raise error
+            raise _decoder_failed(error)
         pcm = b"".join(pieces)
         return AudioChunk(pcm, RECOGNITION_RATE) if pcm else None
 

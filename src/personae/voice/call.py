@@ -32,7 +32,7 @@ from personae.conversations.events import (
     event_dict,
 )
 from personae.conversations.live import LiveConversation
-from personae.conversations.records import MessageRecord
+from personae.conversations.records import MessageRecord, MessageRevision
 from personae.errors import InvalidInput, PersonaeError, ProviderUnavailable, TooLarge
 from personae.providers.speech import RECOGNITION_RATE, SpeechRecogniser
 from personae.providers.speech_registry import SpeechProviders
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 MAX_UTTERANCES_IN_FLIGHT = 2
 # A reply's first piece is spoken once it has this many words, punctuation or not: the
 # first audio waits for it to be written and synthesised.
-FIRST_WORDS = 5
+FIRST_WORDS = 4
 
 
 class VoiceCall:
@@ -81,6 +81,8 @@ class VoiceCall:
         self._warned_deaf = False
         self._hearing_turns = 0  # utterances being recognised
         self._spoken: str | None = None  # what had been heard of a reply being stopped
+        self._stopped: MessageRecord | None = None  # the reply a barge-in saved
+        self._annotating = asyncio.Lock()  # one read-merge-write of a message at a time
 
     # -- the socket's side ---------------------------------------------------------
 
@@ -110,14 +112,20 @@ class VoiceCall:
         await self._guarded(self._request(text))
 
     async def close(self) -> None:
-        """The client went away: stop the reply (saved interrupted), the synthesis and
-        any recognition, and wait for every task the call started."""
+        """The client went away: stop the reply (saved interrupted, with what had been
+        heard), the synthesis and any recognition, and wait for every task the call
+        started."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        await self.speaker.stop()
+        answering = self.live.answering
+        spoken = await self.speaker.stop()
         await self.live.close()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if answering:  # saved interrupted with what was written; note what was heard
+            last = await self.live.last_reply()
+            await self._keep_heard(last.id if last else None, spoken, "disconnect",
+                                   revise=False)
         with contextlib.suppress(PersonaeError):
             self.decoder.close()
 
@@ -211,6 +219,7 @@ class VoiceCall:
         sent = event_dict(event)
         if isinstance(event, Interrupted) and self._spoken is not None:
             sent["spoken"] = self._spoken
+            self._stopped = event.message
         await self.send_event(sent)
         if isinstance(event, Done):
             self._end_reply(event.message, None)
@@ -248,8 +257,10 @@ class VoiceCall:
             if turn is not None:
                 meta["timings"] = turn.timings()
             with contextlib.suppress(PersonaeError):
-                await self.conversations.annotate(self.principal, self.session_id, message.id,
-                                                  meta, turn.metrics() if turn else None)
+                async with self._annotating:
+                    await self.conversations.annotate(
+                        self.principal, self.session_id, message.id, meta,
+                        turn.metrics() if turn else None)
         if turn is not None:
             await self.send_event({"type": "timings", **turn.timings()})
 
@@ -259,22 +270,34 @@ class VoiceCall:
         """Stop the reply (text and audio); keep on it what the client had heard."""
         reply, playing = self.speaker.reply, self.speaker.busy()
         spoken = await self.speaker.stop()
+        reply_id = reply.message_id
         if self.live.answering:
-            self._spoken = spoken
+            self._spoken, self._stopped = spoken, None
             try:
                 await self.live.interrupt()  # emits interrupted; the partial reply is saved
             finally:
                 self._spoken = None
+            reply_id = self._stopped.id if self._stopped is not None else None
         elif playing:
             await self.send_event({"type": "interrupted", "message": None,
                                    "message_id": reply.message_id, "spoken": spoken})
         else:
             return
-        if reply.message_id is not None:
-            with contextlib.suppress(PersonaeError):
+        await self._keep_heard(reply_id, spoken, by)
+
+    async def _keep_heard(self, message_id: int | None, spoken: str, by: str, *,
+                          revise: bool = True) -> None:
+        """A reply (or greeting) the user spoke over is saved as what they heard of it,
+        ``interrupted``, what was written kept in ``meta.written`` (so the next turn's
+        context holds what was said); without ``revise`` only ``meta.spoken`` is set."""
+        if message_id is None:
+            return
+        revision = MessageRevision(content=spoken, status="interrupted") if revise else None
+        with contextlib.suppress(PersonaeError):
+            async with self._annotating:
                 await self.conversations.annotate(
-                    self.principal, self.session_id, reply.message_id,
-                    {"spoken": spoken, "interrupted_by": by})
+                    self.principal, self.session_id, message_id,
+                    {"spoken": spoken, "interrupted_by": by}, revision=revision)
 
     async def _settle_reply(self) -> None:
         """A new turn stops what is still playing of the last reply (or greeting)."""

@@ -6,7 +6,8 @@ too, when that provider also recognises speech), then the configured default
 and gender (gender first, then a neural voice over a formant one, then the exact
 region). Languages match on their primary subtag (en-US ~ en-GB ~ en). A persona the
 machine cannot voice or hear gets a plan saying so in ``warnings``; typed messages
-still work, so nothing here fails.
+still work, so nothing here fails. A persona nobody here can hear also gets
+``unheard``: that problem alone, for a request that needs a recogniser to refuse with.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class VoicePlan:
     recogniser: str | None
     stt_language: str | None
     warnings: list[str] = field(default_factory=list)
+    unheard: str | None = None  # why no recogniser serves (None when one does)
 
 
 def primary(tag: str) -> str:
@@ -50,11 +52,26 @@ def plan_voice(definition: PersonaDefinition, speech: SpeechProviders,
     """The voice plan for ``definition`` (cheap: the providers' voice lists are cached)."""
     warnings: list[str] = []
     synthesiser, voice_id = _synthesiser(definition, speech, settings, warnings)
-    recogniser = _recogniser(definition, speech, settings, warnings)
+    recogniser, unheard = _recogniser(definition, speech, settings)
+    if unheard is not None:
+        warnings.append(f"{unheard}; typed messages still work")
     choice = VoiceChoice(voice_id=voice_id if synthesiser else None,
                          speed=definition.voice.speed, language=definition.language)
     return VoicePlan(synthesiser, choice, recogniser,
-                     primary(definition.language) if recogniser else None, warnings)
+                     primary(definition.language) if recogniser else None, warnings,
+                     unheard)
+
+
+def no_recogniser(language: str, why: str = "") -> str:
+    """Why speech in ``language`` cannot be heard here, and how to change that."""
+    return (f"no speech recogniser for {shown(language)} is installed{why}; configure a "
+            "cloud STT provider (PERSONAE_STT_PROVIDER naming a configured provider of "
+            "kind openai, or the persona's voice.provider)")
+
+
+def hears(languages: frozenset[str] | None, language: str) -> bool:
+    """Whether a recogniser handling ``languages`` (None: any) hears ``language``."""
+    return languages is None or primary(language) in languages
 
 
 def _synthesiser(definition: PersonaDefinition, speech: SpeechProviders, settings: Settings,
@@ -63,17 +80,43 @@ def _synthesiser(definition: PersonaDefinition, speech: SpeechProviders, setting
     named = [(f"the persona's voice provider {definition.voice.provider!r}",
               definition.voice.provider),
              (f"the default voice provider {settings.tts_provider!r}", settings.tts_provider)]
+    skipped: list[str] = []  # named providers that cannot speak, and why
+    chosen: tuple[str | None, str | None] | None = None
     for label, name in named:
         if name is None:
             continue
         if not speech.speaks(name):
-            warnings.append(f"{label} does not synthesise speech (known: "
-                            f"{', '.join(speech.names('tts'))}); using another voice")
+            skipped.append(_not_speaking(label, name, speech, settings))
             continue
         found = _on_provider(definition, speech, name, label, warnings)
         if found is not None:
-            return name, found.id if isinstance(found, Voice) else found or None
-    return _best_local(definition, speech, warnings)
+            chosen = name, found.id if isinstance(found, Voice) else found or None
+            break
+    if chosen is None:
+        chosen = _best_local(definition, speech, warnings)
+    instead = _speaking_instead(chosen, settings)
+    warnings[:0] = [f"{reason}; {instead}" for reason in skipped]
+    return chosen
+
+
+def _not_speaking(label: str, name: str, speech: SpeechProviders,
+                  settings: Settings) -> str:
+    """Why a named provider does not speak: not configured at all, or configured with
+    a kind that has no synthesiser."""
+    config = settings.providers.get(name)
+    if config is None:
+        return f"{label} is not configured (set PERSONAE_PROVIDERS; see README: Voice)"
+    return (f"{label} does not synthesise speech (its kind {config.kind!r} has no "
+            f"synthesiser; known: {', '.join(speech.names('tts'))})")
+
+
+def _speaking_instead(chosen: tuple[str | None, str | None], settings: Settings) -> str:
+    name, voice_id = chosen
+    if name is None:
+        return "no voice speaks for the persona"
+    if name in BUILT_IN["tts"]:
+        return f"speaking with the offline voice {name} {voice_id or ''}".rstrip()
+    return f"speaking with the voice provider {name!r}"
 
 
 def _on_provider(definition: PersonaDefinition, speech: SpeechProviders, name: str,
@@ -166,11 +209,10 @@ def _gender(definition: PersonaDefinition) -> str | None:
     return gender if gender in ("female", "male") else None
 
 
-def _recogniser(definition: PersonaDefinition, speech: SpeechProviders, settings: Settings,
-                warnings: list[str]) -> str | None:
+def _recogniser(definition: PersonaDefinition, speech: SpeechProviders,
+                settings: Settings) -> tuple[str | None, str | None]:
     """The first recogniser that handles the persona's language: its voice provider
-    (if that recognises speech), then the configured default."""
-    language = primary(definition.language)
+    (if that recognises speech), then the configured default; else None and why."""
     candidates = [settings.stt_provider]
     provider = definition.voice.provider
     if provider is not None and speech.recognises(provider):
@@ -185,10 +227,7 @@ def _recogniser(definition: PersonaDefinition, speech: SpeechProviders, settings
         except ProviderUnavailable as exc:
             missing.append(exc.message)
             continue
-        if languages is None or language in languages:
-            return name
+        if hears(languages, definition.language):
+            return name, None
     why = f" ({'; '.join(missing)})" if missing else ""
-    warnings.append(f"no speech recogniser for {shown(definition.language)} is installed"
-                    f"{why}; configure a cloud STT provider (PERSONAE_STT_PROVIDER, or the "
-                    "persona's voice.provider); typed messages still work")
-    return None
+    return None, no_recogniser(definition.language, why)

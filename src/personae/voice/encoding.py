@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import io
 import struct
-import wave
 from typing import Any
 
 from personae.errors import InvalidInput
-from personae.providers.speech import SAMPLE_WIDTH, AudioChunk
+from personae.providers.speech import SAMPLE_WIDTH, AudioChunk, wav_bytes
 from personae.voice.audio import OUTPUT_FORMATS, ChunkResampler, _av, _pcm_frame
 
 # (container, codec, sample rate or None to keep the input's) for each compressed format.
@@ -123,21 +122,11 @@ class StreamEncoder:
         return self._sink.take() if isinstance(self._sink, _Sink) else b""
 
 
-def _wav_bytes(chunk: AudioChunk) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(chunk.channels)
-        writer.setsampwidth(SAMPLE_WIDTH)
-        writer.setframerate(chunk.sample_rate)
-        writer.writeframes(chunk.pcm)
-    return buffer.getvalue()
-
-
 def encode_audio(chunk: AudioChunk, fmt: str) -> bytes:
     """``chunk`` as a file in ``fmt``: wav, pcm (raw PCM16), mp3, opus (Ogg), flac, aac.
 
     A whole clip's WAV states its real length (its size is known)."""
     if fmt == "wav":
-        return _wav_bytes(ChunkResampler(chunk.sample_rate).push(chunk))
+        return wav_bytes(ChunkResampler(chunk.sample_rate).push(chunk))
     encoder = StreamEncoder(fmt, chunk.sample_rate, whole_file=True)
     return encoder.push(chunk) + encoder.finish()

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from personae.auth.principal import Principal
@@ -33,6 +33,7 @@ from personae.errors import (
     InvalidInput,
     NotFound,
     PersonaeError,
+    ProviderUnavailable,
     TooLarge,
     UnsupportedMediaType,
     ValidationFailed,
@@ -41,12 +42,13 @@ from personae.personas.schema import PersonaDefinition
 from personae.providers.speech import RECOGNITION_RATE, AudioChunk, Transcript, VoiceChoice
 from personae.providers.streams import aclose_stream
 from personae.voice import audio as codec
+from personae.voice.choice import hears, no_recogniser
 from personae.voice.clips import Clip, ClipStore
 from personae.voice.encoding import StreamEncoder, encode_audio
 from personae.voice.speaking import (
     default_voice,
     local_voice,
-    sanitised,
+    sentences,
     speak_sentences,
     speak_text,
     speech_found,
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SWEEP_SECONDS = 60.0
 NO_SPEECH = "no speech found in the audio"
+NOTHING_TO_SAY = ("input: has nothing to say: no letters or digits (it is empty, or only "
+                  "spaces, punctuation, symbols or control characters)")
 OPENAI_PCM_RATE = 24_000
 
 
@@ -180,7 +184,8 @@ class VoiceService:
             if "max_seconds" in exc.details:
                 raise ValidationFailed([FieldIssue(
                     "file", f"{exc.message} (PERSONAE_VOICE_MAX_AUDIO_SECONDS)")]) from exc
-            raise UnsupportedMediaType(f"{exc.message}; {codec.EXPECTED}") from exc
+            expected = "" if codec.EXPECTED in exc.message else f"; {codec.EXPECTED}"
+            raise UnsupportedMediaType(exc.message + expected) from exc
         detector = self.speech.detector()
         if not await asyncio.to_thread(speech_found, detector, audio):
             raise ValidationFailed([FieldIssue("file", NO_SPEECH)])
@@ -194,11 +199,10 @@ class VoiceService:
     async def _recognise(self, audio: AudioChunk, plan: VoicePlan,
                          prompt: str | None = None) -> Transcript:
         if plan.recogniser is None:
-            reason = "; ".join(plan.warnings) or "no speech recogniser for the persona's " \
-                "language is installed"
-            raise ValidationFailed([FieldIssue(
-                "", f"{reason} (set PERSONAE_STT_PROVIDER to a configured cloud "
-                    "provider, e.g. one of kind openai)")])
+            raise ValidationFailed([FieldIssue("", plan.unheard or no_recogniser(
+                plan.voice.language or "und"))])
+        if plan.stt_language:
+            self._check_heard(plan.recogniser, plan.stt_language)
         recogniser = self.speech.recogniser(plan.recogniser)
         transcript = await recogniser.transcribe(audio, language=plan.stt_language,
                                                  prompt=prompt)
@@ -250,13 +254,26 @@ class VoiceService:
             persona = await self.conversations.prepared.usable(principal, persona_id)
             plan = self.plan(persona.definition)
             if language:
-                plan = _with_language(plan, language)
+                plan = replace(plan, stt_language=language)
             return await self._recognise(audio, plan, prompt)
+        if language:
+            self._check_heard(self.settings.stt_provider, language)
         recogniser = self.speech.recogniser(self.settings.stt_provider)
         transcript = await recogniser.transcribe(audio, language=language, prompt=prompt)
         if not transcript.text.strip():
             raise ValidationFailed([FieldIssue("file", NO_SPEECH)])
         return transcript
+
+    def _check_heard(self, recogniser: str, language: str) -> None:
+        """A 422 when ``recogniser`` is known not to handle ``language`` (an English-only
+        model asked for Hindi would answer in English, not refuse)."""
+        try:
+            languages = self.speech.recognised_languages(recogniser)
+        except ProviderUnavailable:
+            return  # not installed: building it reports that
+        if not hears(languages, language):
+            raise ValidationFailed([FieldIssue("", no_recogniser(
+                language, f" ({recogniser} hears {', '.join(sorted(languages or ()))})"))])
 
     async def speak(self, principal: Principal, text: str, persona_id: str | None = None,
                     voice_id: str | None = None, speed: float = 1.0,
@@ -304,9 +321,8 @@ class VoiceService:
                            voice_id: str | None,
                            speed: float) -> tuple[str, VoiceChoice]:
         """Who speaks ``text``, once it is known to hold something to say."""
-        if not sanitised(text).strip():
-            raise InvalidInput("input: must hold something to say (it is empty, or only "
-                               "spaces and control characters)", {"param": "input"})
+        if not sentences(text):  # the splitter drops pieces with no letter or digit
+            raise InvalidInput(NOTHING_TO_SAY, {"param": "input"})
         return await self._speaker(principal, persona_id, voice_id, speed)
 
     async def persona_named(self, principal: Principal, name: str | None) -> str | None:
@@ -382,9 +398,3 @@ async def _encoded(spoken: AsyncIterator[AudioChunk], encoder: StreamEncoder,
 class _Spoken:
     wav: bytes
     audio_ms: float
-
-
-def _with_language(plan: VoicePlan, language: str) -> VoicePlan:
-    from dataclasses import replace
-
-    return replace(plan, stt_language=language)

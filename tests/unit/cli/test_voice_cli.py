@@ -75,11 +75,40 @@ def test_voice_answers_a_recorded_question_and_writes_the_spoken_reply(
     assert decode_audio(reply.read_bytes(), max_seconds=60).duration_ms > 1000
 
 
+def test_say_refuses_text_with_nothing_to_say(cli: Invoke, tmp_path: Path) -> None:
+    for text in ("...!!!???", "🙂🙂🙂"):
+        out = tmp_path / "x.wav"
+        result = cli("say", "python-tutor", text, "-o", str(out))
+        assert result.exit_code == 2, result.output
+        assert "error: TEXT has nothing to say: no letters or digits" in result.output
+        assert not out.exists()
+
+
+def test_say_help_lists_every_extension_it_accepts(cli: Invoke) -> None:
+    result = cli("say", "--help")
+    assert result.exit_code == 0
+    for extension in (".wav", ".mp3", ".ogg", ".opus", ".flac", ".aac", ".pcm", ".raw"):
+        assert extension in result.output, extension
+
+
 def test_voice_reports_a_recording_with_no_speech(cli: Invoke, tmp_path: Path) -> None:
     quiet = tmp_path / "quiet.wav"
     quiet.write_bytes(encode_audio(silence(1500), "wav"))
     result = cli("voice", "mohit", "--in", str(quiet))
-    assert result.exit_code == 1 and "no speech found" in result.output
+    assert result.exit_code == 1
+    assert "error: no speech found in the audio (quiet.wav)" in result.output
+    assert "invalid persona" not in result.output
+
+
+def test_voice_says_why_a_persona_cannot_be_heard(cli: Invoke, tmp_path: Path) -> None:
+    question = tmp_path / "q.wav"
+    question.write_bytes(encode_audio(concat(
+        silence(200), espeak_audio("Please tell me about the moon."), silence(200)), "wav"))
+    result = cli("voice", "tina-kulkarni", "--in", str(question))
+    assert result.exit_code == 1
+    assert "error: tina-kulkarni: no speech recogniser for Hindi (hi) is installed" \
+        in result.output
+    assert "invalid persona" not in result.output and "warning:" not in result.output
 
 
 def test_voice_without_a_microphone_says_what_is_missing(

@@ -131,6 +131,19 @@ async def test_a_client_that_leaves_mid_stream_leaves_an_interrupted_reply(chat:
     assert isinstance((await _turn(chat, session.id, "again"))[-1], Done)  # turn released
 
 
+async def test_a_client_that_leaves_before_the_first_words_is_not_a_failure(
+        chat: Chat) -> None:
+    chat.server.latency = 5.0  # the model has not answered yet when the client leaves
+    session, _ = await chat.runtime.conversations.open(chat.alice, "tina")
+    events = await chat.runtime.conversations.send(chat.alice, session.id, "hello?")
+    async with aclosing(events) as stream:
+        async for event in stream:
+            if isinstance(event, MessageSaved):
+                break  # the user's message is saved; the client goes away
+    reply = (await chat.runtime.conversations.history(chat.alice, session.id))[-1]
+    assert (reply.role, reply.status, reply.content) == ("assistant", "interrupted", "")
+
+
 async def test_a_second_send_during_a_reply_gets_409(chat: Chat) -> None:
     chat.server.latency = 0.5
     session, _ = await chat.runtime.conversations.open(chat.alice, "tina")

@@ -89,7 +89,7 @@ def test_wav_round_trips_at_any_rate() -> None:
 def test_every_reply_format_encodes_and_decodes(fmt: str) -> None:
     reply = tone(1.2, 22_050)
     data = encode_audio(reply, fmt)
-    assert sniff_format(data) is not None or fmt == "aac"
+    assert sniff_format(data) == {"opus": "ogg"}.get(fmt, fmt)
     with av.open(io.BytesIO(data)) as container:
         seconds = sum(f.samples / f.sample_rate for f in container.decode(audio=0))
     slack = AAC_PRIMING_MS / 1000 if fmt == "aac" else 0.03
@@ -140,6 +140,24 @@ def test_corrupt_audio_is_invalid(data: bytes) -> None:
     with pytest.raises(InvalidInput, match="could not be decoded") as caught:
         decode_audio(data, max_seconds=10)
     assert caught.value.status == 400
+    assert_plain(caught.value.message)
+
+
+def assert_plain(message: str) -> None:
+    """A decoding failure in plain words: no FFmpeg error number or internal name."""
+    assert message.startswith("the audio could not be decoded: "), message
+    assert "Errno" not in message and "<none>" not in message, message
+    assert "expected WAV, FLAC, MP3" in message, message
+
+
+def test_raw_aac_is_sniffed_and_decoded() -> None:
+    """ADTS, as ``/v1/audio/speech`` answers ``aac``: sync FFF1 (MPEG-4) or FFF9 (MPEG-2)."""
+    data = encode_audio(tone(1.0), "aac")
+    assert data[:2] == b"\xff\xf1" and sniff_format(data) == "aac"
+    assert sniff_format(b"\xff\xf9" + data[2:]) == "aac"
+    assert sniff_format(b"\xff\xfb\x90\x00") == "mp3"  # an MPEG layer 3 frame stays mp3
+    decoded = decode_audio(data, max_seconds=10)
+    assert abs(decoded.duration_ms - 1000) <= AAC_PRIMING_MS
 
 
 @pytest.mark.parametrize("name", ["flac", "ogg", "webm", "m4a"])
@@ -212,10 +230,12 @@ def test_stream_decoder_reports_garbage_as_invalid() -> None:
         decoder.close()
 
     try:
-        with pytest.raises(InvalidInput, match="could not be decoded"):
+        with pytest.raises(InvalidInput, match="could not be decoded") as caught:
             feed_then_close()
     finally:
         decoder.close()
+    assert_plain(caught.value.message)
+    assert "invalid data" in caught.value.message
     assert decoder._thread is not None and not decoder._thread.is_alive()
 
 

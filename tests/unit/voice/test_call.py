@@ -196,6 +196,11 @@ async def test_a_voice_turn_streams_events_in_order_and_is_recorded(rig: Rig) ->
     assert answer.content == reply
     assert answer.meta["voice"]["synthesiser"] == "piper" and answer.meta["voice"]["audio_ms"] > 0
     assert set(answer.meta["timings"]) == set(timings) - {"type"}
+    metrics = {row["metric"]: row for row in
+               await rig.runtime.conversations.store.metrics(answer.persona_id)}
+    assert metrics["voice_turns"]["count"] == 1
+    assert metrics["voice_first_audio_ms"]["total"] == timings["end_of_speech_to_first_audio_ms"]
+    assert metrics["voice_stt_ms"]["total"] == timings["end_of_speech_to_transcript_ms"]
 
 
 async def test_the_speculative_transcript_is_used_when_no_more_speech_came(rig: Rig) -> None:
@@ -252,6 +257,8 @@ async def test_speech_over_a_streaming_reply_stops_it_and_keeps_what_was_heard(
     assert interrupted["message"]["status"] == "interrupted"
     saved = (await rig.runtime.conversations.history(rig.alice, call.session_id))[-1]
     assert saved.status == "interrupted"
+    assert saved.content == "The first sentence is this one."  # what was heard
+    assert saved.meta["written"].startswith("The first sentence is this one. w0 w1 w2 w3")
     assert saved.meta["spoken"] == "The first sentence is this one."
     assert saved.meta["interrupted_by"] == "speech"
     assert "done" not in rig.kinds()
@@ -273,7 +280,10 @@ async def test_speech_while_the_reply_still_plays_stops_the_audio(rig: Rig) -> N
         await call.close()
     assert interrupted["spoken"] == "Short one."
     saved = (await rig.runtime.conversations.history(rig.alice, call.session_id))[-1]
-    assert saved.status != "interrupted"  # its text was whole; only the audio was cut
+    assert saved.status == "interrupted"  # the user spoke over it: it keeps what was heard
+    assert saved.content == "Short one."
+    assert saved.meta["written"] == ("Short one. And then a much longer second sentence "
+                                     "follows here.")
     assert saved.meta["spoken"] == "Short one." and saved.meta["interrupted_by"] == "speech"
     assert interrupted["message_id"] == saved.id
 
@@ -356,6 +366,7 @@ async def test_disconnect_mid_reply_leaves_no_task_and_the_reply_interrupted(
     saved = (await rig.runtime.conversations.history(rig.alice, call.session_id))[-1]
     assert saved.role == "assistant" and saved.status == "interrupted"
     assert "word4." in saved.content and "word79" not in saved.content
+    assert saved.meta["interrupted_by"] == "disconnect" and "spoken" in saved.meta
 
 
 @pytest.mark.parametrize(("frame", "code"), [

@@ -100,8 +100,36 @@ def test_an_unknown_voice_provider_warns_and_falls_back_to_a_local_voice() -> No
                       local_speech(), Settings())
     assert (plan.synthesiser, plan.voice.voice_id) == ("piper", JOE.id)
     [warning] = plan.warnings
-    assert "'elevenlabs' does not synthesise speech" in warning
-    assert "known: espeak, piper" in warning
+    assert warning == ("the persona's voice provider 'elevenlabs' is not configured (set "
+                       "PERSONAE_PROVIDERS; see README: Voice); speaking with the offline "
+                       "voice piper en_US-joe-medium")
+
+
+def test_an_unconfigured_cloud_provider_says_so_and_names_the_voice_that_speaks() -> None:
+    plan = plan_voice(persona("hi", "female", provider="openai", voice_id="nova"),
+                      local_speech(), Settings())
+    assert (plan.synthesiser, plan.voice.voice_id, plan.recogniser) == ("espeak", "hi+f3",
+                                                                       None)
+    spoken, heard = plan.warnings
+    assert spoken == ("the persona's voice provider 'openai' is not configured (set "
+                      "PERSONAE_PROVIDERS; see README: Voice); speaking with the offline "
+                      "voice espeak hi+f3")
+    assert "synthesise" not in spoken
+    assert heard.startswith("no speech recogniser for Hindi (hi) is installed")
+    assert " ".join(plan.warnings).count("typed messages still work") == 1
+    assert plan.unheard is not None and heard.startswith(plan.unheard)
+    assert "typed messages" not in plan.unheard and "voice provider" not in plan.unheard
+
+
+def test_a_configured_provider_whose_kind_cannot_speak_does_not_synthesise() -> None:
+    settings = Settings(providers={"llm": ProviderConfig(kind="scripted")})
+    plan = plan_voice(persona("en", "male", provider="llm"), local_speech(settings), settings)
+    assert plan.synthesiser == "piper"
+    [warning] = plan.warnings
+    assert warning.startswith("the persona's voice provider 'llm' does not synthesise speech "
+                              "(its kind 'scripted' has no synthesiser; known: ")
+    assert warning.endswith("; speaking with the offline voice piper en_US-joe-medium")
+    assert "not configured" not in warning
 
 
 def test_a_local_provider_named_by_the_persona_keeps_its_voice_id() -> None:

@@ -13,6 +13,7 @@ from starlette.responses import StreamingResponse
 
 from personae.api.deps import CurrentPrincipal
 from personae.api.schemas.audio import (
+    AUDIO_INPUTS,
     CLIP_RESPONSES,
     SPOKEN_TURN_RESPONSES,
     SpokenReplyPublic,
@@ -36,8 +37,7 @@ VoiceDep = Annotated[VoiceService, Depends(get_voice)]
              responses=SPOKEN_TURN_RESPONSES)
 async def spoken_turn(
     session_id: str, request: Request, principal: CurrentPrincipal, voice: VoiceDep,
-    file: Annotated[UploadFile, File(description="the question: WAV, FLAC, MP3, OGG/Opus, "
-                                                 "WebM or M4A")],
+    file: Annotated[UploadFile, File(description=f"the question: {AUDIO_INPUTS}")],
 ) -> SpokenReplyPublic | Response:
     """A recorded question answered in the persona's voice: the transcript is the
     user's message, the spoken reply the persona's. JSON with a link to the reply's

@@ -25,6 +25,7 @@ from personae.api.schemas.audio import (
     SPEECH_RESPONSES,
     TRANSCRIPTION_RESPONSES,
     SpeechRequest,
+    missing_file,
 )
 from personae.errors import InvalidInput, UnsupportedParameter, invalid_param
 from personae.limits import load_json
@@ -65,7 +66,7 @@ async def transcriptions(request: Request) -> Response:
     async with request.form() as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            raise invalid_param("file", "required: the audio file, as a file part")
+            raise missing_file()
         data = await upload.read(voice.settings.voice_max_audio_bytes + 1)
         fields = {name: _field(form, name) for name in
                   ("model", "language", "prompt", "response_format", "stream")}

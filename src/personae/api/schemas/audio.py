@@ -9,14 +9,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from personae.api.schemas.common import error_response, error_responses
 from personae.api.schemas.openai import OpenAIError, openai_responses
 from personae.api.schemas.sessions import MessagePublic
+from personae.errors import FieldIssue, ValidationFailed
 
 AUDIO_DOWNLOAD = {"type": "string", "format": "binary"}
 UNSUPPORTED_AUDIO = ("Not audio Personae reads: empty, corrupt or truncated, or not WAV, "
-                     "FLAC, MP3, OGG/Opus, WebM or M4A (unsupported_media_type)")
+                     "FLAC, MP3, OGG/Opus, WebM, M4A or AAC (unsupported_media_type)")
+AUDIO_INPUTS = "WAV, FLAC, MP3, OGG/Opus, WebM, M4A or AAC (ADTS)"
 NOT_SPOKEN = ("The audio is longer than the limit, holds no speech, or no recogniser "
               "knows the persona's language (validation_error)")
 SPEECH_FORMATS = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
 MAX_SPEECH_INPUT = 4096
+
+
+def missing_file() -> ValidationFailed:
+    """The 422 both audio upload routes answer when the form has no ``file`` part."""
+    error = ValidationFailed([FieldIssue("file", "required: the audio file, as a file part")])
+    error.details["param"] = "file"  # OpenAI's clients show the field by this
+    return error
 
 
 class TranscriptPublic(BaseModel):

@@ -24,10 +24,11 @@ import threading
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
+from personae.providers.fake.background import BackgroundServer
 from personae.providers.fake.scripted_speech import tone
 
 OPENAI_PCM_RATE = 24_000
@@ -84,7 +85,7 @@ class _Behaviour:
     speech: _Speech = field(default_factory=_Speech)
 
 
-class FakeAudioServer:
+class FakeAudioServer(BackgroundServer):
     """A loopback OpenAI-compatible audio server whose behaviour tests can steer."""
 
     def __init__(self, *, host: str = "127.0.0.1", transcripts: Script | None = None) -> None:
@@ -281,19 +282,6 @@ class FakeAudioServer:
             self._thread.join(timeout=START_BOUND_SECONDS)
         self._thread, self._loop, self._runner = None, None, None
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        await asyncio.to_thread(self.start)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
 
 
 def _pieces(data: bytes, size: int) -> list[bytes]:

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from personae.providers.fake.background import BackgroundServer
 from personae.providers.fake.scripted import split_words
 
 Body = dict[str, Any]
@@ -96,7 +97,7 @@ def example_for(schema: Any) -> Any:
     return False if kind == "boolean" else None
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(BackgroundServer):
     """A loopback OpenAI-compatible server whose behaviour tests can steer."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0,
@@ -306,19 +307,6 @@ class FakeOpenAIServer:
         self._server = uvicorn.Server(self._config())
         self._server.run(sockets=[sock])
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        await asyncio.to_thread(self.start)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
 
 
 def sse(payload: Body) -> str:
