@@ -261,6 +261,15 @@ async def test_speech_uses_a_personas_voice_the_caller_can_use(api: Api) -> None
     assert espeak.calls[-1].voice.voice_id == "hi" and espeak.calls[-1].voice.speed == 2
 
 
+async def test_a_voice_nobody_here_has_is_refused_not_spoken_in_another(api: Api) -> None:
+    calls = len(api.runtime.speech.instance("tts", "piper").calls)
+    refused = await speak(api, {"model": "tts-1", "voice": "mohti", "input": "Hi."})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "voice"
+    assert "'mohti'" in refused.json()["error"]["message"]
+    assert len(api.runtime.speech.instance("tts", "piper").calls) == calls  # nothing spoken
+
+
 # -- streamed speech, over real HTTP, in process -------------------------------------------
 
 LONG = " ".join(f"Sentence number {n} is spoken here." for n in range(30))

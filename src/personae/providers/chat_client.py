@@ -56,17 +56,7 @@ class ChatClient:
 
     async def complete(self, body: dict[str, Any]) -> Any:
         """The server's JSON answer to a non-streamed request."""
-        try:
-            async with self._session().post(self.url, data=_encode(body)) as response:
-                if response.status >= 400:
-                    raise await status_error(self.provider, response)
-                raw = await response.read()
-        except TRANSPORT_ERRORS as exc:
-            raise map_error(self.provider, exc) from exc
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise unexpected_reply(self.provider, raw) from None
+        return await post_for_json(self._session(), self.url, _encode(body), self.provider)
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[list[Any]]:
         """The stream's chunks, in lists: every chunk that arrived in one read of the
@@ -244,3 +234,20 @@ def unexpected_reply(provider: str, raw: bytes) -> ProviderError:
 
 def _encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def post_for_json(session: aiohttp.ClientSession, url: URL, data: Any,
+                        provider: str) -> Any:
+    """POST ``data`` (bytes or a form) and the JSON answer; an error status, a transport
+    failure or a body that is not JSON becomes the provider's classified error."""
+    try:
+        async with session.post(url, data=data) as response:
+            if response.status >= 400:
+                raise await status_error(provider, response)
+            raw = await response.read()
+    except TRANSPORT_ERRORS as exc:
+        raise map_error(provider, exc) from exc
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise unexpected_reply(provider, raw) from None

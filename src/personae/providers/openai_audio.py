@@ -34,6 +34,7 @@ from personae.providers.chat_client import (
     LoopSessions,
     client_headers,
     map_error,
+    post_for_json,
     status_error,
     unexpected_reply,
 )
@@ -131,18 +132,8 @@ class OpenAIRecogniser:
             form.add_field("language", primary_subtag(language))
         if prompt:
             form.add_field("prompt", prompt)
-        try:
-            async with self._client.session().post(
-                    self._client.url("audio/transcriptions"), data=form) as response:
-                if response.status >= 400:
-                    raise await status_error(self.name, response)
-                raw = await response.read()
-        except TRANSPORT_ERRORS as exc:
-            raise map_error(self.name, exc) from exc
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise unexpected_reply(self.name, raw) from None
+        return await post_for_json(self._client.session(),
+                                   self._client.url("audio/transcriptions"), form, self.name)
 
     def _transcript(self, body: Any, audio: AudioChunk, language: str | None) -> Transcript:
         if not isinstance(body, dict) or not isinstance(body.get("text"), str):

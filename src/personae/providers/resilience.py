@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from personae.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from personae.providers.base import LLM, ChatMessage, Finished, GenerationSettings, StreamEvent
 
 BreakerState = Literal["closed", "open", "half_open"]
+T = TypeVar("T")
 CLOSE_BOUND_SECONDS = 5.0  # closing an abandoned stream must not hang the caller
 
 
@@ -101,6 +102,56 @@ class DeadlineMissed(ProviderTimeout):
     (it would most likely make the caller wait as long again); the next one is."""
 
 
+class Retrying:
+    """Attempts of one provider: backoff between them, the breaker asked before each.
+
+    ``attempt(bound)`` runs until it succeeds or fails for good, each bounded by what
+    is left until ``deadline``; the attempt gives the breaker its verdict. A
+    non-retryable failure, or a missed deadline (the provider would most likely make
+    the caller wait as long again), is not retried.
+    """
+
+    def __init__(self, retries: int, backoff_base: float = 0.2,
+                 backoff_max: float = 5.0) -> None:
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+
+    async def run(self, provider: str, breaker: CircuitBreaker, deadline: float,
+                  attempt: Callable[[float], Awaitable[T]]) -> T:
+        error: ProviderError | None = None
+        for number in range(1 + self.retries):
+            left = deadline - _now()
+            if number:
+                pause = self._backoff(number)
+                if left <= pause:
+                    break  # no time for another try: report the cause so far
+                await asyncio.sleep(pause)
+                left -= pause
+            if left <= 0:
+                raise DeadlineMissed(provider, "not tried: the deadline had passed",
+                                     retryable=True)
+            try:
+                breaker.acquire(provider)
+            except ProviderUnavailable:
+                if error is None:
+                    raise
+                raise error from None  # the circuit opened because of this cause
+            try:
+                return await attempt(left)
+            except ProviderError as exc:
+                error = exc
+                if not exc.retryable or isinstance(exc, DeadlineMissed):
+                    raise
+        assert error is not None
+        raise error
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential, with full jitter so retrying callers do not stampede together."""
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
+        return ceiling * (0.5 + random.random() / 2)
+
+
 class ResilientLLM:
     """An :class:`LLM` that tries a chain of providers, primary first.
 
@@ -125,8 +176,7 @@ class ResilientLLM:
         self.retries = retries
         self.timeout = timeout
         self.first_token_timeout = min(first_token_timeout or timeout, timeout)
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self._retrying = Retrying(retries, backoff_base, backoff_max)
         self.name = self.chain[0].name
         self.context_window = self.chain[0].context_window
 
@@ -169,30 +219,9 @@ class ResilientLLM:
                      settings: GenerationSettings, deadline: float,
                      ) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
         """Retry until one attempt yields its first event, within the deadlines."""
-        if deadline - _now() <= 0:
-            raise DeadlineMissed(llm.name, f"not tried: the {self.timeout:g}s deadline "
-                                 "had passed", retryable=True)
-        error: ProviderError | None = None
-        for attempt in range(1 + self.retries):
-            if attempt:
-                pause = self._backoff(attempt)
-                if deadline - _now() <= pause:
-                    break  # no time for another try: report the cause so far
-                await asyncio.sleep(pause)
-            try:
-                breaker.acquire(llm.name)
-            except ProviderUnavailable:
-                if error is None:
-                    raise
-                raise error from None  # the circuit opened because of this cause
-            try:
-                return await self._attempt(llm, breaker, messages, settings, deadline)
-            except ProviderError as exc:
-                error = exc
-                if not exc.retryable or isinstance(exc, DeadlineMissed):
-                    raise
-        assert error is not None
-        raise error
+        return await self._retrying.run(
+            llm.name, breaker, deadline,
+            lambda _left: self._attempt(llm, breaker, messages, settings, deadline))
 
     async def _attempt(self, llm: LLM, breaker: CircuitBreaker,
                        messages: Sequence[ChatMessage], settings: GenerationSettings,
@@ -208,11 +237,6 @@ class ResilientLLM:
             breaker.record_failure()
             raise DeadlineMissed(llm.name, f"no response within {limit:g}s",
                                  retryable=True) from None
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential, with full jitter so retrying callers do not stampede together."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
-        return ceiling * (0.5 + random.random() / 2)
 
 class _Relay:
     """One started reply after its first event: the next events, each within

@@ -11,16 +11,16 @@ hearing it) a failure propagates, exactly as with text.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from personae.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from personae.errors import ProviderError, ProviderTimeout
 from personae.providers.resilience import (
     CircuitBreaker,
     DeadlineMissed,
+    Retrying,
     _NoBreaker,
     _record,
     all_failed,
@@ -39,51 +39,6 @@ from personae.providers.streams import aclose_stream
 T = TypeVar("T")
 Started = tuple[AsyncIterator[AudioChunk], AudioChunk | None]  # a stream and its first chunk
 CLOSE_BOUND_SECONDS = 5.0  # closing an abandoned stream must not hang the caller
-
-
-class _Retrying:
-    """Attempts of one provider: backoff between them, its breaker told each outcome."""
-
-    def __init__(self, retries: int, backoff_base: float, backoff_max: float) -> None:
-        self.retries = retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-
-    async def run(self, provider: str, breaker: CircuitBreaker, deadline: float,
-                  attempt: Callable[[float], Awaitable[T]]) -> T:
-        """``attempt(bound)`` until it succeeds or fails for good; each is bounded by
-        what is left until ``deadline``. A missed deadline is not retried."""
-        error: ProviderError | None = None
-        for number in range(1 + self.retries):
-            left = deadline - time.monotonic()
-            if number:
-                pause = self._backoff(number)
-                if left <= pause:
-                    break  # no time for another try: report the cause so far
-                await asyncio.sleep(pause)
-                left -= pause
-            if left <= 0:
-                raise DeadlineMissed(provider, "not tried: the deadline had passed",
-                                     retryable=True)
-            try:
-                breaker.acquire(provider)
-            except ProviderUnavailable:
-                if error is None:
-                    raise
-                raise error from None  # the circuit opened because of this cause
-            try:
-                return await _judged(provider, breaker, attempt(left))
-            except ProviderError as exc:
-                error = exc
-                if not exc.retryable or isinstance(exc, DeadlineMissed):
-                    raise
-        assert error is not None
-        raise error
-
-    def _backoff(self, attempt: int) -> float:
-        """Exponential, with full jitter so retrying callers do not stampede together."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
-        return ceiling * (0.5 + random.random() / 2)
 
 
 async def _judged(provider: str, breaker: CircuitBreaker, work: Awaitable[T]) -> T:
@@ -129,7 +84,7 @@ class ResilientRecogniser:
         self.chain = list(chain)
         self.breakers = breakers
         self.timeout = timeout
-        self._retrying = _Retrying(retries, backoff_base, backoff_max)
+        self._retrying = Retrying(retries, backoff_base, backoff_max)
         self.name = self.chain[0].name
 
     def languages(self) -> frozenset[str] | None:
@@ -149,9 +104,10 @@ class ResilientRecogniser:
             breaker = self.breakers.get(recogniser.name) or _NoBreaker()
 
             def attempt(left: float, recogniser: SpeechRecogniser = recogniser,
-                        ) -> Awaitable[Transcript]:
+                        breaker: CircuitBreaker = breaker) -> Awaitable[Transcript]:
                 work = recogniser.transcribe(audio, language=language, prompt=prompt)
-                return _bounded(work, min(left, self.timeout), recogniser.name, self.timeout)
+                return _judged(recogniser.name, breaker, _bounded(
+                    work, min(left, self.timeout), recogniser.name, self.timeout))
 
             deadline = time.monotonic() + self.timeout * (1 + self._retrying.retries)
             try:
@@ -184,7 +140,7 @@ class ResilientSynthesiser:
         self.breakers = breakers
         self.timeout = timeout
         self.first_chunk_timeout = min(first_chunk_timeout or timeout, timeout)
-        self._retrying = _Retrying(retries, backoff_base, backoff_max)
+        self._retrying = Retrying(retries, backoff_base, backoff_max)
         self.name = self.chain[0].name
 
     def voices(self) -> Sequence[Voice] | None:
@@ -201,8 +157,10 @@ class ResilientSynthesiser:
             breaker = self.breakers.get(synthesiser.name) or _NoBreaker()
 
             def attempt(left: float, synthesiser: SpeechSynthesiser = synthesiser,
-                        voice: VoiceChoice = wanted) -> Awaitable[Started]:
-                return self._first(synthesiser, text, voice, left)
+                        voice: VoiceChoice = wanted,
+                        breaker: CircuitBreaker = breaker) -> Awaitable[Started]:
+                return _judged(synthesiser.name, breaker,
+                               self._first(synthesiser, text, voice, left))
 
             try:
                 stream, chunk = await self._retrying.run(synthesiser.name, breaker,

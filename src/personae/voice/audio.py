@@ -17,7 +17,13 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
-from personae.errors import InvalidInput, ProviderUnavailable, UnsupportedMediaType
+from personae.errors import (
+    FieldIssue,
+    InvalidInput,
+    ProviderUnavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from personae.providers.speech import RECOGNITION_RATE, SAMPLE_WIDTH, AudioChunk
 
 if TYPE_CHECKING:
@@ -75,11 +81,12 @@ def sniff_format(data: bytes) -> AudioFormat | None:
     return None
 
 
-def _undecodable(reason: str) -> InvalidInput:
-    return InvalidInput(f"the audio could not be decoded: {reason} ({EXPECTED})")
+def _undecodable(reason: str) -> UnsupportedMediaType:
+    """Bytes that are not audio Personae reads (empty, corrupt, cut short): 415."""
+    return UnsupportedMediaType(f"the audio could not be decoded: {reason} ({EXPECTED})")
 
 
-def _decoder_failed(exc: BaseException) -> InvalidInput:
+def _decoder_failed(exc: BaseException) -> UnsupportedMediaType:
     """A decoder's failure in plain words; FFmpeg's own text (error numbers, its
     internal names) goes to the debug log, not to the client."""
     log.debug("audio decoding failed: %r", exc)
@@ -87,9 +94,10 @@ def _decoder_failed(exc: BaseException) -> InvalidInput:
                         else "invalid data")
 
 
-def _too_long(max_seconds: float) -> InvalidInput:
-    return InvalidInput(f"the audio is longer than the {max_seconds:g} s limit",
-                        {"max_seconds": max_seconds})
+def _too_long(max_seconds: float) -> ValidationFailed:
+    """Audio past the duration bound: 422 on its field."""
+    return ValidationFailed([FieldIssue("file", f"the audio is longer than the "
+                                                f"{max_seconds:g} s limit")])
 
 
 def _frame_bytes(frame: av_module.AudioFrame) -> bytes:

@@ -139,7 +139,9 @@ class VoiceCall:
                 await self._warn("; ".join(self._plan_warnings()) or
                                  "no speech recogniser; typed messages still work")
             return
-        decoded = self.decoder.feed(data)
+        # A container stream's feed waits briefly for its decoder thread: off the loop.
+        decoded = (self.decoder.feed(data) if self.decoder.format == "pcm16"
+                   else await asyncio.to_thread(self.decoder.feed, data))
         if decoded is not None:
             await self._frames(self.hearing.endpointer.push(decoded))
 

@@ -35,7 +35,6 @@ from personae.errors import (
     PersonaeError,
     ProviderUnavailable,
     TooLarge,
-    UnsupportedMediaType,
     ValidationFailed,
 )
 from personae.personas.schema import PersonaDefinition
@@ -173,19 +172,8 @@ class VoiceService:
         if len(data) > limit:
             raise TooLarge(f"the audio is larger than {limit:,} bytes "
                            "(PERSONAE_VOICE_MAX_AUDIO_BYTES)", {"limit": limit})
-        if not data:
-            raise UnsupportedMediaType("the file is empty: " + codec.EXPECTED)
-        max_seconds = self.settings.voice_max_audio_seconds
-        try:
-            audio = await asyncio.to_thread(codec.decode_audio, data, max_seconds=max_seconds)
-        except UnsupportedMediaType:
-            raise
-        except InvalidInput as exc:
-            if "max_seconds" in exc.details:
-                raise ValidationFailed([FieldIssue(
-                    "file", f"{exc.message} (PERSONAE_VOICE_MAX_AUDIO_SECONDS)")]) from exc
-            expected = "" if codec.EXPECTED in exc.message else f"; {codec.EXPECTED}"
-            raise UnsupportedMediaType(exc.message + expected) from exc
+        audio = await asyncio.to_thread(codec.decode_audio, data,
+                                        max_seconds=self.settings.voice_max_audio_seconds)
         detector = self.speech.detector()
         if not await asyncio.to_thread(speech_found, detector, audio):
             raise ValidationFailed([FieldIssue("file", NO_SPEECH)])
@@ -351,8 +339,19 @@ class VoiceService:
             return found[0], VoiceChoice(found[1].id, speed, found[1].language)
         if self.settings.tts_provider:  # a configured provider: its own names (nova, ...)
             return self.settings.tts_provider, VoiceChoice(voice_id, speed)
+        if voice_id is not None and voice_id not in OPENAI_VOICES:  # a typo speaks no voice
+            raise InvalidInput(f"voice: no persona you can use and no voice is called "
+                               f"{voice_id!r}; name a persona, a local voice (such as "
+                               "en_US-joe-medium or hi), or one of OpenAI's voice names",
+                               {"param": "voice"})
         name, voice = default_voice(self.speech)
         return name, VoiceChoice(voice.id, speed, voice.language)
+
+
+# OpenAI's voice names: with no cloud synthesiser configured they get the default
+# offline voice, so clients written for OpenAI work unchanged.
+OPENAI_VOICES = frozenset({"alloy", "ash", "ballad", "cedar", "coral", "echo", "fable",
+                           "marin", "nova", "onyx", "sage", "shimmer", "verse"})
 
 
 @dataclass(frozen=True, slots=True)

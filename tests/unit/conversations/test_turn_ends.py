@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -72,20 +73,26 @@ async def test_turns_that_end_during_a_commit_share_the_next_one(chat: Chat) -> 
     assert metrics["response_ms"]["minimum"] <= metrics["response_ms"]["maximum"]
 
 
-async def test_a_shared_commit_that_fails_is_retried_turn_by_turn(chat: Chat) -> None:
-    conversations = chat.runtime.conversations
-    ids = await _sessions(chat, 3)
-    spy = Spy(conversations.store)
-    spy.fail_when = lambda ends: len(ends) > 1 or ends[0].session_id == ids[2]
+async def _two_ending_behind_one(chat: Chat, spy: Spy, ids: list[str]) -> list[Any]:
+    """The first turn's end is held in its commit while the other two wait to end
+    together in the next; then all are let go. Each turn's events, or its exception."""
     spy.hold.clear()
     tasks = [asyncio.create_task(_turn(chat, ids[0], "one"))]
     while not spy.sizes:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     tasks += [asyncio.create_task(_turn(chat, sid, "more")) for sid in ids[1:]]
-    while conversations.store.turn_ends.waiting < 2:  # noqa: ASYNC110
+    while chat.runtime.conversations.store.turn_ends.waiting < 2:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     spy.hold.set()
-    done = await asyncio.gather(*tasks, return_exceptions=True)
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_shared_commit_that_fails_is_retried_turn_by_turn(chat: Chat) -> None:
+    conversations = chat.runtime.conversations
+    ids = await _sessions(chat, 3)
+    spy = Spy(conversations.store)
+    spy.fail_when = lambda ends: len(ends) > 1 or ends[0].session_id == ids[2]
+    done = await _two_ending_behind_one(chat, spy, ids)
     assert spy.sizes == [1, 2, 1, 1]  # the shared commit failed; each alone, one fails
     assert isinstance(done[0][-1], Done) and isinstance(done[1][-1], Done)  # type: ignore[index]
     assert isinstance(done[2], sa.exc.IntegrityError)
@@ -104,15 +111,7 @@ async def test_a_shared_commit_the_database_failed_fails_every_turn_in_it(chat: 
     spy = Spy(conversations.store)
     spy.failure = sa.exc.OperationalError("COMMIT", {}, Exception("database is away"))
     spy.fail_when = lambda ends: len(ends) > 1
-    spy.hold.clear()
-    tasks = [asyncio.create_task(_turn(chat, ids[0], "one"))]
-    while not spy.sizes:  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
-    tasks += [asyncio.create_task(_turn(chat, sid, "more")) for sid in ids[1:]]
-    while conversations.store.turn_ends.waiting < 2:  # noqa: ASYNC110
-        await asyncio.sleep(0.01)
-    spy.hold.set()
-    done = await asyncio.gather(*tasks, return_exceptions=True)
+    done = await _two_ending_behind_one(chat, spy, ids)
     assert spy.sizes == [1, 2]  # no turn-by-turn retry: it would fail the same way
     assert isinstance(done[0][-1], Done)  # type: ignore[index]
     assert all(isinstance(failed, sa.exc.OperationalError) for failed in done[1:])

@@ -12,7 +12,7 @@ import wave
 import av
 import pytest
 
-from personae.errors import InvalidInput, UnsupportedMediaType
+from personae.errors import InvalidInput, UnsupportedMediaType, ValidationFailed
 from personae.providers.speech import AudioChunk
 from personae.voice.audio import (
     StreamDecoder,
@@ -124,10 +124,11 @@ def test_not_audio_is_unsupported_media_type(data: bytes) -> None:
     assert caught.value.status == 415
 
 
-def test_empty_audio_is_invalid() -> None:
-    with pytest.raises(InvalidInput, match="could not be decoded: the file is empty") as caught:
+def test_empty_audio_is_not_audio() -> None:
+    with pytest.raises(UnsupportedMediaType,
+                       match="could not be decoded: the file is empty") as caught:
         decode_audio(b"", max_seconds=10)
-    assert caught.value.status == 400
+    assert caught.value.status == 415
 
 
 @pytest.mark.parametrize("data", [
@@ -136,10 +137,10 @@ def test_empty_audio_is_invalid() -> None:
     b"OggS" + b"\x00" * 200,
     b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\x00" * 100,
 ])
-def test_corrupt_audio_is_invalid(data: bytes) -> None:
-    with pytest.raises(InvalidInput, match="could not be decoded") as caught:
+def test_corrupt_audio_is_not_audio(data: bytes) -> None:
+    with pytest.raises(UnsupportedMediaType, match="could not be decoded") as caught:
         decode_audio(data, max_seconds=10)
-    assert caught.value.status == 400
+    assert caught.value.status == 415
     assert_plain(caught.value.message)
 
 
@@ -190,12 +191,12 @@ def test_too_long_is_refused_without_decoding_it_whole() -> None:
     data = pyav_encode(silence, "flac", "flac")
     tracemalloc.start()
     try:
-        with pytest.raises(InvalidInput, match="longer than the 2 s limit") as caught:
+        with pytest.raises(ValidationFailed, match="longer than the 2 s limit") as caught:
             decode_audio(data, max_seconds=2)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert caught.value.status == 400
+    assert caught.value.status == 422
     assert peak < 2_000_000 + 3 * len(data)
 
 
