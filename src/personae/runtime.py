@@ -43,6 +43,8 @@ from personae.quality.service import TestRunService
 from personae.quality.store import TestRunStore
 from personae.voice.clips import ClipStore
 from personae.voice.service import VoiceService
+from personae.writing.service import WritingService
+from personae.writing.store import WritingStore
 
 
 def samples_folder() -> Path:
@@ -68,6 +70,7 @@ class Runtime:
     test_run_job: TestRunJob
     speech: SpeechProviders
     voice: VoiceService
+    writing: WritingService
 
     @classmethod
     async def open(cls, settings: Settings, *, watch: bool = True) -> Runtime:
@@ -108,9 +111,10 @@ class Runtime:
         speech = SpeechProviders(settings)
         voice = VoiceService(conversations, speech, settings, ClipStore(
             settings.data_dir / "audio", settings.voice_audio_ttl_seconds))
+        writing = WritingService(personas, prepared, providers, WritingStore(engine), users)
         return cls(settings, engine, store, registry, personas, users, auth, providers,
                    prepared, conversations, gateway, runner, panels, test_runs, job,
-                   speech, voice)
+                   speech, voice, writing)
 
     async def close(self) -> None:
         await self.conversations.close()  # stops any turn still running, saved interrupted

@@ -61,6 +61,12 @@ SEMANTIC_REFUSALS = {
     "POST /v1/sessions/{session_id}/audio": [400, 415, 422],
     "POST /v1/audio/transcriptions": [400, 415, 422],
     "POST /v1/audio/speech": [400, 422],  # the text must hold something to say
+    # Samples must hold enough words, within the size bounds; drafts must not be blank.
+    "POST /v1/writing/personas": [400, 413, 422],
+    "PUT /v1/writing/personas/{persona_id}/samples": [400, 413, 422],
+    "POST /v1/writing/{platform}/validate": [400, 413, 422],
+    "POST /v1/writing/{platform}/optimize": [400, 413, 422],
+    "POST /v1/writing/{platform}/draft": [400, 422],
 }
 # The in-process client bounds the WHOLE response, not the gap between its bytes (which
 # a streamed speech response keeps short): a 4096-character input is minutes of audio.

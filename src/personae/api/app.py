@@ -32,6 +32,7 @@ from personae.api.routes import (
     personas,
     sessions,
     voice_socket,
+    writing,
 )
 from personae.config import Settings, get_settings
 from personae.logs import install_redaction
@@ -155,7 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Routes match in order: the hot paths first, chat completions (three routes, cheap to
     # pass over) ahead of the persona router (its cached GET; many more routes to try).
     for module in (openai_compat, openai_audio, personas, me, sessions, audio, panels,
-                   evaluations, persona_tests, voice_socket):
+                   evaluations, persona_tests, voice_socket, writing):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
     return app

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from personae.api.routes.openai_compat import openai_error
 from personae.errors import error_envelope
 from personae.limits import NestedTooDeep, load_json
+from personae.writing.samples import MAX_TOTAL_CHARS
 
 UPLOAD_PATHS = frozenset({"/v1/personas/import", "/v1/evaluations"})
 OPENAI_PATHS = frozenset({"/v1/chat/completions", "/v1/audio/transcriptions",
@@ -36,6 +37,16 @@ _PARSED_BY_ROUTE = UPLOAD_PATHS | OPENAI_PATHS  # these check depth as they pars
 _BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 _PERSONAS = "/v1/personas/"
 _PER_PERSONA_UPLOADS = ("/avatar", "/lorebook")
+# Writing samples may be MAX_TOTAL_CHARS characters in all; JSON may escape each as
+# \uXXXX (6 bytes), plus the rest of the body around them.
+SAMPLES_BODY_BYTES = 6 * MAX_TOTAL_CHARS + 256 * 1024
+_WRITING_PERSONAS = "/v1/writing/personas"
+
+
+def is_samples_body(path: str) -> bool:
+    """A body carrying writing samples: a writing persona's create, its samples' PUT."""
+    return path == _WRITING_PERSONAS or (path.startswith(_WRITING_PERSONAS + "/")
+                                         and path.endswith("/samples"))
 
 
 def is_upload(path: str) -> bool:
@@ -71,6 +82,8 @@ class BodyLimits:
         path = scope["path"]
         upload = is_upload(path)
         limit = self.max_upload_bytes if upload else self.max_body_bytes
+        if is_samples_body(path):
+            limit = max(limit, SAMPLES_BODY_BYTES)
         setting = "PERSONAE_MAX_UPLOAD_BYTES" if upload else "PERSONAE_MAX_BODY_BYTES"
         too_large = (f"the {'upload' if upload else 'request body'} is larger than "
                      f"{limit:,} bytes ({setting})")

@@ -13,7 +13,18 @@ import typer
 from typer.core import TyperGroup
 
 from personae import __version__
-from personae.cli import chat, db, output, panels, personas, quality, serve, users, worker
+from personae.cli import (
+    chat,
+    db,
+    output,
+    panels,
+    personas,
+    quality,
+    serve,
+    users,
+    worker,
+    write,
+)
 from personae.cli import models as models_cli
 from personae.cli import voice as voice_cli
 from personae.cli.session import CliState, in_runtime, settings_for
@@ -58,6 +69,7 @@ app.add_typer(users.keys_app, name="keys")
 app.add_typer(db.app, name="db")
 app.add_typer(panels.app, name="panel")
 app.add_typer(models_cli.app, name="models")
+app.add_typer(write.app, name="write")
 app.command()(serve.serve)
 app.command()(chat.chat)
 app.command()(voice_cli.say)

@@ -275,3 +275,22 @@ test_runs = sa.Table(
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.Column("finished_at", Timestamp, nullable=True),
 )
+
+# A writing persona's samples: private to the persona's owner, replaced as a set, and
+# gone with the persona. The definition keeps only their count, size and digest.
+writing_samples = sa.Table(
+    "writing_samples",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("persona_id", sa.String(64), sa.ForeignKey("personas.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("owner_id", sa.String(64), sa.ForeignKey("users.id", ondelete="CASCADE"),
+              nullable=True, index=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("title", sa.String(200), nullable=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("words", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("persona_id", "position", name="uq_writing_samples_position"),
+)

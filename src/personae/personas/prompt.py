@@ -23,6 +23,7 @@ from personae.personas.language import language_name
 from personae.personas.macros import has_original, substitute
 from personae.personas.schema import LanguagePolicy, PersonaDefinition
 from personae.personas.template import DEFAULT_LIMITS, TemplateLimits, render_template
+from personae.personas.writing_block import WritingBlock
 
 _INDENT = "  "
 _ARTICLES = ("a ", "an ", "the ")
@@ -160,15 +161,92 @@ def _examples(definition: PersonaDefinition) -> str:
     return "## Example exchanges\n" + "\n\n".join(pairs)
 
 
+# Punctuation habits worth telling a model, as words; rates are per 1,000 words.
+_HABITS = {"em_dash": "em dashes", "ellipsis": "ellipses", "exclamation": "exclamation marks",
+           "semicolon": "semicolons", "parenthesis": "parentheses", "emoji": "emoji",
+           "hashtag": "hashtags", "list_item": "lists", "line_break": "line breaks"}
+_OFTEN_PER_1000 = 8.0  # at least this often (per 1,000 words) reads as a habit
+_NEVER_MIN_WORDS = 500  # "never" only means something over this many words of samples
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+
+
+def _tone_line(block: WritingBlock) -> str:
+    tones = block.synthesis.tones
+    if tones is None:
+        return ""
+    parts = [f"default {tones.default}"]
+    if tones.permitted:
+        parts.append("may also be " + ", ".join(tones.permitted))
+    if tones.forbidden:
+        parts.append("never " + ", ".join(tones.forbidden))
+    return "Tone: " + "; ".join(parts) + "."
+
+
+def _punctuation_habits(block: WritingBlock) -> list[str]:
+    rates = block.fingerprint.punctuation
+    often = [f"{name} ({_number(rates[key])} per 1,000 words)" for key, name in _HABITS.items()
+             if rates.get(key, 0.0) >= _OFTEN_PER_1000]
+    never = [name for key, name in _HABITS.items()
+             if key in rates and rates[key] == 0 and key not in ("line_break", "list_item")]
+    lines = [f"- Often uses {', '.join(often)}." if often else ""]
+    if never and block.fingerprint.word_count >= _NEVER_MIN_WORDS:
+        lines.append(f"- Never uses {', '.join(never)}.")
+    return [line for line in lines if line]
+
+
+def _habit_lines(block: WritingBlock) -> list[str]:
+    """The measured habits a model can act on (never the numeric style profile)."""
+    fingerprint = block.fingerprint
+    lines = []
+    if fingerprint.sentences.count:
+        lines.append(f"- Sentences: typically {_number(fingerprint.sentences.median_words)} "
+                     "words (median).")
+    if fingerprint.go_to_words:
+        lines.append("- Go-to words: " + ", ".join(m.text for m in fingerprint.go_to_words) + ".")
+    if fingerprint.go_to_phrases:
+        lines.append("- Go-to phrases: " + ", ".join(
+            f'"{m.text}"' for m in fingerprint.go_to_phrases) + ".")
+    if fingerprint.avoided_words:
+        lines.append("- Words they never use: " + ", ".join(fingerprint.avoided_words) + ".")
+    lines.extend(_punctuation_habits(block))
+    if fingerprint.hashtags_per_sample or fingerprint.emoji_per_sample:
+        lines.append(f"- Per post: about {_number(fingerprint.hashtags_per_sample)} hashtags "
+                     f"and {_number(fingerprint.emoji_per_sample)} emoji.")
+    return lines
+
+
+def _writing(definition: PersonaDefinition) -> str:
+    """The "Writing voice" section: who writes, tones, constraints, measured habits."""
+    block = definition.writing
+    if block is None:
+        return ""
+    synthesis = block.synthesis
+    identity = synthesis.identity.text if synthesis.identity and synthesis.status == "ok" else ""
+    constraints = [f"- {claim.text}" for claim in synthesis.constraints] \
+        if synthesis.status == "ok" else []
+    banned = block.onboarding.banned_words
+    parts = [identity, _tone_line(block) if synthesis.status == "ok" else "",
+             "Constraints:\n" + "\n".join(constraints) if constraints else "",
+             "Never write these words: " + ", ".join(banned) + "." if banned else ""]
+    habits = _habit_lines(block)
+    if habits:
+        parts.append("Measured in their own writing:\n" + "\n".join(habits))
+    return "## Writing voice\n" + "\n\n".join(part for part in parts if part)
+
+
 def _trait_blocks(definition: PersonaDefinition) -> dict[str, str]:
     blocks = {name: render_trait(name, value) for name, value in definition.traits.items()}
     return {name: block for name, block in blocks.items() if block}
 
 
 def _sections(definition: PersonaDefinition) -> dict[str, str]:
-    """Every default section in prompt order; empty ones are kept as ``""``."""
+    """Every default section in prompt order; empty ones are kept as ``""`` (a persona
+    without a writing block has no ``writing`` key, so its prompt is unchanged)."""
     keywords = ", ".join(definition.expertise_keywords)
-    return {
+    sections = {
         "identity": _identity(definition),
         "description": definition.description.strip(),
         "instructions": definition.system_prompt.strip(),
@@ -177,6 +255,11 @@ def _sections(definition: PersonaDefinition) -> dict[str, str]:
         "language": _language(definition),
         "examples": _examples(definition),
     }
+    if definition.writing is None:
+        return sections
+    ordered = list(sections.items())
+    ordered.insert(len(ordered) - 2, ("writing", _writing(definition)))  # before language
+    return dict(ordered)
 
 
 def _tidy(text: str) -> str:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from personae.auth.principal import USER_NAME_PATTERN
 from personae.personas.language import normalize_language
 from personae.personas.template import compile_template
+from personae.personas.writing_block import WritingBlock
 
 # A persona id is a slug: plain for a global persona (``tina-kulkarni``), or
 # ``<owner's user name>/<slug>`` for a user's (``alice/tutor``), as model hubs name
@@ -234,6 +235,8 @@ class PersonaDefinition(_Strict):
     traits: dict[str, JSONValue] = Field(default_factory=dict)
     extensions: dict[str, JSONValue] = Field(default_factory=dict)
     assets: list[PersonaAsset] = Field(default_factory=list)
+    # A writing persona's measured fingerprint and synthesis (personae.writing).
+    writing: WritingBlock | None = None
 
     @field_validator("language")
     @classmethod

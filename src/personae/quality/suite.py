@@ -23,23 +23,28 @@ from pydantic import (
 
 from personae.errors import FieldIssue, InvalidInput, ValidationFailed
 from personae.limits import load_yaml
+from personae.writing.platforms import all_platforms
 
 MAX_SUITE_BYTES = 1024 * 1024
 MAX_REPEAT = 100
 
-# Characters a post may hold on each platform (the whole post, not a preview).
-PLATFORM_CHARS: dict[str, int] = {
-    "x": 280,
-    "twitter": 280,
-    "threads": 500,
-    "bluesky": 300,
-    "mastodon": 500,
-    "linkedin": 3000,
-    "linkedin-comment": 1250,
-    "instagram": 2200,
-    "facebook": 63206,
-    "sms": 160,
-}
+SMS_CHARS = 160  # one GSM-7 text message: not a writing platform, so kept here
+
+
+def _platform_chars() -> dict[str, int]:
+    """Characters a post may hold on each platform (the whole post, not a preview),
+    from the writing platform registry: ids, aliases and ``<id>-comment`` limits."""
+    table = {"sms": SMS_CHARS}
+    for spec in all_platforms():
+        for name in (spec.id, *spec.aliases):
+            table[name] = spec.text_limit.max
+        comment = spec.limit_for("comment")
+        if comment is not None:
+            table[f"{spec.id}-comment"] = comment.max
+    return table
+
+
+PLATFORM_CHARS: dict[str, int] = _platform_chars()
 
 
 class _Strict(BaseModel):

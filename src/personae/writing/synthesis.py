@@ -1,0 +1,206 @@
+"""The model's description of a measured voice: identity, tones and rules, with quotes.
+
+The model answers as JSON under :data:`SYNTHESIS_SCHEMA` (structured output on every
+provider; llama.cpp turns it into a grammar, so even the small embedded model can
+only write a well-formed answer). The answer is then checked again here: parsed,
+validated against the schema, and every claim's quotes searched for verbatim in the
+samples (:mod:`.evidence`). A claim left without a quote that holds is dropped
+(``dropped_claims`` counts them in the accepted answer); an answer cut off at the
+token limit, left without an identity, or naming a tone both used and forbidden is
+refused and asked again, the model told why. After ``max_attempts`` refusals the
+synthesis is ``failed`` with the reasons: no identity, tone or rule is ever filled in
+by code.
+
+A constraint comes back as a rule (``always`` or ``never``) and its text; the stored
+claim reads "Always: ..." or "Never: ..." unless the text already starts that way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from personae.errors import ProviderError
+from personae.personas.writing_block import (
+    TONES,
+    Claim,
+    Fingerprint,
+    Onboarding,
+    Synthesis,
+    ToneRange,
+)
+from personae.providers.base import LLM, GenerationSettings
+from personae.providers.streams import complete
+from personae.writing.building import check_attempts
+from personae.writing.evidence import EvidenceIndex
+from personae.writing.prompts import SYNTHESIS_ANSWER_TOKENS, synthesis_messages
+
+IDENTITY_CHARS = 240
+CLAIM_CHARS = 160
+QUOTE_CHARS = 120
+QUOTES_PER_CLAIM = 3
+MAX_CONSTRAINTS = 4
+MAX_TONES = 5
+TEMPERATURE = 0.3
+REASON_CHARS = 160  # one refusal reason as stored: short, no sample text
+
+_QUOTES = {"type": "array", "minItems": 1, "maxItems": QUOTES_PER_CLAIM,
+           "items": {"type": "string", "minLength": 8, "maxLength": QUOTE_CHARS}}
+_TONE = {"type": "string", "enum": list(TONES)}
+_TONES_LIST = {"type": "array", "maxItems": MAX_TONES, "items": _TONE}
+
+SYNTHESIS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "identity": {
+            "type": "object",
+            "properties": {"text": {"type": "string", "minLength": 1,
+                                    "maxLength": IDENTITY_CHARS},
+                           "evidence": _QUOTES},
+            "required": ["text", "evidence"], "additionalProperties": False},
+        "tones": {
+            "type": "object",
+            "properties": {"default": _TONE, "permitted": _TONES_LIST,
+                           "forbidden": _TONES_LIST, "evidence": _QUOTES},
+            "required": ["default", "permitted", "forbidden", "evidence"],
+            "additionalProperties": False},
+        "constraints": {
+            "type": "array", "maxItems": MAX_CONSTRAINTS,
+            "items": {
+                "type": "object",
+                "properties": {"rule": {"type": "string", "enum": ["always", "never"]},
+                               "text": {"type": "string", "minLength": 1,
+                                        "maxLength": CLAIM_CHARS},
+                               "evidence": _QUOTES},
+                "required": ["rule", "text", "evidence"], "additionalProperties": False}},
+    },
+    "required": ["identity", "tones", "constraints"],
+    "additionalProperties": False,
+}
+_VALIDATOR = Draft202012Validator(SYNTHESIS_SCHEMA)
+
+
+class Refused(Exception):
+    """One answer refused; the message is the reason kept in ``Synthesis.errors``."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    identity: Claim
+    tones: ToneRange | None
+    constraints: list[Claim]
+    dropped: int
+
+
+async def synthesise(llm: LLM, settings: GenerationSettings, *, fingerprint: Fingerprint,
+                     onboarding: Onboarding, samples: Sequence[str],
+                     max_attempts: int = 3) -> Synthesis:
+    """Ask ``llm`` to describe the voice, up to ``max_attempts`` times (see module doc)."""
+    check_attempts(max_attempts)
+    index = EvidenceIndex(samples)
+    asked = synthesis_settings(settings)
+    errors: list[str] = []
+    refused: str | None = None  # the last refusal, told to the model on the next attempt
+    provider, model = llm.name, settings.model
+    for attempt in range(1, max_attempts + 1):
+        messages = synthesis_messages(fingerprint, onboarding, samples, refused=refused)
+        try:
+            answer = await complete(llm, messages, asked)
+            provider, model = answer.provider or provider, answer.model or model
+            if answer.finish_reason == "length":
+                raise Refused(f"answer cut off at the token limit ({asked.max_tokens})")
+            accepted = accept(answer.text, index)
+        except Refused as refusal:
+            refused = _short(str(refusal))
+            errors.append(f"attempt {attempt}: {refused}")
+            continue
+        except (ProviderError, TimeoutError) as exc:
+            errors.append(f"attempt {attempt}: provider error: {_short(_message(exc))}")
+            continue
+        return Synthesis(status="ok", identity=accepted.identity, tones=accepted.tones,
+                         constraints=accepted.constraints, attempts=attempt, errors=errors,
+                         dropped_claims=accepted.dropped, provider=provider, model=model)
+    return Synthesis(status="failed", attempts=max_attempts, errors=errors,
+                     provider=provider, model=model)
+
+
+def synthesis_settings(settings: GenerationSettings) -> GenerationSettings:
+    """The caller's settings, asking for the schema, in one piece, fairly cool."""
+    temperature = TEMPERATURE if settings.temperature is None else settings.temperature
+    return replace(settings, json_schema=SYNTHESIS_SCHEMA, json_object=False, stream=False,
+                   temperature=temperature,
+                   max_tokens=settings.max_tokens or SYNTHESIS_ANSWER_TOKENS)
+
+
+def accept(text: str, index: EvidenceIndex) -> _Accepted:
+    """The answer's claims that hold, or :class:`Refused` saying why none can be used."""
+    answer = parse(text)
+    dropped = 0
+    identity = _claim(answer["identity"]["text"], answer["identity"]["evidence"], index)
+    if identity is None:
+        raise Refused("identity has no evidence quote found verbatim in the samples")
+    tones = _tones(answer["tones"], index)
+    dropped += tones is None
+    constraints: list[Claim] = []
+    for item in answer["constraints"]:
+        claim = _claim(_rule_text(item["rule"], item["text"]), item["evidence"], index)
+        if claim is None:
+            dropped += 1
+        else:
+            constraints.append(claim)
+    return _Accepted(identity, tones, constraints, dropped)
+
+
+def parse(text: str) -> dict[str, Any]:
+    """The answer as JSON that matches the schema, or :class:`Refused`."""
+    if not text.strip():
+        raise Refused("empty answer")
+    try:
+        answer = json.loads(text, strict=False)  # raw line breaks in strings are fine
+    except json.JSONDecodeError as exc:
+        raise Refused(f"invalid JSON: {exc.msg} (char {exc.pos})") from exc
+    error = best_match(_VALIDATOR.iter_errors(answer))
+    if error is not None:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
+        raise Refused(f"schema: answer{where} fails {error.validator}")
+    if not isinstance(answer, dict):  # pragma: no cover - the schema requires an object
+        raise Refused("schema: answer is not an object")
+    return answer
+
+
+def _claim(text: str, quotes: list[str], index: EvidenceIndex) -> Claim | None:
+    evidence = index.holding(quotes)
+    return Claim(text=text, evidence=evidence) if evidence and text.strip() else None
+
+
+def _tones(answer: dict[str, Any], index: EvidenceIndex) -> ToneRange | None:
+    default, permitted, forbidden = answer["default"], answer["permitted"], answer["forbidden"]
+    clash = sorted(({default} | set(permitted)) & set(forbidden))
+    if clash:
+        raise Refused(f"tones both used and forbidden: {', '.join(clash)}")
+    evidence = index.holding(answer["evidence"])
+    if not evidence:
+        return None
+    return ToneRange(default=default, permitted=list(dict.fromkeys(permitted)),
+                     forbidden=list(dict.fromkeys(forbidden)), evidence=evidence)
+
+
+def _rule_text(rule: str, text: str) -> str:
+    text = text.strip()
+    if text.casefold().startswith(rule):
+        return text
+    return f"{rule.capitalize()}: {text}"
+
+
+def _message(exc: BaseException) -> str:
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
+
+
+def _short(reason: str) -> str:
+    reason = " ".join(reason.split())
+    return reason if len(reason) <= REASON_CHARS else reason[:REASON_CHARS - 3] + "..."

@@ -1,0 +1,159 @@
+"""``/v1/writing`` through the real app on a real database, with the scripted model:
+create (201, and as server-sent progress), validate, optimize and draft (whole and
+streamed), and bad input answered with a clear 4xx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from personae.config import ProviderConfig, Settings
+from personae.providers.fake.scripted import ScriptedLLM
+from tests.support.api import Api, serve_app
+from tests.support.panel_api import sse_events
+from tests.support.writing_samples import SAMPLES, synthesis_answer
+
+POST = "A quick note on shipping: small releases teach us more than polished ones."
+
+
+@pytest.fixture
+async def wapi(database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
+    settings = Settings(data_dir=tmp_path, database_url=database_url, anonymous_loopback=False,
+                        default_provider="model",
+                        providers={"model": ProviderConfig(kind="scripted")})
+    async for harness in serve_app(settings):
+        yield harness
+
+
+def model(api: Api) -> ScriptedLLM:
+    llm = api.runtime.providers.get("model")
+    assert isinstance(llm, ScriptedLLM)
+    return llm
+
+
+def body(**fields: Any) -> dict[str, Any]:
+    return {"name": "Sam Lee", "samples": [{"text": t} for t in SAMPLES],
+            "audience": "engineers", "topics": ["shipping"], **fields}
+
+
+async def created(api: Api, who: str = "alice") -> dict[str, Any]:
+    model(api).queue(synthesis_answer())
+    response = await api.client.post("/v1/writing/personas", json=body(), headers=api.as_(who))
+    assert response.status_code == 201, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def test_create_answers_201_with_the_persona_as_personas_show_it(wapi: Api) -> None:
+    persona = await created(wapi)
+    assert persona["id"] == "alice/sam-lee" and persona["version"] == 1
+    assert persona["definition"]["writing"]["synthesis"]["status"] == "ok"
+    same = await wapi.client.get(f"/v1/personas/{persona['id']}", headers=wapi.as_("alice"))
+    assert same.json() == persona
+    mine = await wapi.client.get("/v1/writing/personas?user=me", headers=wapi.as_("alice"))
+    assert [p["id"] for p in mine.json()["data"]] == [persona["id"]]
+
+
+async def test_create_streams_progress_then_the_persona(wapi: Api) -> None:
+    model(wapi).queue(synthesis_answer())
+    async with wapi.client.stream("POST", "/v1/writing/personas", json=body(), headers={
+            **wapi.as_("alice"), "Accept": "text/event-stream"}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = await sse_events(response)
+    names = [name for name, _ in events]
+    assert names[-1] == "persona" and set(names[:-1]) == {"progress"}
+    messages = [data["message"] for name, data in events if name == "progress"]
+    assert "synthesis attempt 1 of 3" in messages and messages[-1] == "stored version 1"
+    assert events[-1][1]["version"] == 1
+
+
+async def test_samples_put_makes_a_new_version_and_reads_back(wapi: Api) -> None:
+    persona = await created(wapi)
+    url = f"/v1/writing/personas/{persona['id']}/samples"
+    model(wapi).queue(synthesis_answer())
+    changed = [{"text": t} for t in [*SAMPLES[:3], SAMPLES[3] + " Then we wrote a checklist."]]
+    response = await wapi.client.put(url, json={"samples": changed}, headers=wapi.as_("alice"))
+    assert response.status_code == 200 and response.json()["version"] == 2
+    read = await wapi.client.get(url, headers=wapi.as_("alice"))
+    assert [s["text"] for s in read.json()["data"]] == [s["text"] for s in changed]
+
+
+async def test_validate_shows_meters_and_a_style_report(wapi: Api) -> None:
+    persona = await created(wapi)
+    response = await wapi.client.post("/v1/writing/x/validate", json={
+        "persona": persona["id"], "text": POST}, headers=wapi.as_("alice"))
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["meets_limits"] is True
+    assert any(m["shown"].endswith("/280") for m in report["meters"])
+    assert report["style"]["distance"]["explanation"]
+
+
+async def test_optimize_returns_the_best_attempt_and_streams_events(wapi: Api) -> None:
+    persona = await created(wapi)
+    model(wapi).queue(POST, POST)
+    whole = await wapi.client.post("/v1/writing/x/optimize", json={
+        "persona": persona["id"], "text": POST + " " + POST, "max_attempts": 1},
+        headers=wapi.as_("alice"))
+    assert whole.status_code == 200, whole.text
+    assert {"best", "text", "report", "attempts", "meets_limits", "reason"} <= whole.json().keys()
+    async with wapi.client.stream("POST", "/v1/writing/x/optimize", json={
+            "persona": persona["id"], "text": POST, "max_attempts": 1, "stream": True},
+            headers=wapi.as_("alice")) as response:
+        events = await sse_events(response)
+    names = [name for name, _ in events]
+    assert names[-1] == "done" and "scored" in names
+    assert set(names) <= {"attempt", "delta", "scored", "done"}
+
+
+async def test_draft_streams_a_new_post(wapi: Api) -> None:
+    persona = await created(wapi)
+    model(wapi).queue(POST)
+    async with wapi.client.stream("POST", "/v1/writing/linkedin/draft", json={
+            "persona": persona["id"], "topic": "shipping small", "max_attempts": 1,
+            "stream": True}, headers=wapi.as_("alice")) as response:
+        events = await sse_events(response)
+    assert events[-1][0] == "done" and POST in events[-1][1]["text"]
+    assert ("attempt", {"number": 1}) in events
+
+
+async def test_platforms_are_listed_and_an_unknown_one_is_404(wapi: Api) -> None:
+    listed = await wapi.client.get("/v1/writing/platforms", headers=wapi.as_("bob"))
+    assert {"x", "linkedin"} <= {p["id"] for p in listed.json()["data"]}
+    unknown = await wapi.client.get("/v1/writing/platforms/myspace", headers=wapi.as_("bob"))
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    persona = await created(wapi)
+    response = await wapi.client.post("/v1/writing/myspace/validate", json={
+        "persona": persona["id"], "text": POST}, headers=wapi.as_("alice"))
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(("payload", "status"), [
+    (body(samples=[]), 422),
+    (body(samples=[{"text": "word "}] * 201), 422),
+    (body(samples=[{"text": "x" * 100_001}]), 413),
+    (body(samples=[{"text": "Too short to measure."}]), 422),
+    (body(max_attempts=0), 422),
+    (body(max_attempts=6), 422),
+])
+async def test_bad_samples_get_a_clear_error(wapi: Api, payload: dict[str, Any],
+                                             status: int) -> None:
+    response = await wapi.client.post("/v1/writing/personas", json=payload,
+                                      headers=wapi.as_("alice"))
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["message"]
+    assert model(wapi).requests == []
+
+
+@pytest.mark.parametrize(("text", "status"), [("   ", 422), ("x" * 100_001, 413)])
+async def test_bad_drafts_get_a_clear_error(wapi: Api, text: str, status: int) -> None:
+    persona = await created(wapi)
+    response = await wapi.client.post("/v1/writing/x/validate", json={
+        "persona": persona["id"], "text": text}, headers=wapi.as_("alice"))
+    assert response.status_code == status, response.text
+    bad = await wapi.client.post("/v1/writing/x/optimize", json={
+        "persona": persona["id"], "text": POST, "max_attempts": 9}, headers=wapi.as_("alice"))
+    assert bad.status_code == 422
