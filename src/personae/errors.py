@@ -92,9 +92,11 @@ class ValidationFailed(InvalidInput):
     code = "validation_error"
     status = 422
 
-    def __init__(self, issues: list[FieldIssue], source: str | None = None) -> None:
+    def __init__(self, issues: list[FieldIssue], source: str | None = None, *,
+                 subject: str = "persona") -> None:
         self.issues = issues
         self.source = source
+        self.subject = subject  # what was invalid, for a heading: "invalid samples"
         prefix = f"{source}: " if source else ""
         summary = "; ".join(str(issue) for issue in issues[:5])
         more = f" (and {len(issues) - 5} more)" if len(issues) > 5 else ""

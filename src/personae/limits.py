@@ -1,15 +1,19 @@
-"""Bounds on structured input: how deeply JSON or YAML may nest, and no YAML aliases.
+"""Bounds on structured input: how deeply JSON or YAML may nest, no YAML aliases, and
+no text that is not Unicode (a JSON escape of half a surrogate pair).
 
 Parsers and serialisers recurse, so a document nested thousands of levels deep ends
 in a RecursionError far from where it came in; and a few hundred bytes of YAML with
 nested aliases ("billion laughs") expand to gigabytes. Every document that enters
 (request bodies, persona files, Character Cards, sync folders, CLI values) is read
-through here instead, with a 400 that says what the bound is.
+through here instead, with a 400 that says what the bound is. A lone surrogate
+(``"\\ud800"``) is valid JSON but no character: databases, encoders and models refuse
+it far from the request, so it is refused here.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,6 +31,8 @@ from personae.errors import InvalidInput
 
 MAX_DEPTH = 64  # deepest nesting of objects/arrays a document or value may have
 _CONTAINERS = (dict, list, tuple)
+# A JSON escape of a surrogate code point: the only way JSON text can hold a lone one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _N = TypeVar("_N", bound=Node)
 
 
@@ -61,12 +67,45 @@ def check_depth(value: Any, what: str, limit: int = MAX_DEPTH) -> Any:
 
 
 def load_json(data: str | bytes, what: str, limit: int = MAX_DEPTH) -> Any:
-    """``json.loads`` with the depth bound; malformed JSON still raises ValueError."""
+    """``json.loads`` with the depth bound and no lone surrogates; malformed JSON still
+    raises ValueError."""
     try:
         value = json.loads(data)
     except RecursionError:
         raise NestedTooDeep(what, limit) from None
-    return check_depth(value, what, limit)
+    check_depth(value, what, limit)
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if _SURROGATE_ESCAPE.search(raw):
+        check_unicode(value, what)
+    return value
+
+
+class NotUnicode(InvalidInput):
+    """A string holds a lone surrogate: an escape of half a surrogate pair."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} holds a lone surrogate escape (such as \\ud800), "
+                         "which is not a character; send text as valid UTF-8",
+                         {"reason": "lone_surrogate"})
+
+
+def check_unicode(value: Any, what: str) -> Any:
+    """``value`` itself, or :class:`NotUnicode` if any string (key or value) in it
+    cannot be encoded as UTF-8; iterative, like :func:`nesting_depth`."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise NotUnicode(what) from None
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return value
 
 
 class _BoundedComposer(Composer):

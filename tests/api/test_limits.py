@@ -166,6 +166,39 @@ async def test_deep_json_on_the_chat_route_gets_a_400_in_openai_shape(api: Api) 
         _is_openai_error(response, 400, "the request body is nested deeper than 64 levels")
 
 
+LONE_SURROGATE = "the request body holds a lone surrogate escape (such as \\ud800), " \
+    "which is not a character; send text as valid UTF-8"
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/personas", '{"definition": {"id": "s", "name": "A \\ud800"}}'),
+    ("/v1/sessions", '{"persona_id": "tina", "meta": {"\\udfff": 1}}'),
+    ("/v1/writing/x/validate", '{"persona": "tina-kulkarni", "text": "Hi \\uDC00 there"}'),
+    ("/v1/writing/personas", '{"name": "S", "samples": ["a \\ud83d b"]}'),
+])
+async def test_a_lone_surrogate_gets_a_400_that_says_so(api: Api, path: str,
+                                                        body: str) -> None:
+    """Valid JSON, but no character: it once crashed language detection with a 500."""
+    response = await api.client.post(path, content=body, headers={
+        **api.as_("alice"), "Content-Type": "application/json"})
+    _is_error(response, 400, "invalid_input", LONE_SURROGATE)
+
+
+async def test_a_lone_surrogate_on_the_chat_route_gets_an_openai_400(api: Api) -> None:
+    content = '{"model": "tina", "messages": [{"role": "user", "content": "\\ud800"}]}'
+    response = await api.client.post("/v1/chat/completions", content=content, headers={
+        **api.as_("alice"), "Content-Type": "application/json"})
+    _is_openai_error(response, 400, LONE_SURROGATE)
+
+
+async def test_an_escaped_surrogate_pair_is_an_ordinary_character(api: Api) -> None:
+    body = '{"definition": {"id": "pair", "name": "Smile \\ud83d\\ude00"}}'
+    response = await api.client.post("/v1/personas", content=body, headers={
+        **api.as_("alice"), "Content-Type": "application/json"})
+    assert response.status_code == 201, response.text
+    assert response.json()["definition"]["name"] == "Smile \U0001f600"
+
+
 async def test_deep_uploads_and_form_fields_get_a_400(api: Api) -> None:
     imported = await api.client.post("/v1/personas/import", headers=api.as_("alice"),
                                      files={"file": ("deep.json", DEEP.encode())})

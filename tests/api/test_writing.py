@@ -157,3 +157,123 @@ async def test_bad_drafts_get_a_clear_error(wapi: Api, text: str, status: int) -
     bad = await wapi.client.post("/v1/writing/x/optimize", json={
         "persona": persona["id"], "text": POST, "max_attempts": 9}, headers=wapi.as_("alice"))
     assert bad.status_code == 422
+
+
+STREAMED = {"Accept": "text/event-stream"}
+# Random code points (fixed, so the test is the same every run): no language at all.
+NOISE = "".join(chr(c) for c in (0x20 + (n * 7919 + 104729) % 0x10FFDF for n in range(3000))
+                if not 0xD800 <= c <= 0xDFFF)
+BMP_NOISE = "".join(chr(c) for c in (0x3000 + (n * 7919) % 0xC000 for n in range(3300))
+                    if not 0xD800 <= c <= 0xDFFF)
+
+
+@pytest.mark.parametrize("payload", [
+    body(samples=[{"text": "Too short to measure, thirty words or so."}]),
+    body(samples=[]),
+    body(max_attempts=6),
+    body(language="not a language"),
+    body(model="nosuch/model"),
+])
+async def test_a_streamed_create_checks_its_input_before_the_stream(
+        wapi: Api, payload: dict[str, Any]) -> None:
+    response = await wapi.client.post("/v1/writing/personas", json=payload,
+                                      headers={**wapi.as_("alice"), **STREAMED})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error"]["message"]
+    assert model(wapi).requests == []
+
+
+async def test_a_streamed_create_of_a_taken_id_is_409_before_the_stream(wapi: Api) -> None:
+    await created(wapi)
+    response = await wapi.client.post("/v1/writing/personas", json=body(),
+                                      headers={**wapi.as_("alice"), **STREAMED})
+    assert response.status_code == 409 and response.json()["error"]["code"] == "conflict"
+
+
+async def test_an_unknown_model_is_422_naming_the_known_ones(wapi: Api) -> None:
+    response = await wapi.client.post("/v1/writing/personas", json=body(model="nosuch/model"),
+                                      headers=wapi.as_("alice"))
+    assert response.status_code == 422, response.text
+    assert "nosuch" in response.text and "model" in response.json()["error"]["message"]
+    assert (await wapi.client.get("/v1/writing/personas?user=me",
+                                  headers=wapi.as_("alice"))).json()["count"] == 0
+    embedded = await wapi.client.post("/v1/writing/personas",
+                                      json=body(model="embedded/nosuch-model"),
+                                      headers=wapi.as_("alice"))
+    assert embedded.status_code == 422 and "known models" in embedded.text
+    persona = await created(wapi)
+    calls = len(model(wapi).requests)
+    optimized = await wapi.client.post("/v1/writing/x/optimize", json={
+        "persona": persona["id"], "text": POST, "model": "nosuch/model"},
+        headers=wapi.as_("alice"))
+    assert optimized.status_code == 422 and "known providers" in optimized.text
+    draft = await wapi.client.post("/v1/writing/x/draft", json={
+        "persona": persona["id"], "topic": "shipping", "model": "nosuch/model"},
+        headers=wapi.as_("alice"))
+    assert draft.status_code == 422, draft.text
+    assert len(model(wapi).requests) == calls  # no model was asked
+
+
+async def test_regenerate_says_when_no_new_version_was_made(wapi: Api) -> None:
+    persona = await created(wapi)
+    url = f"/v1/writing/personas/{persona['id']}/regenerate"
+    model(wapi).queue(synthesis_answer())  # the same answer: the same definition
+    same = await wapi.client.post(url, headers=wapi.as_("alice"))
+    assert same.status_code == 200, same.text
+    assert same.json()["version"] == 1 and same.headers["X-Persona-Changed"] == "false"
+    model(wapi).queue(synthesis_answer("A lead who writes plainly."))
+    fresh = await wapi.client.post(url, headers=wapi.as_("alice"))
+    assert fresh.json()["version"] == 2 and fresh.headers["X-Persona-Changed"] == "true"
+
+
+@pytest.mark.parametrize("noise", [NOISE, BMP_NOISE])
+async def test_random_characters_are_not_a_persona(wapi: Api, noise: str) -> None:
+    response = await wapi.client.post("/v1/writing/personas",
+                                      json=body(samples=[{"text": noise}]),
+                                      headers=wapi.as_("alice"))
+    assert response.status_code == 422, response.text
+    assert "do not read as writing" in response.text
+    assert model(wapi).requests == []
+
+
+@pytest.mark.parametrize("sample", [
+    "मैंने इस हफ्ते नया फीचर जारी किया और पहले आंकड़े अच्छे लग रहे हैं। ग्राहक तेजी से "
+    "सेटअप पूरा करते हैं और कम सवाल पूछते हैं। हमने छोटी टीम के साथ काम किया। " * 4,
+    "今日は新しいプロジェクトについてお話しします。チームは小さいですが、毎週リリースして"
+    "います。お客様の声を聞くことが一番大切だと思います。" * 16,
+    "Esta semana lanzamos el nuevo flujo y los primeros números se ven bien. Los clientes "
+    "terminan más rápido y hacen menos preguntas. Seguimos con el mismo equipo. " * 4,
+])
+async def test_real_writing_in_any_language_makes_a_persona(wapi: Api, sample: str) -> None:
+    model(wapi).queue("not json", "not json", "not json")  # the synthesis may fail: stored
+    response = await wapi.client.post("/v1/writing/personas",
+                                      json=body(samples=[sample]),
+                                      headers=wapi.as_("alice"))
+    assert response.status_code == 201, response.text
+
+
+async def test_samples_may_be_plain_strings_and_stream_must_be_a_boolean(wapi: Api) -> None:
+    model(wapi).queue(synthesis_answer())
+    response = await wapi.client.post("/v1/writing/personas", json=body(samples=list(SAMPLES)),
+                                      headers=wapi.as_("alice"))
+    assert response.status_code == 201, response.text
+    for value in ("yes", 1, "true"):
+        lax = await wapi.client.post("/v1/writing/x/optimize", json={
+            "persona": response.json()["id"], "text": POST, "stream": value},
+            headers=wapi.as_("alice"))
+        assert lax.status_code == 422, lax.text
+        lax = await wapi.client.post("/v1/writing/x/draft", json={
+            "persona": response.json()["id"], "topic": "shipping", "stream": value},
+            headers=wapi.as_("alice"))
+        assert lax.status_code == 422, lax.text
+
+
+async def test_a_streamed_samples_replace_checks_its_input_before_the_stream(
+        wapi: Api) -> None:
+    persona = await created(wapi)
+    response = await wapi.client.put(
+        f"/v1/writing/personas/{persona['id']}/samples",
+        json={"samples": ["Too short to measure."]}, headers={**wapi.as_("alice"), **STREAMED})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/json")

@@ -1,4 +1,4 @@
-"""Writing samples of one made-up voice, and a synthesis answer that quotes them."""
+"""Writing samples of one made-up voice, and a synthesis answer that cites them."""
 
 from __future__ import annotations
 
@@ -23,13 +23,15 @@ IDENTITY = "A pragmatic engineering lead who writes short, direct notes about sh
 
 
 def synthesis_answer(identity: str = IDENTITY) -> str:
-    """A JSON answer in the synthesis schema whose every quote is in :data:`SAMPLES`."""
+    """A JSON answer in the synthesis schema citing excerpts of :data:`SAMPLES` by id
+    (E1 "Shipping beats polishing.", E4 the code-review sentence, E9 the one on
+    saying no)."""
     return json.dumps({
-        "identity": {"text": identity, "evidence": ["Shipping beats polishing."]},
+        "identity": {"text": identity, "evidence": ["E1"]},
         "tones": {"default": "direct", "permitted": ["conversational", "reflective"],
-                  "forbidden": ["sarcastic"], "evidence": ["it is a conversation, not a gate"]},
+                  "forbidden": ["sarcastic"], "evidence": ["E4"]},
         "constraints": [{"rule": "always", "text": "Prefers short declarative sentences.",
-                         "evidence": ["Small teams win by saying no."]}],
+                         "evidence": ["E9"]}],
     })
 
 

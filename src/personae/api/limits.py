@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from personae.api.routes.openai_compat import openai_error
 from personae.errors import error_envelope
-from personae.limits import NestedTooDeep, load_json
+from personae.limits import NestedTooDeep, NotUnicode, load_json
 from personae.writing.samples import MAX_TOTAL_CHARS
 
 UPLOAD_PATHS = frozenset({"/v1/personas/import", "/v1/evaluations"})
@@ -118,7 +118,7 @@ class BodyLimits:
                 break
         try:
             load_json(bytes(body), "the request body")
-        except NestedTooDeep as exc:
+        except (NestedTooDeep, NotUnicode) as exc:
             await _send_error(send, scope["path"], 400, exc.code, exc.message, exc.details)
             return
         except ValueError:

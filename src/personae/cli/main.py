@@ -130,7 +130,8 @@ def init(
             output.warn(f"sample not loaded: {entry['message']}")
     output.say("\nNext steps:", style="bold")
     output.say("  personae personas list        see the personas")
-    output.say("  personae serve                start the API on http://127.0.0.1:8000")
+    output.say(f"  personae serve                start the API on "
+               f"http://{settings.host}:{settings.port}")
     output.say("  personae users create NAME    then `personae keys create NAME` for API keys")
 
 

@@ -63,7 +63,7 @@ def detail(message: str) -> None:
 def report_error(exc: PersonaeError) -> None:
     """Print a core error the way every command shows errors (see ``personae --help``)."""
     if isinstance(exc, ValidationFailed) and exc.issues:
-        error(f"{_validation_source(exc)}invalid persona")
+        error(f"{_validation_source(exc)}invalid {exc.subject}")
         for issue in exc.issues:
             detail(str(issue))
         return

@@ -97,6 +97,11 @@ class StyleProfile(_Block):
     baseline_mean: float | None = None
     baseline_stdev: float | None = None
     chunk_words: int = Field(default=0, ge=0)
+    # Method 2 (population z-scores, see writing/stylometry.py) leaves ``spread`` empty
+    # and judges a draft on the baseline of the chunk length nearest its own:
+    # chunk words -> (mean, stdev) of the own held-out chunks' distances.
+    method: int = Field(default=1, ge=1)
+    baselines: dict[int, tuple[float, float]] = Field(default_factory=dict)
 
 
 class Fingerprint(_Block):

@@ -20,6 +20,8 @@ from personae.personas.writing_block import (
     WritingBlock,
 )
 from personae.providers.base import LLM, ChatMessage, GenerationSettings, ModelChoice, StreamEvent
+from personae.providers.catalogue import model_names
+from personae.providers.registry import EMBEDDED as EMBEDDED_KIND
 from personae.writing.records import SampleText, samples_digest
 
 MIN_ATTEMPTS, MAX_ATTEMPTS = 1, 5  # model attempts a caller may ask for
@@ -86,18 +88,37 @@ class WritingRequest:
 def check_attempts(max_attempts: int) -> int:
     if not MIN_ATTEMPTS <= max_attempts <= MAX_ATTEMPTS:
         raise ValidationFailed([FieldIssue("max_attempts", f"must be {MIN_ATTEMPTS}-"
-                                           f"{MAX_ATTEMPTS}, not {max_attempts}")])
+                                           f"{MAX_ATTEMPTS}, not {max_attempts}")],
+                               subject="request")
     return max_attempts
 
 
 def model_choice(spec: str | None, providers: Sequence[str]) -> ModelChoice | None:
-    """``provider/model``, a provider's name alone, or a model name (default provider)."""
+    """``provider/model`` (the model may hold slashes: ``remote/org/model``), a
+    provider's name alone, or a model name (default provider). A name before a slash
+    that is no provider is refused, naming the providers there are."""
     if spec is None or not spec.strip():
         return None
     provider, slash, name = spec.strip().partition("/")
     if provider in providers:
-        return ModelChoice(provider=provider, model=name or None)
-    return ModelChoice(model=spec.strip()) if slash or provider else None
+        return ModelChoice(provider=provider, model=name.strip() or None)
+    if slash:
+        raise ValidationFailed([FieldIssue("model", f"unknown provider {provider!r}; "
+                                           f"known providers: {', '.join(providers)}")],
+                               subject="model")
+    return ModelChoice(model=provider)
+
+
+def check_embedded_model(choice: ModelChoice | None, kind: str) -> None:
+    """A model the embedded catalogue does not have is refused before any work (a
+    remote provider's models cannot be listed offline: the provider judges them)."""
+    if choice is None or choice.model is None or kind != EMBEDDED_KIND:
+        return
+    if choice.model not in model_names():
+        raise ValidationFailed([FieldIssue("model", f"unknown embedded model "
+                                           f"{choice.model!r}; known models: "
+                                           f"{', '.join(model_names())}")],
+                               subject="model")
 
 
 def summary(samples: Sequence[SampleText], words: int) -> SampleSummary:
@@ -149,7 +170,7 @@ def check_language(tag: str | None) -> str | None:
     try:
         return normalize_language(tag)
     except ValueError as exc:
-        raise ValidationFailed([FieldIssue("language", str(exc))]) from None
+        raise ValidationFailed([FieldIssue("language", str(exc))], subject="language") from None
 
 
 def with_block(current: PersonaDefinition, block: WritingBlock) -> PersonaDefinition:

@@ -13,6 +13,12 @@ cleaned (:mod:`.cleaning`) and validated, and one :class:`WritingDone` at the en
   "close" to the samples (or there are no samples to compare with).
 * An attempt whose model call fails or returns no text is scored as failed (a
   report with the reason as its one violation) and never chosen over a real one.
+* Every attempt asks differently: its own seed (the configured seed, or 0, plus the
+  attempt number), a temperature a little higher on each retry, and a prompt naming
+  what to cut. An attempt that returns the text of an earlier one is recorded as the
+  same (``same_as``), is no new candidate, and the reason says so.
+* A result over a hard limit is never cut to fit: it keeps ``meets_limits`` False and
+  the reason says by how much it is over.
 * ``WritingDone.reason`` says in plain words what came out, including which limit
   the result still breaks.
 
@@ -40,6 +46,8 @@ MAX_TEXT_CHARS = 100_000
 MAX_TOPIC_CHARS = 2_000
 MAX_NOTES_CHARS = 4_000
 MIN_ANSWER_TOKENS, MAX_ANSWER_TOKENS = 96, 1024
+BASE_TEMPERATURE = 0.7  # when the settings name none
+RETRY_TEMPERATURE_STEP, MAX_TEMPERATURE = 0.15, 1.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +66,7 @@ class AttemptScored:
     number: int
     text: str
     report: ValidationReport
+    same_as: int | None = None  # the earlier attempt whose text this one repeats
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +169,15 @@ async def _draft(llm: LLM, settings: GenerationSettings, target: _Target, instru
     yield attempts.done()
 
 
+def attempt_settings(settings: GenerationSettings, number: int) -> GenerationSettings:
+    """Attempt ``number``'s own seed, and a little more temperature on each retry, so
+    a deterministic model does not answer every attempt with the same text."""
+    base = BASE_TEMPERATURE if settings.temperature is None else settings.temperature
+    temperature = min(MAX_TEMPERATURE, max(base, base + RETRY_TEMPERATURE_STEP * (number - 1)))
+    return replace(settings, seed=(settings.seed or 0) + number,
+                   temperature=round(temperature, 3))
+
+
 async def _attempt(llm: LLM, settings: GenerationSettings, messages: list[ChatMessage],
                    number: int, target: _Target, attempts: _Attempts
                    ) -> AsyncIterator[WritingEvent]:
@@ -167,7 +185,7 @@ async def _attempt(llm: LLM, settings: GenerationSettings, messages: list[ChatMe
     yield AttemptStarted(number)
     parts: list[str] = []
     failure: str | None = None
-    events = llm.stream(messages, settings)
+    events = llm.stream(messages, attempt_settings(settings, number))
     try:
         async for event in events:
             if isinstance(event, TextDelta) and event.text:
@@ -180,10 +198,13 @@ async def _attempt(llm: LLM, settings: GenerationSettings, messages: list[ChatMe
     text = clean("".join(parts))
     if failure is None and not text:
         failure = "the model returned no text"
-    if failure is None:
-        scored = AttemptScored(number, text, target.validate(text))
-    else:
+    if failure is not None:
         scored = AttemptScored(number, "", target.failed("no_text", failure))
+    else:
+        earlier = attempts.with_text(text)
+        report = target.validate(text) if earlier is None else earlier.report
+        scored = AttemptScored(number, text, report,
+                               same_as=None if earlier is None else earlier.number)
     attempts.add(scored, failed=failure is not None)
     yield scored
 
@@ -200,12 +221,20 @@ class _Attempts:
         if failed:
             self.failed.add(scored.number)
 
+    def with_text(self, text: str) -> AttemptScored | None:
+        """The first real attempt with exactly this text."""
+        return next((a for a in self._candidates() if a.text.strip() == text.strip()), None)
+
     def best(self) -> AttemptScored:
-        return max(self.scored, key=self._rank)
+        return max(self._candidates() or self.scored, key=self._rank)
 
     def best_real(self) -> AttemptScored | None:
-        real = [a for a in self.scored if a.number not in self.failed]
+        real = [a for a in self._candidates() if a.number not in self.failed]
         return max(real, key=self._rank) if real else None
+
+    def _candidates(self) -> list[AttemptScored]:
+        """Attempts that count: a repeat of an earlier text is no new candidate."""
+        return [a for a in self.scored if a.same_as is None]
 
     def good_enough(self) -> bool:
         best = self.best_real()
@@ -214,12 +243,19 @@ class _Attempts:
     def done(self) -> WritingDone:
         best = self.best()
         return WritingDone(best.number, best.text, best.report, list(self.scored),
-                           best.report.meets_limits, self._reason(best))
+                           best.report.meets_limits, self._reason(best) + self._repeats())
 
     def _rank(self, attempt: AttemptScored) -> tuple[bool, bool, float, int]:
         style = attempt.report.style
+        score = None if style is None else style.score
         return (attempt.number not in self.failed, attempt.report.meets_limits,
-                -1.0 if style is None else style.score, -attempt.number)
+                -1.0 if score is None else score, -attempt.number)
+
+    def _repeats(self) -> str:
+        repeats = [f"attempt {a.number} (same as {_named(a.same_as)})"
+                   for a in self.scored if a.same_as is not None]
+        return ("; the model returned the same text on " + ", ".join(repeats)
+                if repeats else "")
 
     def _reason(self, best: AttemptScored) -> str:
         if best.number in self.failed:
@@ -242,8 +278,8 @@ def style_phrase(report: ValidationReport) -> str:
     if style is None:
         return "no samples to compare its style with"
     verdict = style.distance.verdict
-    if verdict == "unknown":
-        return f"style not measured: {style.distance.explanation}"
+    if verdict == "unknown" or style.score is None:
+        return f"style not scored: {style.distance.explanation}"
     where = {"close": "close to", "near": "near", "far": "far from"}[verdict]
     return f"style {where} the samples (score {style.score:.0f})"
 
@@ -258,9 +294,14 @@ def limits_phrase(report: ValidationReport, which: str) -> str:
             limit = f"the {meter.limit}-character{name} limit"
         else:
             limit = f"the {meter.name} limit of {meter.limit}"
-        return f"no attempt met {limit}: the best ({which}) is {meter.shown}"
+        return (f"no attempt met {limit}: the best ({which}) is {meter.shown}, "
+                f"{meter.used - meter.limit:,} over")
     broken = "; ".join(v.message for v in report.violations) or "a hard rule"
     return f"no attempt met every limit: the best ({which}) still breaks: {broken}"
+
+
+def _named(number: int | None) -> str:
+    return "the original draft" if number == 0 else f"attempt {number}"
 
 
 def _check_length(name: str, value: str, limit: int, *, required: bool) -> None:

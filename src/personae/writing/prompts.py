@@ -4,8 +4,9 @@ Every prompt is sized for a small local model: the synthesis prompt (facts,
 onboarding, excerpts) stays within :data:`SYNTHESIS_PROMPT_TOKENS` (estimated at
 about four characters a token), leaving :data:`SYNTHESIS_ANSWER_TOKENS` of a
 2,048-token context for the answer. Excerpts are whole sentences, taken a sentence
-at a time from each sample in turn, so every sample is heard and quotes spanning
-adjacent sentences stay verbatim.
+at a time from each sample in turn so every sample is heard, each shown with its id
+(``[E1] ...``): the model cites evidence by id, since small models cannot copy a
+quote letter for letter, and code maps each id back to the sentence it names.
 
 The writing prompts put the platform adaptation's ``instructions`` (the persona on
 this platform, in plain words) in the system message and ask for the post text only.
@@ -17,56 +18,73 @@ from collections.abc import Sequence
 
 from personae.personas.writing_block import TONES, Fingerprint, Onboarding
 from personae.providers.base import CHARS_PER_TOKEN, ChatMessage
-from personae.writing.reports import ValidationReport
+from personae.writing.evidence import long_enough, normalise
+from personae.writing.reports import ValidationReport, Violation
 from personae.writing.text import sentences
 
 CONTEXT_TOKENS = 2048
-SYNTHESIS_ANSWER_TOKENS = 900
+SYNTHESIS_ANSWER_TOKENS = 700
 SYNTHESIS_PROMPT_TOKENS = CONTEXT_TOKENS - SYNTHESIS_ANSWER_TOKENS - 48  # template slack
 MIN_EXCERPT_CHARS = 400  # excerpts get at least this much, whatever the facts take
 MAX_SENTENCE_CHARS = 300  # longer sentences are skipped: they crowd out the others
 FIELD_CHARS = 300  # one onboarding field, as shown to the model
 MAX_FIXES = 8
-EXCERPT_LABEL_CHARS = 8  # "[12] " and the line break before an excerpt
+EXCERPT_LABEL_CHARS = 7  # "[E12] " and the line break after an excerpt
+RETRY_NOTE_CHARS = 240  # room kept for "your previous answer was refused: ..."
 
 SYNTHESIS_SYSTEM = (
     "You describe how one person writes, for a ghost-writer who must sound like them. "
-    "Use only the measured facts and the excerpts you are given; invent nothing. "
-    "Answer with one JSON object:\n"
-    '- "identity": who this writer is and how they come across (text), with 1-3 '
-    "evidence quotes.\n"
+    "Use only the measured facts and the numbered excerpts you are given; invent "
+    "nothing. Answer with one JSON object:\n"
+    '- "identity": who this writer is and how they come across, in one short '
+    "sentence (text), with the ids of 1-3 excerpts that show it (evidence).\n"
     '- "tones": the default tone, the tones they also use (permitted) and the tones '
     "they never use (forbidden), each one of: " + ", ".join(TONES)
-    + "; with 1-3 evidence quotes.\n"
-    '- "constraints": up to 4 rules, each "always" or "never" with its text (for '
-    "example never: exclamation marks), with 1-3 evidence quotes.\n"
-    "Every evidence quote is at least three words copied exactly, letter for letter, "
-    "from one excerpt. A claim without an exact quote is thrown away."
+    + "; with the ids of 1-3 excerpts.\n"
+    '- "constraints": up to 4 short rules, each "always" or "never" with its text '
+    "(for example never: exclamation marks), with the ids of 1-3 excerpts.\n"
+    'Evidence is a list of excerpt ids such as ["E2", "E5"]. Keep every text short.'
 )
 
 
+def excerpt_id(number: int) -> str:
+    """The id the model cites for the ``number``-th excerpt (from 1)."""
+    return f"E{number}"
+
+
+def synthesis_excerpts(fingerprint: Fingerprint, onboarding: Onboarding,
+                       samples: Sequence[str]) -> list[str]:
+    """The sentences shown to the model, within the prompt budget (room is kept for a
+    refusal note, so the same excerpts serve every attempt)."""
+    used = (len(SYNTHESIS_SYSTEM) + len(_synthesis_head(fingerprint, onboarding))
+            + RETRY_NOTE_CHARS)
+    budget = max(MIN_EXCERPT_CHARS, SYNTHESIS_PROMPT_TOKENS * CHARS_PER_TOKEN - used)
+    return select_excerpts(samples, budget)
+
+
 def synthesis_messages(fingerprint: Fingerprint, onboarding: Onboarding,
-                       samples: Sequence[str], *, refused: str | None = None
+                       excerpts: Sequence[str], *, refused: str | None = None
                        ) -> list[ChatMessage]:
-    """The synthesis request; ``refused`` is why the previous answer was refused."""
-    facts = "\n".join(fingerprint_facts(fingerprint))
-    person = "\n".join(onboarding_facts(onboarding)) or "(nothing given)"
+    """The synthesis request over ``excerpts`` (numbered from E1); ``refused`` is why
+    the previous answer was refused."""
     retry = (f"\n\nYour previous answer was refused: {refused}. Answer again."
              if refused else "")
-    head = f"Measured facts:\n{facts}\n\nWhat the person told us:\n{person}\n\nExcerpts:\n"
-    used = len(SYNTHESIS_SYSTEM) + len(head) + len(retry)
-    budget = max(MIN_EXCERPT_CHARS, SYNTHESIS_PROMPT_TOKENS * CHARS_PER_TOKEN - used)
-    excerpts = "\n".join(f"[{n}] {text}" for n, text in
-                         enumerate(select_excerpts(samples, budget), start=1))
+    numbered = "\n".join(f"[{excerpt_id(n)}] {text}"
+                         for n, text in enumerate(excerpts, start=1))
     return [ChatMessage("system", SYNTHESIS_SYSTEM),
-            ChatMessage("user", head + excerpts + retry)]
+            ChatMessage("user", _synthesis_head(fingerprint, onboarding) + numbered + retry)]
+
+
+def _synthesis_head(fingerprint: Fingerprint, onboarding: Onboarding) -> str:
+    facts = "\n".join(fingerprint_facts(fingerprint))
+    person = "\n".join(onboarding_facts(onboarding)) or "(nothing given)"
+    return f"Measured facts:\n{facts}\n\nWhat the person told us:\n{person}\n\nExcerpts:\n"
 
 
 def select_excerpts(samples: Sequence[str], budget_chars: int) -> list[str]:
-    """Whole sentences, one per sample per round, until ``budget_chars`` is spent;
-    one excerpt per sample that contributed, its sentences in their order."""
-    queues = [[s for s in sentences(sample) if 0 < len(s.strip()) <= MAX_SENTENCE_CHARS]
-              for sample in samples]
+    """Whole sentences usable as evidence, one per sample per round, until
+    ``budget_chars`` is spent; listed sample by sample, in their order, each once."""
+    queues = [_usable_sentences(sample) for sample in samples]
     taken: list[list[str]] = [[] for _ in queues]
     spent, progress = 0, True
     while progress:
@@ -74,18 +92,24 @@ def select_excerpts(samples: Sequence[str], budget_chars: int) -> list[str]:
         for index, queue in enumerate(queues):
             if len(taken[index]) >= len(queue):
                 continue
-            sentence = " ".join(queue[len(taken[index])].split())
-            cost = len(sentence) + 1 + (0 if taken[index] else EXCERPT_LABEL_CHARS)
+            sentence = queue[len(taken[index])]
+            cost = len(sentence) + EXCERPT_LABEL_CHARS
             if spent + cost > budget_chars:
-                return _joined(taken)
+                return _listed(taken)
             taken[index].append(sentence)
             spent += cost
             progress = True
-    return _joined(taken)
+    return _listed(taken)
 
 
-def _joined(taken: list[list[str]]) -> list[str]:
-    return [" ".join(parts) for parts in taken if parts]
+def _usable_sentences(sample: str) -> list[str]:
+    """The sample's sentences that can stand as a quote: not too long, long enough."""
+    found = (" ".join(s.split()) for s in sentences(sample))
+    return [s for s in found if len(s) <= MAX_SENTENCE_CHARS and long_enough(normalise(s))]
+
+
+def _listed(taken: list[list[str]]) -> list[str]:
+    return list(dict.fromkeys(sentence for parts in taken for sentence in parts))
 
 
 def fingerprint_facts(fingerprint: Fingerprint) -> list[str]:
@@ -151,7 +175,7 @@ def fixes_for(report: ValidationReport | None) -> list[str]:
     """What the previous attempt got wrong, as short instructions."""
     if report is None:
         return []
-    fixes = [violation.message for violation in report.violations]
+    fixes = [_fix(violation, report) for violation in report.violations]
     style = report.style
     if style is not None:
         if style.distance.verdict in ("near", "far"):
@@ -162,6 +186,24 @@ def fixes_for(report: ValidationReport | None) -> list[str]:
         if style.avoided_used:
             fixes.append("do not use: " + ", ".join(style.avoided_used[:10]))
     return fixes[:MAX_FIXES]
+
+
+def _fix(violation: Violation, report: ValidationReport) -> str:
+    """One broken hard rule as a concrete instruction: how much to cut, what to drop."""
+    over = (violation.actual or 0) - (violation.limit or 0)
+    if violation.code == "too_long" and over > 0:
+        meter = next((m for m in report.meters if m.hard and m.used == violation.actual
+                      and m.limit == violation.limit), None)
+        name = meter.name if meter is not None else "text"
+        return (f"the {name} is {violation.actual:,}/{violation.limit:,}: remove at least "
+                f"{over:,} characters (shorten or drop a sentence; keep the facts)")
+    if violation.code == "too_many_hashtags" and over > 0:
+        dropped = violation.words[-over:]
+        return (f"use at most {violation.limit} hashtags: drop " + ", ".join(dropped))
+    if violation.code == "banned_word" and violation.words:
+        return ("replace these words, which this person never uses: "
+                + ", ".join(violation.words))
+    return violation.message
 
 
 def _clipped(value: str) -> str:

@@ -68,7 +68,9 @@ class StyleReport(_Report):
     punctuation: list[Deviation] = Field(default_factory=list)
     go_to_used: list[str] = Field(default_factory=list)  # the person's markers in the draft
     avoided_used: list[str] = Field(default_factory=list)  # words they never use, used
-    score: float = Field(ge=0, le=100)  # one summary number; higher sounds more like them
+    # One summary number, higher sounds more like them; None: not comparable (another
+    # language than the samples, or too short to judge), the explanation says why.
+    score: float | None = Field(default=None, ge=0, le=100)
     explanation: str
 
 

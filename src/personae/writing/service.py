@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 from personae.auth.principal import Principal
 from personae.auth.service import UserService
@@ -29,6 +30,7 @@ from personae.errors import (
     FieldIssue,
     NotFound,
     PermissionDenied,
+    ProviderError,
     TooLarge,
     ValidationFailed,
 )
@@ -37,6 +39,7 @@ from personae.personas.records import PersonaRecord
 from personae.personas.schema import split_id
 from personae.personas.service import PersonaService, can_write, namespace_for
 from personae.personas.writing_block import Fingerprint, Onboarding, Synthesis, WritingBlock
+from personae.providers.base import ModelChoice
 from personae.providers.registry import ProviderRegistry
 from personae.writing import adaptation, drafting, fingerprint, platforms, text, validation
 from personae.writing.adaptation import PlatformAdaptation
@@ -46,6 +49,7 @@ from personae.writing.building import (
     WritingProgress,
     WritingRequest,
     check_attempts,
+    check_embedded_model,
     check_language,
     definition,
     model_choice,
@@ -56,7 +60,7 @@ from personae.writing.building import (
 )
 from personae.writing.records import SampleText, StoredSample, samples_digest
 from personae.writing.reports import ValidationReport
-from personae.writing.samples import check_enough_words, check_samples
+from personae.writing.samples import check_enough_words, check_is_writing, check_samples
 from personae.writing.store import WritingStore
 from personae.writing.synthesis import synthesise
 
@@ -64,6 +68,15 @@ MAX_DRAFT_CHARS = 100_000  # a draft to validate or optimise
 MAX_TOPIC_CHARS = 2_000
 MAX_NOTES_CHARS = 10_000
 LIST_LIMIT = 200  # writing personas listed for one user
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedCreate:
+    """A create request that passed every check made before the work."""
+
+    request: WritingRequest
+    samples: builtins.list[SampleText]
+    language: str | None
 
 
 class WritingService:
@@ -77,13 +90,25 @@ class WritingService:
 
     # -- making and remaking -------------------------------------------------
 
-    async def create(self, principal: Principal, request: WritingRequest,
-                     progress: Progress | None = None) -> PersonaRecord:
-        """Measure, synthesise, then create the persona (version 1) and its samples."""
+    async def check_create(self, principal: Principal,
+                           request: WritingRequest) -> CheckedCreate:
+        """Every check a create makes before its work (bounds, attempts, language,
+        model, samples that are writing, the id free), so a caller that streams the work
+        can answer bad input before its stream opens."""
         samples = check_samples(request.samples)
         check_attempts(request.max_attempts)
         language = check_language(request.language)
+        self.model(request.model)
+        await asyncio.to_thread(check_is_writing, samples, language)
         await self._check_free(principal, request)
+        return CheckedCreate(request, samples, language)
+
+    async def create(self, principal: Principal, request: WritingRequest | CheckedCreate,
+                     progress: Progress | None = None) -> PersonaRecord:
+        """Measure, synthesise, then create the persona (version 1) and its samples."""
+        checked = (request if isinstance(request, CheckedCreate)
+                   else await self.check_create(principal, request))
+        request, samples, language = checked.request, checked.samples, checked.language
         block, words = await self._block(samples, request.onboarding, language,
                                          request.model, request.max_attempts, progress)
         await tell(progress, WritingProgress("storing", "storing the persona"))
@@ -100,9 +125,8 @@ class WritingService:
                               progress: Progress | None = None) -> PersonaRecord:
         """New samples: re-measured and re-synthesised as a new version; the same
         samples (by digest) make no new version."""
-        record = await self._owned(principal, persona_id)
-        kept = check_samples(samples)
-        check_attempts(max_attempts)
+        record, kept = await self.check_replace(principal, persona_id, samples, model=model,
+                                                max_attempts=max_attempts)
         old = _block_of(record)
         stored = await self.store.samples(persona_id)
         digest = samples_digest([s.text for s in kept])
@@ -113,13 +137,26 @@ class WritingService:
         return await self._remake(principal, record, kept, model, max_attempts, progress,
                                   note="samples replaced")
 
+    async def check_replace(self, principal: Principal, persona_id: str,
+                            samples: Sequence[SampleText], *, model: str | None = None,
+                            max_attempts: int = 3
+                            ) -> tuple[PersonaRecord, builtins.list[SampleText]]:
+        """Every check a samples replace makes before its work (see :meth:`check_create`)."""
+        record = await self._owned(principal, persona_id)
+        kept = check_samples(samples)
+        check_attempts(max_attempts)
+        self.model(model)
+        await asyncio.to_thread(check_is_writing, kept, None)
+        return record, kept
+
     async def regenerate(self, principal: Principal, persona_id: str, *,
                          model: str | None = None, max_attempts: int = 3,
                          progress: Progress | None = None) -> PersonaRecord:
         """Re-synthesise from the stored samples: a new version (none if the model's
-        answer is the same as before)."""
+        answer is the same as before: ``progress`` is then told "unchanged")."""
         record = await self._owned(principal, persona_id)
         check_attempts(max_attempts)
+        self.model(model)
         stored = await self._complete_samples(record)
         kept = [SampleText(s.text, s.title) for s in stored]
         return await self._remake(principal, record, kept, model, max_attempts, progress,
@@ -175,9 +212,9 @@ class WritingService:
         spec = platforms.platform(platform_id)
         _check_draft(draft)
         check_attempts(max_attempts)
+        choice = self.model(model)
         persona = await self.prepared.usable(principal, persona_id)
-        llm, settings = self.providers.resolve(model_choice(model, self.providers.names())
-                                               or persona.model)
+        llm, settings = self.providers.resolve(choice or persona.model)
         return drafting.optimise(llm, settings, text=draft, spec=spec,
                                  persona_id=persona.persona_id, version=persona.version,
                                  definition=persona.definition, max_attempts=max_attempts)
@@ -189,14 +226,26 @@ class WritingService:
         if not topic.strip() or len(topic) > MAX_TOPIC_CHARS or len(notes) > MAX_NOTES_CHARS:
             raise ValidationFailed([FieldIssue("topic", f"give a topic of 1-{MAX_TOPIC_CHARS:,} "
                                                f"characters (notes: at most "
-                                               f"{MAX_NOTES_CHARS:,})")])
+                                               f"{MAX_NOTES_CHARS:,})")], subject="topic")
         check_attempts(max_attempts)
+        choice = self.model(model)
         persona = await self.prepared.usable(principal, persona_id)
-        llm, settings = self.providers.resolve(model_choice(model, self.providers.names())
-                                               or persona.model)
+        llm, settings = self.providers.resolve(choice or persona.model)
         return drafting.draft(llm, settings, topic=topic, notes=notes, spec=spec,
                               persona_id=persona.persona_id, version=persona.version,
                               definition=persona.definition, max_attempts=max_attempts)
+
+    def model(self, spec: str | None) -> ModelChoice | None:
+        """The model a caller named, resolved before any work: an unknown provider or
+        embedded model is a 422 naming the known ones."""
+        choice = model_choice(spec, self.providers.names())
+        provider = (choice.provider if choice else None) or self.providers.settings.default_provider
+        try:
+            kind = self.providers.config(provider).kind
+        except ProviderError as exc:  # the configured default itself is missing
+            raise ValidationFailed([FieldIssue("model", exc.message)], subject="model") from None
+        check_embedded_model(choice, kind)
+        return choice
 
     # -- steps ----------------------------------------------------------------------
 
@@ -217,7 +266,7 @@ class WritingService:
     async def _synthesis(self, measured: Fingerprint, onboarding: Onboarding,
                          texts: Sequence[str], model: str | None, max_attempts: int,
                          progress: Progress | None) -> Synthesis:
-        choice = model_choice(model, self.providers.names())
+        choice = self.model(model)
         llm, settings = self.providers.resolve(choice)
         counted = AttemptCounter(llm, progress, max_attempts)
         result = await synthesise(counted, settings, fingerprint=measured, onboarding=onboarding,
@@ -237,7 +286,12 @@ class WritingService:
             principal, record.id, with_block(record.definition, block).to_data(),
             base_version=record.version, note=note)
         await self.store.replace(record.id, record.owner_id, samples, words)
-        await tell(progress, WritingProgress("stored", f"stored version {fresh.version}"))
+        if fresh.version == record.version:  # the same definition: the registry keeps it
+            await tell(progress, WritingProgress(
+                "unchanged", f"unchanged: still version {fresh.version} (the new synthesis "
+                "is the same as the stored one)"))
+        else:
+            await tell(progress, WritingProgress("stored", f"stored version {fresh.version}"))
         return fresh
 
     async def _store_or_undo(self, record: PersonaRecord, samples: Sequence[SampleText],
@@ -296,7 +350,7 @@ def _complete(block: WritingBlock, stored: Sequence[StoredSample]) -> bool:
 
 def _check_draft(draft: str) -> None:
     if not draft.strip():
-        raise ValidationFailed([FieldIssue("text", "the draft is empty")])
+        raise ValidationFailed([FieldIssue("text", "the draft is empty")], subject="draft")
     if len(draft) > MAX_DRAFT_CHARS:
         raise TooLarge(f"the draft has {len(draft):,} characters; at most "
                        f"{MAX_DRAFT_CHARS:,} are accepted", {"limit": MAX_DRAFT_CHARS})

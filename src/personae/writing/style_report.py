@@ -8,9 +8,13 @@ The score (0-100, higher sounds more like them) is made so:
 
 * 80% from the distance z (how many of the person's own spreads the draft sits
   beyond their typical distance): z <= 0 gives 100, each unit of z takes 20 off
-  (z >= 5 gives 0). A draft too short to measure counts 50 here (unknown).
+  (z >= 5 gives 0).
 * 20% from the deviations: 100, less 15 for each notable sentence-length or
   punctuation deviation and 10 for each avoided word used (floored at 0).
+
+No score is given when the style cannot be judged: a draft too short to measure (the
+distance's verdict is "unknown"), or one in another language than the samples (see
+:func:`not_comparable`); the explanation says which.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ HABITS = {"em_dash": "em dashes", "ellipsis": "ellipses", "exclamation": "exclam
           "line_break": "line breaks", "list_item": "list items"}
 EXPECTED_FOR_NONE = 1.5  # a habit this frequent should show at least once in the draft
 MANY_TIMES = 3.0  # this many times the person's rate (and 2+ uses) is notable
-UNKNOWN_DISTANCE_SCORE = 50.0
 
 
 def _rate(value: float) -> str:
@@ -85,12 +88,12 @@ def _markers_used(measures: DraftMeasures, fingerprint: Fingerprint) -> tuple[li
     return go_to, avoided
 
 
-def score(distance: StyleDistance, notable: int, avoided: int) -> float:
-    """The one summary number (see the module docstring for how it is made)."""
-    if distance.z is None:
-        base = UNKNOWN_DISTANCE_SCORE
-    else:
-        base = min(100.0, max(0.0, 100.0 - 20.0 * max(distance.z, 0.0)))
+def score(distance: StyleDistance, notable: int, avoided: int) -> float | None:
+    """The one summary number (see the module docstring for how it is made); None when
+    the distance could not be judged."""
+    if distance.z is None or distance.verdict == "unknown":
+        return None
+    base = min(100.0, max(0.0, 100.0 - 20.0 * max(distance.z, 0.0)))
     deviations = max(0.0, 100.0 - 15.0 * notable - 10.0 * avoided)
     return round(0.8 * base + 0.2 * deviations, 1)
 
@@ -123,3 +126,17 @@ def style_report(text: str, measures: DraftMeasures, fingerprint: Fingerprint, *
         distance=distance, sentence_length=sentence, punctuation=punctuation,
         go_to_used=go_to, avoided_used=avoided, score=score(distance, notable, len(avoided)),
         explanation=_summary(distance, [sentence, *punctuation], go_to, avoided))
+
+
+def not_comparable(measures: DraftMeasures, fingerprint: Fingerprint, *,
+                   draft_language: str, language: str) -> StyleReport:
+    """A draft in another language than the samples: its style is not compared (a
+    distance across languages measures the language, not the person), so no score."""
+    explanation = (f"The draft reads as {draft_language!r} and the samples are in "
+                   f"{language!r}: its style cannot be compared with theirs, so it is not "
+                   "scored.")
+    distance = StyleDistance(value=None, typical=None, z=None, verdict="unknown",
+                             explanation=explanation)
+    sentence = _sentence_length(measures, fingerprint).model_copy(update={"notable": False})
+    return StyleReport(distance=distance, sentence_length=sentence, score=None,
+                       explanation=explanation)

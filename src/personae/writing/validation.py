@@ -17,11 +17,12 @@ import unicodedata
 import regex
 
 from personae.personas.schema import PersonaDefinition
+from personae.personas.writing_block import WritingBlock
 from personae.writing.counting import count
 from personae.writing.fingerprint import DraftMeasures, measure_draft
 from personae.writing.platforms import Limit, PlatformSpec
-from personae.writing.reports import Meter, ValidationReport, Violation
-from personae.writing.style_report import style_report
+from personae.writing.reports import Meter, StyleReport, ValidationReport, Violation
+from personae.writing.style_report import not_comparable, style_report
 
 # A hashtag: "#" not inside a word or URL fragment, then letters, digits or "_".
 HASHTAG = regex.compile(r"(?<![\w&/#])#(\w*[\p{L}_]\w*)")
@@ -118,6 +119,23 @@ def _language(measures: DraftMeasures, expected: str) -> list[Violation]:
                               f"persona writes in {expected!r}.")]
 
 
+def _other_language(measures: DraftMeasures, expected: str) -> bool:
+    """The draft is confidently in another language than the persona's (the rule of
+    ``wrong_language``, without its minimum length): its style is not comparable."""
+    found = measures.language.split("-")[0].lower()
+    return (measures.word_count > 0 and found != "und"
+            and found != expected.split("-")[0].lower()
+            and measures.language_probability >= LANGUAGE_PROBABILITY)
+
+
+def _style(text: str, measures: DraftMeasures, writing: WritingBlock, language: str
+           ) -> StyleReport:
+    if _other_language(measures, language):
+        return not_comparable(measures, writing.fingerprint,
+                              draft_language=measures.language, language=language)
+    return style_report(text, measures, writing.fingerprint, language=language)
+
+
 def validate(text: str, spec: PlatformSpec, *, persona_id: str, version: int,
              definition: PersonaDefinition, title: str | None = None) -> ValidationReport:
     """The draft's hard violations, meters and (with samples) style report."""
@@ -132,7 +150,7 @@ def validate(text: str, spec: PlatformSpec, *, persona_id: str, version: int,
     if writing is None:
         warnings.append(NO_SAMPLES)
     else:
-        style = style_report(text, measures, writing.fingerprint, language=definition.language)
+        style = _style(text, measures, writing, definition.language)
         if writing.fingerprint.confidence.level == "low":
             warnings.append(writing.fingerprint.confidence.note)
     return ValidationReport(

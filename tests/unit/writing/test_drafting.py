@@ -66,7 +66,7 @@ async def test_optimise_keeps_the_attempt_that_fits_and_stops_there() -> None:
     system = llm.requests[0].messages[0].content
     assert system.startswith(adapt(X, persona_id="dana", version=1,
                                    definition=PERSONA).instructions)
-    assert "The text is" in llm.requests[0].messages[1].content  # the violation to fix
+    assert "the text is" in llm.requests[0].messages[1].content  # the violation to fix
 
 
 async def test_the_original_is_attempt_zero_and_may_need_no_model_at_all() -> None:
@@ -91,8 +91,9 @@ async def test_a_result_that_breaks_a_limit_says_so() -> None:
     assert done.best == 0 and done.text == LONG  # never worse than what was sent
     used = next(m for m in done.report.meters if m.name == "text").used
     assert done.reason == (f"no attempt met the 280-character limit: the best "
-                           f"(the original draft) is {used}/280; no samples to compare "
-                           "its style with")
+                           f"(the original draft) is {used}/280, {used - 280} over; no "
+                           "samples to compare its style with")
+    assert len(done.text) == len(LONG)  # never cut to fit
 
 
 async def test_max_attempts_bounds_the_model_calls() -> None:
@@ -232,3 +233,46 @@ def test_clean_strips_only_wrappers(answer: str, post: str) -> None:
 ])
 def test_clean_keeps_the_post_s_own_words(post: str) -> None:
     assert clean(post) == post
+
+
+async def test_each_attempt_has_its_own_seed_and_a_warmer_retry() -> None:
+    llm = ScriptedLLM().queue(LONG + " More.", LONG + " Even more.", LONG + " And more.")
+
+    await events_of(optimise(llm, GenerationSettings(temperature=0.5, seed=7), text=LONG,
+                             spec=X, persona_id="dana", version=1, definition=PERSONA))
+
+    settings = [request.settings for request in llm.requests]
+    assert [s.seed for s in settings] == [8, 9, 10]
+    assert [s.temperature for s in settings] == [0.5, 0.65, 0.8]
+
+
+async def test_the_retry_prompt_says_how_much_to_cut_and_what_to_drop() -> None:
+    x_llm = ScriptedLLM().queue(SHORT)
+    await events_of(run_optimise(x_llm, max_attempts=1))
+    used = next(m for m in validate_x(LONG).meters if m.name == "text").used
+    assert (f"the text is {used}/280: remove at least {used - 280} characters"
+            in x_llm.requests[0].messages[1].content)
+
+    tagged = SHORT + " #a1 #b2 #c3 #d4 #e5 #f6 #g7"
+    llm = ScriptedLLM().queue(SHORT)
+    await events_of(optimise(llm, GenerationSettings(), text=tagged,
+                             spec=platform("instagram"), persona_id="dana", version=1,
+                             definition=PERSONA, max_attempts=1))
+    assert "use at most 5 hashtags: drop #f6, #g7" in llm.requests[0].messages[1].content
+
+
+async def test_the_same_text_again_is_recorded_as_the_same_not_a_new_candidate() -> None:
+    rewrite = LONG.replace("long week", "longer week")
+    llm = ScriptedLLM().queue(rewrite, rewrite, LONG)
+
+    done = done_of(await events_of(run_optimise(llm)))
+
+    assert [a.same_as for a in done.attempts] == [None, None, 1, 0]
+    assert done.best in (0, 1) and done.meets_limits is False
+    assert ("the model returned the same text on attempt 2 (same as attempt 1), "
+            "attempt 3 (same as the original draft)") in done.reason
+
+
+def validate_x(text: str) -> ValidationReport:
+    from personae.writing.validation import validate
+    return validate(text, X, persona_id="dana", version=1, definition=PERSONA)

@@ -8,7 +8,13 @@ import pytest
 
 from bench.corpora import export
 from personae.personas.writing_block import StyleProfile
-from personae.writing.stylometry import profile_of, rank_authors, style_distance
+from personae.writing.stylometry import (
+    METHOD,
+    NEAR_Z,
+    profile_of,
+    rank_authors,
+    style_distance,
+)
 
 TWEETS = ("omg you guys!!! 😂😂 cant believe this happened lol #blessed #friday gonna be "
           "epic tonight, who is in? dm me 🙌 ") * 8
@@ -33,24 +39,34 @@ def obama(speeches: dict[str, list[str]]) -> StyleProfile:
     return profile_of(speeches["obama"][:-1], language="en")
 
 
-def test_the_profile_has_features_spread_and_a_baseline(obama: StyleProfile) -> None:
+def test_the_profile_has_features_and_a_baseline_per_chunk_length(obama: StyleProfile) -> None:
     assert any(k.startswith("w:") for k in obama.features)
     assert any(k.startswith("c:") for k in obama.features)
-    assert set(obama.spread) == set(obama.features)
-    assert obama.baseline_mean is not None and obama.baseline_stdev is not None
-    assert obama.baseline_stdev > 0
-    assert obama.chunk_words == 400
+    assert obama.method == METHOD and obama.spread == {}
+    assert sorted(obama.baselines) == [100, 200, 400, 800]
+    assert obama.chunk_words == 800
+    assert obama.baseline_mean == obama.baselines[800][0]
+    assert obama.baseline_stdev == max(stdev for _, stdev in obama.baselines.values())
+    means = [obama.baselines[size][0] for size in sorted(obama.baselines)]
+    assert means == sorted(means, reverse=True)  # longer chunks sit nearer the rest
+    assert all(stdev > 0 for _, stdev in obama.baselines.values())
+
+
+def test_the_profile_is_small_and_round_trips(obama: StyleProfile) -> None:
+    stored = obama.model_dump_json()
+    assert len(stored) < 60_000
+    assert StyleProfile.model_validate_json(stored) == obama
 
 
 def test_the_same_authors_held_out_text_is_not_far(obama: StyleProfile,
                                                    speeches: dict[str, list[str]]) -> None:
     distance = style_distance(obama, _opening(speeches["obama"][-1]), language="en")
     assert distance.verdict in {"close", "near"}
-    assert distance.z is not None and distance.z <= 2.5
+    assert distance.z is not None and distance.z <= NEAR_Z
     assert distance.typical == pytest.approx(obama.baseline_mean, abs=1e-4)
 
 
-@pytest.mark.parametrize("other", ["washington", "trump"])
+@pytest.mark.parametrize("other", ["washington", "kennedy"])
 def test_another_authors_text_is_far(obama: StyleProfile, speeches: dict[str, list[str]],
                                      other: str) -> None:
     own = style_distance(obama, _opening(speeches["obama"][-1]), language="en")
@@ -58,6 +74,14 @@ def test_another_authors_text_is_far(obama: StyleProfile, speeches: dict[str, li
     assert distance.verdict == "far"
     assert distance.value is not None and own.value is not None and distance.value > own.value
     assert "further from your samples" in distance.explanation
+
+
+def test_a_near_contemporary_is_at_least_not_close(obama: StyleProfile,
+                                                    speeches: dict[str, list[str]]) -> None:
+    """Alone, a persona tells a successor's speech apart less surely (the benchmark's
+    calibration table: about 4 in 10 other authors' texts are not far)."""
+    distance = style_distance(obama, _opening(speeches["trump"][-1]), language="en")
+    assert distance.verdict == "near"
 
 
 def test_a_very_different_register_is_far(obama: StyleProfile) -> None:
@@ -68,6 +92,37 @@ def test_too_short_a_text_is_unknown(obama: StyleProfile) -> None:
     distance = style_distance(obama, "Thank you all, and God bless America.", language="en")
     assert (distance.value, distance.z, distance.verdict) == (None, None, "unknown")
     assert "Too short" in distance.explanation
+
+
+def test_a_draft_is_judged_on_the_baseline_of_its_own_length() -> None:
+    profile = profile_of(["We will build a stronger economy for every family in this nation. " * 8],
+                         language="en")
+    profile = profile.model_copy(update={"baselines": {100: (0.9, 0.05), 400: (0.5, 0.05)}})
+    short = style_distance(profile, "We will build a stronger economy for families. " * 12,
+                           language="en")
+    long = style_distance(profile, "We will build a stronger economy for families. " * 50,
+                          language="en")
+    assert (short.typical, long.typical) == (0.9, 0.5)
+    assert short.z is not None and long.z is not None and short.z < long.z
+
+
+def test_a_profile_of_the_older_method_is_not_judged(obama: StyleProfile,
+                                                     speeches: dict[str, list[str]]) -> None:
+    older = obama.model_copy(update={"method": 1})
+    distance = style_distance(older, _opening(speeches["obama"][-1]), language="en")
+    assert distance.verdict == "unknown" and distance.z is None
+    assert "older method" in distance.explanation
+
+
+def test_a_language_without_a_reference_list_still_has_a_distance() -> None:
+    own = "Ngi ya ekhaya manje ngoba kuyahlwa futhi umama ulindile ekhishini. " * 60
+    other = "Kai ka nui o ka moana ua hele mai na manu e ai i na ia liilii. " * 60
+    profile = profile_of([own], language="zz")
+    assert profile.baselines and all(k.startswith(("w:", "c:")) for k in profile.features)
+    near = style_distance(profile, own[:900], language="zz")
+    far = style_distance(profile, other[:900], language="zz")
+    assert near.value is not None and far.value is not None and near.value < far.value
+    assert far.verdict == "far"
 
 
 def test_without_a_baseline_the_verdict_is_unknown() -> None:
@@ -93,5 +148,5 @@ def test_profile_of_is_deterministic(speeches: dict[str, list[str]]) -> None:
 
 
 def test_empty_input() -> None:
-    assert profile_of([], language="en") == StyleProfile()
+    assert profile_of([], language="en") == StyleProfile(method=METHOD)
     assert rank_authors({}, "text", language="en") == []

@@ -12,9 +12,18 @@ def test_words_are_casefolded_and_keep_contractions_without_punctuation() -> Non
         "don't", "stop", "it's", "3.5", "times", "better"]
 
 
-def test_japanese_without_a_segmenter_falls_back_to_runs_of_characters() -> None:
+def test_japanese_without_a_segmenter_falls_back_to_runs_of_characters(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_segmenter(text: str, language: str) -> list[str]:
+        raise ModuleNotFoundError("No module named 'MeCab'", name="MeCab")
+
+    monkeypatch.setattr("personae.writing.text.tokenize", no_segmenter)
     assert words("今日は良い天気ですね。私は学生です。", "ja") == [
         "今日は良い天気ですね", "私は学生です"]
+
+
+def test_japanese_is_segmented_into_words() -> None:
+    assert words("今日は良い天気ですね。", "ja")[:3] == ["今日", "は", "良い"]
 
 
 def test_sentences_keep_end_marks_and_respect_abbreviations_and_decimals() -> None:

@@ -165,7 +165,7 @@ def test_style_report_parts() -> None:
     assert em_dash.notable
     assert em_dash.explanation == ("You use em dashes about 30 times per 1,000 words; "
                                    "this draft uses none.")
-    assert 0 <= style.score <= 100 and style.explanation
+    assert style.score is not None and 0 <= style.score <= 100 and style.explanation
     assert "Only 650 words of samples." in report.warnings  # low confidence is said
 
 
@@ -174,10 +174,32 @@ def test_style_score_prefers_the_persons_own_voice() -> None:
     own = _check(" ".join(SAMPLES[:3]), "linkedin", definition=definition).style
     other = _check("Pursuant to the aforementioned agreement, the parties shall convene "
                    "quarterly; minutes shall be recorded; objections shall be filed in "
-                   "writing within thirty days of receipt of notice.", "linkedin",
+                   "writing within thirty days of receipt of notice. " * 2, "linkedin",
                    definition=definition).style
     assert own is not None and other is not None
+    assert own.score is not None and other.score is not None
     assert own.score > other.score
+
+
+def test_a_draft_in_another_language_gets_no_style_score() -> None:
+    french = ("Nous avons lanc\u00e9 le nouveau parcours cette semaine et les premiers "
+              "chiffres sont bons. Les clients terminent plus vite et posent moins de "
+              "questions. Nous allons continuer ainsi, avec la m\u00eame \u00e9quipe et "
+              "le m\u00eame plan, jusqu'\u00e0 la fin du trimestre prochain.") * 2
+    report = _check(french, "x", definition=_persona())
+    assert [v.code for v in report.violations if v.code == "wrong_language"]
+    style = report.style
+    assert style is not None and style.score is None
+    assert style.distance.verdict == "unknown"
+    assert "cannot be compared" in style.explanation and "'fr'" in style.explanation
+    assert style.go_to_used == [] and style.punctuation == []
+
+
+def test_a_draft_too_short_to_judge_gets_no_style_score() -> None:
+    style = _check("Honestly, we shipped it \u2014 and it held up.", "x",
+                   definition=_persona()).style
+    assert style is not None and style.distance.verdict == "unknown"
+    assert style.score is None
 
 
 @pytest.mark.parametrize("platform_id", ["x", "linkedin", "instagram", "facebook", "threads",

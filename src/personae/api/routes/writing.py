@@ -50,6 +50,7 @@ from personae.writing.service import WritingService
 router = APIRouter(prefix="/writing", tags=["writing"])
 log = logging.getLogger(__name__)
 EVENTS_PING = 15
+CHANGED_HEADER = "X-Persona-Changed"
 _RUNNING: set[asyncio.Future[PersonaRecord]] = set()  # streamed creates, until they end
 _STREAM = {"description": "with Accept: text/event-stream or stream: true, server-sent "
                           "events", "content": {"text/event-stream": {"schema": sse_event_schema({
@@ -74,12 +75,24 @@ def _persona(record: PersonaRecord) -> PersonaPublic:
     return PersonaPublic.model_validate(record.public())
 
 
-def _samples(samples: list[SampleIn]) -> list[SampleText]:
-    return [SampleText(s.text, s.title) for s in samples]
+def _samples(samples: list[SampleIn | str]) -> list[SampleText]:
+    return [SampleText(s) if isinstance(s, str) else SampleText(s.text, s.title)
+            for s in samples]
 
 
 def _wants_stream(request: Request) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
+
+
+async def _changed(response: Response, run: Callable[[Callable[[WritingProgress], None]],
+                                                     Awaitable[PersonaRecord]]
+                   ) -> PersonaPublic:
+    """The persona, with ``X-Persona-Changed`` saying whether a new version was made
+    (the service tells an "unchanged" stage when none was)."""
+    stages: list[str] = []
+    record = await run(lambda event: stages.append(event.stage))
+    response.headers[CHANGED_HEADER] = "false" if "unchanged" in stages else "true"
+    return _persona(record)
 
 
 # -- writing personas ------------------------------------------------------------------
@@ -93,9 +106,10 @@ async def create_writing_persona(body: WritingPersonaCreate, request: Request,
                              onboarding=body.onboarding(), id=body.id, language=body.language,
                              model=body.model, visibility=body.visibility,
                              max_attempts=body.max_attempts)
+    checked = await service.check_create(principal, writing)  # bad input: 4xx, no stream
     if not _wants_stream(request):
-        return _persona(await service.create(principal, writing))
-    return _progress_stream(lambda tell: service.create(principal, writing, tell))
+        return _persona(await service.create(principal, checked))
+    return _progress_stream(lambda tell: service.create(principal, checked, tell))
 
 
 @router.get("/personas", responses=error_responses(401, 403, 404, 422))
@@ -125,25 +139,31 @@ async def get_samples(persona_id: str, principal: CurrentPrincipal,
 @router.put("/personas/{persona_id:persona}/samples", response_model=PersonaPublic,
             responses={200: _STREAM, **error_responses(400, 401, 403, 404, 409, 413, 422)})
 async def replace_samples(persona_id: str, body: SamplesReplace, request: Request,
-                          principal: CurrentPrincipal, service: WritingDep) -> Any:
-    """New samples: re-measured and re-synthesised, a new version (same samples: none)."""
+                          response: Response, principal: CurrentPrincipal,
+                          service: WritingDep) -> Any:
+    """New samples: re-measured and re-synthesised, a new version (same samples: none,
+    and the ``X-Persona-Changed: false`` header says so)."""
     def run(tell: Callable[[WritingProgress], None] | None) -> Awaitable[PersonaRecord]:
         return service.replace_samples(principal, persona_id, _samples(body.samples),
                                        model=body.model, max_attempts=body.max_attempts,
                                        progress=tell)
     if not _wants_stream(request):
-        return _persona(await run(None))
+        return await _changed(response, run)
+    await service.check_replace(principal, persona_id, _samples(body.samples),
+                                model=body.model, max_attempts=body.max_attempts)
     return _progress_stream(run)
 
 
 @router.post("/personas/{persona_id:persona}/regenerate", response_model=PersonaPublic,
              responses=error_responses(400, 401, 403, 404, 409, 422))
 async def regenerate(persona_id: str, principal: CurrentPrincipal, service: WritingDep,
-                     body: Regenerate | None = None) -> PersonaPublic:
-    """Re-synthesise from the stored samples: a new version."""
-    body = body or Regenerate()
-    return _persona(await service.regenerate(principal, persona_id, model=body.model,
-                                             max_attempts=body.max_attempts))
+                     response: Response, body: Regenerate | None = None) -> PersonaPublic:
+    """Re-synthesise from the stored samples: a new version, unless the synthesis came
+    out the same (``X-Persona-Changed: false``, the version as it was)."""
+    wanted = body or Regenerate()
+    return await _changed(response, lambda tell: service.regenerate(
+        principal, persona_id, model=wanted.model, max_attempts=wanted.max_attempts,
+        progress=tell))
 
 
 @router.get("/personas/{persona_id:persona}/platform/{platform}",
@@ -229,8 +249,8 @@ async def _answer(events: AsyncIterator[drafting.WritingEvent], stream: bool) ->
         raise PersonaeError("the writing loop ended without a result")
     return WritingResultPublic(
         best=done.best, text=done.text, report=done.report, meets_limits=done.meets_limits,
-        reason=done.reason, attempts=[AttemptPublic(number=a.number, text=a.text,
-                                                    report=a.report) for a in done.attempts])
+        reason=done.reason, attempts=[AttemptPublic(number=a.number, text=a.text, report=a.report,
+                                                    same_as=a.same_as) for a in done.attempts])
 
 
 async def _sse(events: AsyncIterator[drafting.WritingEvent]) -> AsyncIterator[dict[str, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from personae.api.schemas.common import Body, Public, WholeNumber
 from personae.personas.schema import Visibility
@@ -16,6 +16,7 @@ from personae.writing.samples import MAX_SAMPLES, MAX_TITLE_CHARS
 
 Attempts = Field(default=3, ge=MIN_ATTEMPTS, le=MAX_ATTEMPTS,
                  description="model attempts (each re-validated)")
+SAMPLES_HELP = ("pieces of the person's own writing: each a string, or {text, title}")
 ModelSpec = Field(default=None, max_length=200,
                   description="provider/model, a provider's name, or a model name")
 
@@ -33,7 +34,8 @@ class WritingPersonaCreate(Body):
     id: str | None = Field(default=None, max_length=64,
                            description="the persona id in your namespace; default: the "
                                        "name, slugged")
-    samples: list[SampleIn] = Field(min_length=1, max_length=MAX_SAMPLES)
+    samples: list[SampleIn | str] = Field(min_length=1, max_length=MAX_SAMPLES,
+                                          description=SAMPLES_HELP)
     audience: str = Field(default="", max_length=1000)
     goals: list[str] = Field(default_factory=list, max_length=20)
     topics: list[str] = Field(default_factory=list, max_length=50)
@@ -52,7 +54,8 @@ class WritingPersonaCreate(Body):
 
 
 class SamplesReplace(Body):
-    samples: list[SampleIn] = Field(min_length=1, max_length=MAX_SAMPLES)
+    samples: list[SampleIn | str] = Field(min_length=1, max_length=MAX_SAMPLES,
+                                          description=SAMPLES_HELP)
     model: str | None = ModelSpec
     max_attempts: WholeNumber = Attempts
 
@@ -93,8 +96,8 @@ class DraftOptimize(Body):
     text: str
     model: str | None = ModelSpec
     max_attempts: WholeNumber = Attempts
-    stream: bool = Field(default=False, description="server-sent events: attempt, "
-                                                    "delta, scored, done")
+    stream: StrictBool = Field(default=False, description="server-sent events: attempt, "
+                                                          "delta, scored, done")
 
 
 class DraftWrite(Body):
@@ -103,7 +106,8 @@ class DraftWrite(Body):
     notes: str = Field(default="", max_length=10_000)
     model: str | None = ModelSpec
     max_attempts: WholeNumber = Attempts
-    stream: bool = False
+    stream: StrictBool = Field(default=False, description="server-sent events: attempt, "
+                                                          "delta, scored, done")
 
 
 class PlatformsPublic(Public):
@@ -115,6 +119,8 @@ class AttemptPublic(Public):
     number: int = Field(description="0: the draft as sent (optimize); 1..N: the model's")
     text: str
     report: ValidationReport
+    same_as: int | None = Field(default=None, description="the earlier attempt whose "
+                                "text the model returned again (no new candidate)")
 
 
 class WritingResultPublic(Public):
