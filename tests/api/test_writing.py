@@ -4,28 +4,16 @@ streamed), and bad input answered with a clear 4xx."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from personae.config import ProviderConfig, Settings
 from personae.providers.fake.scripted import ScriptedLLM
-from tests.support.api import Api, serve_app
+from tests.support.api import Api
 from tests.support.panel_api import sse_events
 from tests.support.writing_samples import SAMPLES, synthesis_answer
 
 POST = "A quick note on shipping: small releases teach us more than polished ones."
-
-
-@pytest.fixture
-async def wapi(database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
-    settings = Settings(data_dir=tmp_path, database_url=database_url, anonymous_loopback=False,
-                        default_provider="model",
-                        providers={"model": ProviderConfig(kind="scripted")})
-    async for harness in serve_app(settings):
-        yield harness
 
 
 def model(api: Api) -> ScriptedLLM:
@@ -160,9 +148,10 @@ async def test_bad_drafts_get_a_clear_error(wapi: Api, text: str, status: int) -
 
 
 STREAMED = {"Accept": "text/event-stream"}
-# Random code points (fixed, so the test is the same every run): no language at all.
+# Random code points (fixed, so the test is the same every run): no language at all
+# (no control characters either: those are refused on their own, named).
 NOISE = "".join(chr(c) for c in (0x20 + (n * 7919 + 104729) % 0x10FFDF for n in range(3000))
-                if not 0xD800 <= c <= 0xDFFF)
+                if not 0xD800 <= c <= 0xDFFF and not 0x7F <= c <= 0x9F)
 BMP_NOISE = "".join(chr(c) for c in (0x3000 + (n * 7919) % 0xC000 for n in range(3300))
                     if not 0xD800 <= c <= 0xDFFF)
 
@@ -277,3 +266,37 @@ async def test_a_streamed_samples_replace_checks_its_input_before_the_stream(
         json={"samples": ["Too short to measure."]}, headers={**wapi.as_("alice"), **STREAMED})
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/json")
+
+
+async def test_an_id_in_another_namespace_is_403_before_a_stream_opens(wapi: Api) -> None:
+    response = await wapi.client.post("/v1/writing/personas", json=body(id="alice/zzz"),
+                                      headers={**wapi.as_("bob"), "Accept": "text/event-stream"})
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["details"]["namespace"] == "bob/"
+    assert model(wapi).requests == []
+
+
+@pytest.mark.parametrize("character", ["\u0007", "\u009b"])  # NUL: 400 at the edge
+async def test_a_control_character_in_a_sample_is_422_naming_it_before_any_work(
+        wapi: Api, character: str) -> None:
+    samples = [{"text": t} for t in SAMPLES]
+    samples[2]["text"] = samples[2]["text"].replace("Small", "Small" + character)
+    response = await wapi.client.post("/v1/writing/personas", json=body(samples=samples),
+                                      headers=wapi.as_("alice"))
+    assert response.status_code == 422, response.text
+    text = response.text
+    assert f"U+{ord(character):04X}" in text and "samples[2].text" in text
+    assert model(wapi).requests == []
+
+
+async def test_control_characters_in_drafts_and_topics_are_422_naming_the_field(
+        wapi: Api) -> None:
+    persona = await created(wapi)
+    validate = await wapi.client.post("/v1/writing/x/validate", json={
+        "persona": persona["id"], "text": POST + "\u001b[2J"}, headers=wapi.as_("alice"))
+    assert validate.status_code == 422 and "U+001B" in validate.text
+    drafted = await wapi.client.post("/v1/writing/x/draft", json={
+        "persona": persona["id"], "topic": "shipping\u0085small"}, headers=wapi.as_("alice"))
+    assert drafted.status_code == 422 and "U+0085" in drafted.text
+    assert "topic" in drafted.json()["error"]["details"]["errors"][0]["path"]
+    assert len(model(wapi).requests) == 1  # the synthesis only

@@ -3,25 +3,10 @@ every route, another user's listing is refused (403), and admins see everything.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
-from personae.config import ProviderConfig, Settings
 from personae.personas.schema import Visibility
 from personae.providers.fake.scripted import ScriptedLLM
-from tests.support.api import Api, serve_app
+from tests.support.api import Api
 from tests.support.writing_samples import SAMPLES, synthesis_answer
-
-
-@pytest.fixture
-async def wapi(database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
-    settings = Settings(data_dir=tmp_path, database_url=database_url, anonymous_loopback=False,
-                        default_provider="model",
-                        providers={"model": ProviderConfig(kind="scripted")})
-    async for harness in serve_app(settings):
-        yield harness
 
 
 async def alices_persona(api: Api) -> str:

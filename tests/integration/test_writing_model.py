@@ -24,9 +24,10 @@ import pytest_asyncio
 
 from personae.personas.schema import PersonaDefinition
 from personae.personas.writing_block import Onboarding, SampleSummary, WritingBlock
-from personae.providers.base import GenerationSettings
+from personae.providers.base import ChatMessage, GenerationSettings
 from personae.providers.llama_cpp import EmbeddedLLM
-from personae.writing.drafting import WritingDone, optimise
+from personae.providers.streams import complete
+from personae.writing.drafting import WritingDone, attempt_settings, optimise
 from personae.writing.evidence import normalise
 from personae.writing.fingerprint import measure
 from personae.writing.platforms import platform
@@ -120,3 +121,18 @@ async def test_a_short_optimise_run_for_x_reports_on_the_text_it_returns(
     assert done.report == expected
     assert done.meets_limits == expected.meets_limits
     assert ("met every limit" in done.reason) == done.meets_limits
+
+
+@SHARED_LOOP
+async def test_each_attempts_seed_and_temperature_reach_the_model(llm: EmbeddedLLM) -> None:
+    """Two attempts' settings give two texts on the same prompt; the same attempt's
+    settings give the same text again (the seed, not chance, makes the difference)."""
+    messages = [ChatMessage(role="system", content="You write LinkedIn posts."),
+                ChatMessage(role="user", content="Write a short post about why "
+                            "infrastructure investment creates jobs.")]
+    base = GenerationSettings(max_tokens=40)
+    first, second, again = [
+        (await complete(llm, messages, attempt_settings(base, number))).text
+        for number in (1, 2, 1)]
+    assert first and second and first != second
+    assert again == first

@@ -1,9 +1,15 @@
-"""Writing samples of one made-up voice, and a synthesis answer that cites them."""
+"""Writing samples of one made-up voice, a synthesis answer that cites them, and the
+settings and scripted model the writing tests share."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+from personae.config import ProviderConfig, Settings
+from personae.providers.fake.scripted import ScriptedLLM
+from personae.providers.registry import ProviderRegistry
 
 SAMPLES = (
     "Shipping beats polishing. I wrote that on a sticky note in 2019 and it is still on "
@@ -40,3 +46,16 @@ def write_samples(folder: Path, samples: tuple[str, ...] = SAMPLES) -> Path:
     for number, text in enumerate(samples):
         (folder / f"post-{number:02d}.txt").write_text(text, encoding="utf-8")
     return folder
+
+
+def scripted_settings(database_url: str, data_dir: Path, **fields: Any) -> Settings:
+    """Settings whose default provider, ``model``, is the scripted fake."""
+    return Settings(data_dir=data_dir, database_url=database_url, default_provider="model",
+                    providers={"model": ProviderConfig(kind="scripted")},
+                    **fields)
+
+
+def scripted_model(providers: ProviderRegistry) -> ScriptedLLM:
+    llm = providers.get("model")
+    assert isinstance(llm, ScriptedLLM)
+    return llm

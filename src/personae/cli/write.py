@@ -37,7 +37,7 @@ PLATFORM_OPTION = typer.Option(..., "--platform", metavar="PLATFORM",
                                help="x, linkedin, instagram, ... (see `personae write "
                                "platforms`).")
 ATTEMPTS_OPTION = typer.Option(3, "--attempts", min=1, max=5, metavar="N",
-                               help="Model attempts (1-5).")
+                               help="Model attempts (1-5; the API's max_attempts).")
 MODEL_OPTION = typer.Option(None, "--model", metavar="PROVIDER/MODEL",
                             help="The model to write with (default: the persona's).")
 CREATE_MODEL_OPTION = typer.Option(None, "--model", metavar="PROVIDER/MODEL",
@@ -81,16 +81,21 @@ def create(
     attempts: int = ATTEMPTS_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Measure the samples, synthesise the voice, store version 1."""
-    request = WritingRequest(
-        name=name, samples=read_folder(samples), id=persona_id, model=model,
-        max_attempts=attempts, onboarding=Onboarding(name=name, audience=audience, goals=goal,
-                                                     topics=topic, banned_words=banned))
+    """Measure the samples, synthesise the voice, store version 1 (exit status 2: bad
+    input, or the work could not run)."""
+    def run() -> PersonaRecord:
+        request = WritingRequest(
+            name=name, samples=read_folder(samples), id=persona_id, model=model,
+            max_attempts=attempts, onboarding=Onboarding(name=name, audience=audience,
+                                                         goals=goal, topics=topic,
+                                                         banned_words=banned))
 
-    async def work(runtime: Runtime, principal: Principal) -> PersonaRecord:
-        return await runtime.writing.create(principal, request, _progress)
+        async def work(runtime: Runtime, principal: Principal) -> PersonaRecord:
+            return await runtime.writing.create(principal, request, _progress)
 
-    _show_persona(call(ctx, work, "samples"), as_json)
+        return call(ctx, work, "samples")
+
+    _show_persona(_checked(run), as_json)
 
 
 @persona_app.command("regenerate")
@@ -102,7 +107,7 @@ def regenerate(ctx: typer.Context, persona_id: str = PERSONA_ARGUMENT,
         return await runtime.writing.regenerate(principal, persona_id, model=model,
                                                 max_attempts=attempts, progress=_progress)
 
-    _show_persona(call(ctx, work), as_json)
+    _show_persona(_checked(lambda: call(ctx, work)), as_json)
 
 
 @persona_app.command("show")

@@ -11,6 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from personae.errors import DatabaseUnavailable
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -24,8 +26,13 @@ def make_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
-                               pool_pre_ping=True)
+    try:
+        return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
+                                   pool_pre_ping=True)
+    except ImportError as exc:  # the driver is an optional extra
+        raise DatabaseUnavailable(
+            f"{safe_url(url)} needs the PostgreSQL driver ({exc.name or 'asyncpg'}), which "
+            "is not installed: pip install 'personae[postgres]'") from None
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

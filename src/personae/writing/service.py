@@ -36,7 +36,7 @@ from personae.errors import (
 )
 from personae.personas.prepared import PreparedPersonas
 from personae.personas.records import PersonaRecord
-from personae.personas.schema import split_id
+from personae.personas.schema import Status, split_id
 from personae.personas.service import PersonaService, can_write, namespace_for
 from personae.personas.writing_block import Fingerprint, Onboarding, Synthesis, WritingBlock
 from personae.providers.base import ModelChoice
@@ -60,7 +60,12 @@ from personae.writing.building import (
 )
 from personae.writing.records import SampleText, StoredSample, samples_digest
 from personae.writing.reports import ValidationReport
-from personae.writing.samples import check_enough_words, check_is_writing, check_samples
+from personae.writing.samples import (
+    check_enough_words,
+    check_is_writing,
+    check_no_control_characters,
+    check_samples,
+)
 from personae.writing.store import WritingStore
 from personae.writing.synthesis import synthesise
 
@@ -96,6 +101,7 @@ class WritingService:
         model, samples that are writing, the id free), so a caller that streams the work
         can answer bad input before its stream opens."""
         samples = check_samples(request.samples)
+        check_no_control_characters(request.name, "name", subject="request")
         check_attempts(request.max_attempts)
         language = check_language(request.language)
         self.model(request.model)
@@ -142,7 +148,7 @@ class WritingService:
                             max_attempts: int = 3
                             ) -> tuple[PersonaRecord, builtins.list[SampleText]]:
         """Every check a samples replace makes before its work (see :meth:`check_create`)."""
-        record = await self._owned(principal, persona_id)
+        record = _not_archived(await self._owned(principal, persona_id))
         kept = check_samples(samples)
         check_attempts(max_attempts)
         self.model(model)
@@ -154,7 +160,7 @@ class WritingService:
                          progress: Progress | None = None) -> PersonaRecord:
         """Re-synthesise from the stored samples: a new version (none if the model's
         answer is the same as before: ``progress`` is then told "unchanged")."""
-        record = await self._owned(principal, persona_id)
+        record = _not_archived(await self._owned(principal, persona_id))
         check_attempts(max_attempts)
         self.model(model)
         stored = await self._complete_samples(record)
@@ -200,6 +206,7 @@ class WritingService:
                        draft: str, title: str | None = None) -> ValidationReport:
         spec = platforms.platform(platform_id)
         _check_draft(draft)
+        check_no_control_characters(title or "", "title", subject="draft")
         persona = await self.prepared.usable(principal, persona_id)
         return validation.validate(draft, spec, persona_id=persona.persona_id,
                                    version=persona.version, definition=persona.definition,
@@ -227,6 +234,8 @@ class WritingService:
             raise ValidationFailed([FieldIssue("topic", f"give a topic of 1-{MAX_TOPIC_CHARS:,} "
                                                f"characters (notes: at most "
                                                f"{MAX_NOTES_CHARS:,})")], subject="topic")
+        check_no_control_characters(topic, "topic", subject="topic")
+        check_no_control_characters(notes, "notes", subject="topic")
         check_attempts(max_attempts)
         choice = self.model(model)
         persona = await self.prepared.usable(principal, persona_id)
@@ -304,9 +313,15 @@ class WritingService:
             raise
 
     async def _check_free(self, principal: Principal, request: WritingRequest) -> None:
-        """A clash with one of the caller's personas is told before any model call."""
-        name = split_id(request.id or persona_slug(request.name))[1]
-        wanted = f"{namespace_for(principal.name)}/{name}"
+        """An id outside the caller's namespace, or a clash with one of the caller's
+        personas, is told before any model call."""
+        given, name = split_id(request.id or persona_slug(request.name))
+        namespace = namespace_for(principal.name)
+        if given is not None and given != namespace:
+            raise PermissionDenied(f"'{request.id}': you can only create personas in your "
+                                   f"own namespace '{namespace}/'",
+                                   {"namespace": f"{namespace}/"})
+        wanted = f"{namespace}/{name}"
         if await self.personas.registry.get(wanted) is not None:
             raise Conflict(f"persona '{wanted}' already exists; choose another id or "
                            "replace its samples", {"persona": wanted})
@@ -326,9 +341,10 @@ class WritingService:
     async def _complete_samples(self, record: PersonaRecord) -> builtins.list[StoredSample]:
         stored = await self.store.samples(record.id)
         if not _complete(_block_of(record), stored):
-            raise Conflict(f"persona '{record.id}' has no stored samples matching its "
-                           "current version (an interrupted write); send them again with "
-                           "PUT /v1/writing/personas/{id}/samples", {"persona": record.id})
+            raise Conflict(f"no samples are stored for persona '{record.id}' at its current "
+                           "version (it was imported, or a write was interrupted): send "
+                           f"them with PUT /v1/writing/personas/{record.id}/samples",
+                           {"persona": record.id})
         return stored
 
     async def _user_id(self, user: str) -> str:
@@ -344,11 +360,20 @@ def _block_of(record: PersonaRecord) -> WritingBlock:
     return record.definition.writing
 
 
+def _not_archived(record: PersonaRecord) -> PersonaRecord:
+    """Archived personas are not remade, as they are not used (restore them first)."""
+    if record.status is Status.archived:
+        raise Conflict(f"persona '{record.id}' is archived; restore it to use it",
+                       {"persona": record.id})
+    return record
+
+
 def _complete(block: WritingBlock, stored: Sequence[StoredSample]) -> bool:
     return bool(stored) and samples_digest([s.text for s in stored]) == block.samples.sha256
 
 
 def _check_draft(draft: str) -> None:
+    check_no_control_characters(draft, "text", subject="draft")
     if not draft.strip():
         raise ValidationFailed([FieldIssue("text", "the draft is empty")], subject="draft")
     if len(draft) > MAX_DRAFT_CHARS:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import regex
@@ -77,11 +78,35 @@ def clip(z: float) -> float:
     return max(-Z_CLIP, min(Z_CLIP, z))
 
 
-def population_z(vector: Mapping[str, float],
-                 reference: Sequence[tuple[str, float]]) -> list[float]:
-    """The words of ``vector`` against the language at large (see the module docstring)."""
-    return [clip((vector.get(f"w:{word}", 0.0) - p) / p**TAYLOR_EXPONENT)
-            for word, p in reference if p > 0]
+def population_z(vector: Mapping[str, float], language: str, count: int) -> list[float]:
+    """The words of ``vector`` against the language at large (see the module docstring):
+    the language's ``count`` most frequent words."""
+    scale = _population_scale(language, count)
+    z = list(scale.absent)  # a draft holds few of the words: start from "not used"
+    for key, value in vector.items():
+        at = scale.index.get(key)
+        if at is not None:
+            z[at] = clip((value - scale.means[at]) / scale.spreads[at])
+    return z
+
+
+@dataclass(frozen=True, slots=True)
+class _Scale:
+    index: dict[str, int]  # feature key -> position
+    means: tuple[float, ...]
+    spreads: tuple[float, ...]
+    absent: tuple[float, ...]  # the z of a word the text does not use
+
+
+@lru_cache(maxsize=16)
+def _population_scale(language: str, count: int) -> _Scale:
+    """Each reference word's position, mean and Taylor's-law spread, made once per
+    language: validation needs them for every draft."""
+    kept = [(word, p) for word, p in reference_words(language, count) if p > 0]
+    spreads = tuple(p**TAYLOR_EXPONENT for _, p in kept)
+    return _Scale({f"w:{word}": at for at, (word, _) in enumerate(kept)},
+                  tuple(p for _, p in kept), spreads,
+                  tuple(clip(-p / spread) for (_, p), spread in zip(kept, spreads, strict=True)))
 
 
 def own_z(vector: Mapping[str, float], means: Mapping[str, float]) -> list[float]:
@@ -113,7 +138,7 @@ def standardised(vector: Mapping[str, float], keys: Sequence[str], means: Sequen
 
 
 def cosine_distance(a: Sequence[float], b: Sequence[float]) -> float:
-    norm = math.sqrt(math.fsum(x * x for x in a)) * math.sqrt(math.fsum(y * y for y in b))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
     if norm == 0:
         return 1.0
-    return 1.0 - math.fsum(x * y for x, y in zip(a, b, strict=True)) / norm
+    return 1.0 - sum(x * y for x, y in zip(a, b, strict=True)) / norm

@@ -115,8 +115,8 @@ def _distance(samples: Mapping[str, float], text: Mapping[str, float], language:
     reference list, the mean absolute z of the text against the samples)."""
     reference = sf.reference_words(language, DISTANCE_WORDS)
     if reference:
-        return sf.cosine_distance(sf.population_z(samples, reference),
-                                  sf.population_z(text, reference))
+        return sf.cosine_distance(sf.population_z(samples, language, DISTANCE_WORDS),
+                                  sf.population_z(text, language, DISTANCE_WORDS))
     own = {k: v for k, v in samples.items() if k.startswith("w:")}
     z = sf.own_z(text, own)
     return math.fsum(abs(x) for x in z) / max(len(z), 1)

@@ -10,11 +10,13 @@ person's own words. The answer is checked again here: parsed, validated against 
 request's schema (a provider that ignores schemas and cites an unknown id is refused),
 and every mapped quote searched for verbatim in the samples (:mod:`.evidence`, the
 guard). A claim left without a quote that holds is dropped (``dropped_claims`` counts
-them in the accepted answer); an answer cut off at the token limit, left without an
-identity, or naming a tone both used and forbidden is refused and asked again, the
-model told why. After ``max_attempts`` refusals the
-synthesis is ``failed`` with the reasons: no identity, tone or rule is ever filled in
-by code.
+them in the accepted answer); so is a rule that says nothing of the person's own
+(:mod:`.claim_rules`: too few words, the prompt's facts copied back, a repeat, both
+always and never, a foreign script), its reason kept in ``errors``. An answer cut off
+at the token limit, left without an identity (or with one that is only the name), or
+naming a tone both used and forbidden is refused and asked again, the model told why.
+After ``max_attempts`` refusals the synthesis is ``failed`` with the reasons: no
+identity, tone or rule is ever filled in by code.
 
 A constraint comes back as a rule (``always`` or ``never``) and its text; the stored
 claim reads "Always: ..." or "Never: ..." unless the text already starts that way.
@@ -25,7 +27,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -43,10 +45,12 @@ from personae.personas.writing_block import (
 from personae.providers.base import LLM, GenerationSettings
 from personae.providers.streams import complete
 from personae.writing.building import check_attempts
+from personae.writing.claim_rules import RuleScreen, screened
 from personae.writing.evidence import EvidenceIndex
 from personae.writing.prompts import (
     SYNTHESIS_ANSWER_TOKENS,
     excerpt_id,
+    fingerprint_facts,
     synthesis_excerpts,
     synthesis_messages,
 )
@@ -116,6 +120,7 @@ class _Accepted:
     tones: ToneRange | None
     constraints: list[Claim]
     dropped: int
+    notes: list[str] = field(default_factory=list)  # why rules were dropped
 
 
 async def synthesise(llm: LLM, settings: GenerationSettings, *, fingerprint: Fingerprint,
@@ -124,7 +129,9 @@ async def synthesise(llm: LLM, settings: GenerationSettings, *, fingerprint: Fin
     """Ask ``llm`` to describe the voice, up to ``max_attempts`` times (see module doc)."""
     check_attempts(max_attempts)
     excerpts = synthesis_excerpts(fingerprint, onboarding, samples)
-    cited = Citations(excerpts, EvidenceIndex(samples))
+    screen = RuleScreen.of(fingerprint.language, fingerprint_facts(fingerprint),
+                           [*excerpts, *_onboarding_texts(onboarding)], name=onboarding.name)
+    cited = Citations(excerpts, EvidenceIndex(samples), screen)
     asked = synthesis_settings(settings, cited.schema)
     errors: list[str] = []
     refused: str | None = None  # the last refusal, told to the model on the next attempt
@@ -144,6 +151,7 @@ async def synthesise(llm: LLM, settings: GenerationSettings, *, fingerprint: Fin
         except (ProviderError, TimeoutError) as exc:
             errors.append(f"attempt {attempt}: provider error: {_short(_message(exc))}")
             continue
+        errors += [f"attempt {attempt}: {_short(note)}" for note in accepted.notes]
         return Synthesis(status="ok", identity=accepted.identity, tones=accepted.tones,
                          constraints=accepted.constraints, attempts=attempt, errors=errors,
                          dropped_claims=accepted.dropped, provider=provider, model=model)
@@ -163,7 +171,9 @@ def synthesis_settings(settings: GenerationSettings, schema: dict[str, Any]
 class Citations:
     """The excerpts a request showed, by id, and the samples' index that guards them."""
 
-    def __init__(self, excerpts: Sequence[str], index: EvidenceIndex) -> None:
+    def __init__(self, excerpts: Sequence[str], index: EvidenceIndex,
+                 screen: RuleScreen | None = None) -> None:
+        self.screen = screen  # None: claims are not screened for meaning (tests of ids)
         self.excerpts: Mapping[str, str] = {
             excerpt_id(n): text for n, text in enumerate(excerpts, start=1)}
         self.schema = synthesis_schema(list(self.excerpts))
@@ -183,16 +193,23 @@ def accept(text: str, cited: Citations) -> _Accepted:
     identity = _claim(answer["identity"]["text"], answer["identity"]["evidence"], cited)
     if identity is None:
         raise Refused("identity has no evidence found verbatim in the samples")
+    problem = None if cited.screen is None else cited.screen.identity_problem(identity.text)
+    if problem is not None:
+        raise Refused(problem)
     tones = _tones(answer["tones"], cited)
     dropped += tones is None
+    items = answer["constraints"]
+    kept, notes = (screened([(i["rule"], i["text"]) for i in items], cited.screen)
+                   if cited.screen is not None else (list(range(len(items))), []))
+    dropped += len(items) - len(kept)
     constraints: list[Claim] = []
-    for item in answer["constraints"]:
+    for item in (items[position] for position in kept):
         claim = _claim(_rule_text(item["rule"], item["text"]), item["evidence"], cited)
         if claim is None:
             dropped += 1
         else:
             constraints.append(claim)
-    return _Accepted(identity, tones, constraints, dropped)
+    return _Accepted(identity, tones, constraints, dropped, notes)
 
 
 def parse(text: str, validator: Draft202012Validator) -> dict[str, Any]:
@@ -227,6 +244,11 @@ def _tones(answer: dict[str, Any], cited: Citations) -> ToneRange | None:
         return None
     return ToneRange(default=default, permitted=list(dict.fromkeys(permitted)),
                      forbidden=list(dict.fromkeys(forbidden)), evidence=evidence)
+
+
+def _onboarding_texts(onboarding: Onboarding) -> list[str]:
+    return [onboarding.name, onboarding.audience, *onboarding.goals, *onboarding.topics,
+            onboarding.notes]
 
 
 def _rule_text(rule: str, text: str) -> str:

@@ -27,6 +27,10 @@ _ABBREVIATIONS = frozenset((
 _END = regex.compile(r"""[.!?…]+["'”’)\]]*\s+|[。！？।॥]+["'”’)\]」』]*\s*""")
 _LINE = regex.compile(r"\s*\n\s*")
 _LAST_WORD = regex.compile(r"(\S+)$")
+_NEXT_CHARACTER = regex.compile(r"\s*(\S)")
+# Longer than any abbreviation or initial: the word before a full stop is looked for
+# in this many characters only, so splitting a long line stays linear.
+_WORD_WINDOW = 64
 
 
 def words(text: str, language: str) -> list[str]:
@@ -63,11 +67,12 @@ def _split_line(line: str) -> list[str]:
 
 
 def _ends_sentence(line: str, end: int, marks: str) -> bool:
-    following = line[end:].lstrip()
-    if following and (following[0].islower() or following[0].isdigit()):
+    following = _NEXT_CHARACTER.match(line, end)
+    if following and (following.group(1).islower() or following.group(1).isdigit()):
         return False
     if marks.startswith(".") and not marks.startswith(".."):
-        last = _LAST_WORD.search(line[: end - len(marks)])
+        stop = end - len(marks)
+        last = _LAST_WORD.search(line[max(0, stop - _WORD_WINDOW):stop])
         if last and last.group(1).casefold().rstrip(".") in _ABBREVIATIONS:
             return False
         if last and len(last.group(1)) == 1 and last.group(1).isalpha():

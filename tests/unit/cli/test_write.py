@@ -173,8 +173,16 @@ def test_bad_samples_are_reported_as_samples(cli: Invoke, tmp_path: Path) -> Non
     empty = tmp_path / "empty"
     empty.mkdir()
     result = cli("write", "persona", "create", "--samples", str(empty), "--name", "Sam")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.startswith("error: invalid samples"), result.stderr
+    short = write_samples(tmp_path / "short", ("Too short to measure, thirty words or so.",))
+    few = cli("write", "persona", "create", "--samples", str(short), "--name", "Sam")
+    assert few.exit_code == 2 and "at least 50 are needed" in few.stderr, few.output
+
+
+def test_attempts_help_names_the_apis_max_attempts(cli: Invoke) -> None:
+    result = cli("write", "draft", "--help")
+    assert result.exit_code == 0 and "max_attempts" in result.stdout
 
 
 def test_platforms_show_hashtag_caps_the_fold_and_links(cli: Invoke) -> None:

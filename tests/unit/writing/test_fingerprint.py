@@ -139,3 +139,13 @@ def test_mtld_on_a_known_sequence() -> None:
     # "a b a" drops the type-token ratio to 2/3 < 0.72: one factor every 3 tokens.
     assert mtld(["a", "b"] * 60) == 3.0
     assert mtld(["a", "b"] * 40) is None  # under 100 words
+
+
+def test_line_breaks_are_counted_inside_samples_not_between_them_or_after_them() -> None:
+    one_paragraph = ["We shipped the billing flow on Tuesday and it held up well all week "
+                     "long, which is more than we hoped for. " * 3] * 4
+    with_newlines = [sample + "\n\n" for sample in one_paragraph]
+    assert measure(one_paragraph, language="en").punctuation["line_break"] == 0.0
+    assert measure(with_newlines, language="en").punctuation["line_break"] == 0.0
+    broken = measure(["First line.\nSecond line.\n- a list item\n"] * 2, language="en")
+    assert broken.punctuation["line_break"] > 0 and broken.punctuation["list_item"] > 0

@@ -3,40 +3,21 @@ create, replace, regenerate, a failed synthesis, and a failure between the write
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from personae.auth.principal import Principal
-from personae.config import ProviderConfig, Settings
 from personae.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from personae.providers.fake.scripted import ScriptedLLM
 from personae.runtime import Runtime
 from personae.writing.building import WritingProgress, WritingRequest
 from personae.writing.records import SampleText
-from tests.support.runtime import create_people, open_runtime
-from tests.support.writing_samples import IDENTITY, SAMPLES, synthesis_answer
-
-
-@pytest.fixture
-async def runtime(database_url: str, tmp_path: Path) -> AsyncIterator[Runtime]:
-    settings = Settings(data_dir=tmp_path, database_url=database_url, default_provider="model",
-                        providers={"model": ProviderConfig(kind="scripted")})
-    async with open_runtime(settings) as opened:
-        yield opened
-
-
-@pytest.fixture
-async def people(runtime: Runtime) -> dict[str, Principal]:
-    return await create_people(runtime)
+from tests.support.writing_samples import IDENTITY, SAMPLES, scripted_model, synthesis_answer
 
 
 def model(runtime: Runtime) -> ScriptedLLM:
-    llm = runtime.providers.get("model")
-    assert isinstance(llm, ScriptedLLM)
-    return llm
+    return scripted_model(runtime.providers)
 
 
 def request(samples: tuple[str, ...] = SAMPLES, **fields: Any) -> WritingRequest:

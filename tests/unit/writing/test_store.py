@@ -3,22 +3,10 @@ whole, kept in order, and gone with its persona."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
-from personae.config import Settings
 from personae.runtime import Runtime
 from personae.writing.records import SampleText
 from personae.writing.store import WritingStore
-from tests.support.runtime import create_people, open_runtime
-
-
-@pytest.fixture
-async def runtime(database_url: str, tmp_path: Path) -> AsyncIterator[Runtime]:
-    async with open_runtime(Settings(data_dir=tmp_path, database_url=database_url)) as opened:
-        yield opened
+from tests.support.runtime import create_people
 
 
 async def persona_of_alice(runtime: Runtime) -> tuple[str, str]:
