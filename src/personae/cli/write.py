@@ -384,8 +384,8 @@ def _show_synthesis(synthesis: Synthesis) -> None:
     if synthesis.tones is not None:
         tones = synthesis.tones
         output.say(f"  tones: {tones.default} by default; also "
-                   f"{', '.join(tones.permitted) or 'none'}; never "
-                   f"{', '.join(tones.forbidden) or 'none'}")
+                   f"{', '.join(tones.permitted) or 'no other'}; forbidden: "
+                   f"{', '.join(tones.forbidden) or 'none named'}")
         _show_evidence(tones.evidence)
     for claim in synthesis.constraints:
         output.say(f"  constraint: {claim.text}")

@@ -156,7 +156,7 @@ def test_synthesis_is_shown_with_its_evidence(capsys: pytest.CaptureFixture[str]
 
     out = capsys.readouterr().out
     assert "identity: A plain writer." in out and '"Ship it."' in out
-    assert "tones: direct by default; also warm; never sarcastic" in out
+    assert "tones: direct by default; also warm; forbidden: sarcastic" in out
     assert "constraint: Never uses exclamation marks." in out and '"We did."' in out
 
 
