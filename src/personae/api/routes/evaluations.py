@@ -30,6 +30,7 @@ from personae.api.routes.panels import PanelServiceDep
 from personae.api.schemas import (
     EVALUATION_CREATE_BODY,
     MAX_OFFSET,
+    SSE_PING_SECONDS,
     AggregatesPublic,
     EvaluationCreate,
     EvaluationDetailPublic,
@@ -53,7 +54,6 @@ from personae.personas.language import normalize_language
 router = APIRouter(prefix="/evaluations", tags=["evaluations"])
 
 EVENTS_INTERVAL = 0.5  # seconds between progress polls of one /events stream
-EVENTS_PING = 15  # seconds between keep-alive comments on a quiet stream
 MAX_UPLOAD_BYTES = MAX_CONTENT_CHARS * 4  # UTF-8 takes at most 4 bytes per character
 EXPORT_FORMATS = ("csv", "json")
 # Downloads and streams: the media types are documented, the bodies are written directly.
@@ -293,7 +293,7 @@ async def evaluation_events(evaluation_id: str, principal: CurrentPrincipal,
     evaluation is no longer running. Both carry the progress object."""
     first = await service.progress(principal, evaluation_id)  # 404 here, not in a stream
     return EventSourceResponse(_progress_events(service, principal, evaluation_id, first),
-                               ping=EVENTS_PING)
+                               ping=SSE_PING_SECONDS)
 
 
 async def _progress_events(service: PanelService, principal: Principal, evaluation_id: str,

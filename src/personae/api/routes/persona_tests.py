@@ -21,6 +21,7 @@ from personae.api.deps import CurrentPrincipal
 from personae.api.routes import personas  # noqa: F401  (registers {persona_id:persona})
 from personae.api.schemas import (
     MAX_OFFSET,
+    SSE_PING_SECONDS,
     TestReportPublic,
     TestRunCreate,
     TestRunProgressPublic,
@@ -37,7 +38,6 @@ from personae.quality.service import TestRunOptions, TestRunService
 router = APIRouter(tags=["persona tests"])
 
 EVENTS_INTERVAL = 0.5  # seconds between progress polls of one /events stream
-EVENTS_PING = 15
 _PROGRESS = TestRunProgressPublic.model_json_schema()
 _EVENTS_RESPONSE = {"description": "Server-sent events: progress, then done (or error)",
                     "content": {"text/event-stream": {"schema": sse_event_schema({
@@ -113,7 +113,7 @@ async def test_run_events(run_id: str, principal: CurrentPrincipal,
     """Server-sent events: ``progress`` now and on every change, then ``done`` once the
     run has ended (completed, failed or cancelled)."""
     first = await service.get(principal, run_id)  # 404 here, not in a stream
-    return EventSourceResponse(_events(service, principal, first), ping=EVENTS_PING)
+    return EventSourceResponse(_events(service, principal, first), ping=SSE_PING_SECONDS)
 
 
 async def _events(service: TestRunService, principal: Principal,

@@ -19,6 +19,7 @@ from personae.api.errors import error_body, error_headers
 from personae.api.schemas import (
     MAX_OFFSET,
     REPLY_RESPONSES,
+    SSE_PING_SECONDS,
     MessageCreate,
     MessagesPublic,
     ReplyPublic,
@@ -107,7 +108,7 @@ async def send_message(session_id: str, body: MessageCreate, request: Request,
     A turn that fails answers with the failure's status and the saved partial reply."""
     events = await conversations.send(principal, session_id, body.content)
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
-        return EventSourceResponse(_sse(events), ping=15)
+        return EventSourceResponse(_sse(events), ping=SSE_PING_SECONDS)
     collected = [event async for event in events]
     final = collected[-1]
     if isinstance(final, TurnFailed):

@@ -22,7 +22,12 @@ from sse_starlette import EventSourceResponse
 
 from personae.api.deps import CurrentPrincipal
 from personae.api.routes import personas  # noqa: F401  (registers {persona_id:persona})
-from personae.api.schemas import PersonaPublic, error_responses, sse_event_schema
+from personae.api.schemas import (
+    SSE_PING_SECONDS,
+    PersonaPublic,
+    error_responses,
+    sse_event_schema,
+)
 from personae.api.schemas.writing import (
     AttemptPublic,
     DraftOptimize,
@@ -49,7 +54,6 @@ from personae.writing.service import WritingService
 
 router = APIRouter(prefix="/writing", tags=["writing"])
 log = logging.getLogger(__name__)
-EVENTS_PING = 15
 CHANGED_HEADER = "X-Persona-Changed"
 _RUNNING: set[asyncio.Future[PersonaRecord]] = set()  # streamed creates, until they end
 _STREAM = {"description": "with Accept: text/event-stream or stream: true, server-sent "
@@ -240,7 +244,7 @@ def event_data(event: drafting.WritingEvent) -> dict[str, Any]:
 
 async def _answer(events: AsyncIterator[drafting.WritingEvent], stream: bool) -> Any:
     if stream:
-        return EventSourceResponse(_sse(events), ping=EVENTS_PING)
+        return EventSourceResponse(_sse(events), ping=SSE_PING_SECONDS)
     done: drafting.WritingDone | None = None
     async for event in events:
         if isinstance(event, drafting.WritingDone):
@@ -296,4 +300,4 @@ def _progress_stream(run: Callable[[Callable[[WritingProgress], None]],
         except Exception as exc:  # the stream has started: the error is its last event
             yield {"event": "error", "data": json.dumps(_stream_error(exc).to_dict()["error"])}
 
-    return EventSourceResponse(events(), ping=EVENTS_PING)
+    return EventSourceResponse(events(), ping=SSE_PING_SECONDS)

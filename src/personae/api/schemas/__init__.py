@@ -8,6 +8,7 @@ error, whatever its status, is an :class:`ErrorResponse`.
 from personae.api.schemas.common import (
     MAX_OFFSET,
     MAX_VERSION,
+    SSE_PING_SECONDS,
     ErrorBody,
     ErrorResponse,
     ListPage,
@@ -95,6 +96,7 @@ __all__ = [
     "MAX_OFFSET",
     "MAX_VERSION",
     "REPLY_RESPONSES",
+    "SSE_PING_SECONDS",
     "AggregatesPublic",
     "CardPublic",
     "ChatCompletion",

@@ -131,6 +131,9 @@ def also_required(*names: str) -> Callable[[dict[str, Any]], None]:
     return mark
 
 
+SSE_PING_SECONDS = 15  # between keep-alive comments on a quiet server-sent event stream
+
+
 def sse_event_schema(events: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     """One server-sent event, as OpenAPI 3.1 describes a stream (by its events): its
     ``event`` name, and its ``data``, JSON text whose schema is the ``contentSchema``."""
