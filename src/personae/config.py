@@ -69,6 +69,39 @@ class ProviderConfig(BaseModel):
         "(``/v1/audio/speech``) when this provider speaks")
 
 
+RATE_LIMIT_CLASSES = ("chat", "audio", "jobs", "writes", "other")
+
+
+class RateLimits(BaseModel):
+    """One role's budgets, in the ``limits`` notation (``"60/minute"``, ``"1000/hour"``,
+    ``"10/second;300/hour"``), per route class; ``None`` means unlimited.
+
+    Route classes: ``chat`` (turns, ``/v1/chat/completions``, WebSocket and voice turns),
+    ``audio`` (transcription and speech), ``jobs`` (panels, evaluations, persona tests,
+    writing syntheses), ``writes`` (registry writes), ``other`` (everything else).
+    ``tokens_per_day``: model tokens (prompt + completion) per key per UTC day."""
+
+    model_config = {"extra": "forbid"}
+
+    chat: str | None = "60/minute"
+    audio: str | None = "30/minute"
+    jobs: str | None = "20/minute"
+    writes: str | None = "120/minute"
+    other: str | None = "1200/minute"
+    tokens_per_day: int | None = Field(default=None, ge=0)
+
+
+def _default_rate_limits() -> dict[str, RateLimits]:
+    return {
+        "member": RateLimits(),
+        "admin": RateLimits(chat="600/minute", audio="300/minute", jobs="200/minute",
+                            writes="1200/minute", other="12000/minute"),
+        # keyless loopback callers, counted per client address
+        "anonymous": RateLimits(chat="600/minute", audio="300/minute", jobs="200/minute",
+                                writes="1200/minute", other="12000/minute"),
+    }
+
+
 class Settings(BaseSettings):
     """Runtime configuration; every field can be set as ``PERSONAE_<NAME>``."""
 
@@ -156,7 +189,9 @@ class Settings(BaseSettings):
     breaker_reset_seconds: float = Field(default=30.0, gt=0)
     queue: Literal["local", "arq"] = Field(
         default="local", description="where panel jobs run: in this process, or arq workers")
-    redis_url: str | None = Field(default=None, description="Redis for PERSONAE_QUEUE=arq")
+    redis_url: str | None = Field(
+        default=None, description="Redis: the queue for PERSONAE_QUEUE=arq, and rate "
+        "limits shared by every API process")
     queue_name: str = "personae:panels"
     panel_concurrency: int = Field(
         default=8, ge=1, le=1000, description="panel jobs one process or worker runs at once")
@@ -189,6 +224,23 @@ class Settings(BaseSettings):
         default=2, ge=1, le=64, description="speech recognitions and syntheses one process "
         "runs at once (each on its own thread); more wait their turn")
     log_level: str = "info"
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="log lines as JSON objects, or for people to read; "
+        "auto: JSON unless standard error is a terminal")
+    rate_limits_enabled: bool = Field(
+        default=True, description="refuse requests past their key's budget (429)")
+    rate_limits: dict[str, RateLimits] = Field(
+        default_factory=_default_rate_limits, description="budgets per role (member, "
+        "admin, anonymous); a key's own overrides take precedence")
+    metrics_enabled: bool = Field(default=True,
+                                  description="count requests, turns and jobs for /metrics")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="a bearer token that may read /metrics from any address "
+        "(otherwise: loopback callers and admins only)")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="browser origins allowed to call the API "
+        "(CORS); empty: none (the default)")
+    cors_allow_credentials: bool = False
 
     @field_validator("embedded_model")
     @classmethod

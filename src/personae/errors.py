@@ -12,6 +12,7 @@ Adapters (API, CLI) map these to status codes and exit codes in one place::
     │   ├── VersionConflict       409  version_conflict   (carries the current version)
     │   └── TurnInProgress        409  turn_in_progress   (one turn at a time per session)
     ├── PreconditionRequired      428  precondition_required
+    ├── RateLimited               429  rate_limited       (a budget is spent; retry after)
     ├── QueueUnavailable          503  queue_unavailable  (the job queue cannot be reached)
     ├── ShuttingDown              503  shutting_down      (the server is draining; retry)
     ├── DatabaseUnavailable       503  database_unavailable (the database cannot be reached)
@@ -165,6 +166,16 @@ class VersionConflict(Conflict):
 class PreconditionRequired(PersonaeError):
     code = "precondition_required"
     status = 428
+
+
+class RateLimited(PersonaeError):
+    """A key's (or a keyless address's) budget for this route class, or its daily token
+    budget, is spent. ``details``: ``route_class``, ``limit`` (e.g. ``"60/minute"``, or
+    the token count), ``remaining`` (0), ``reset_after`` and ``retry_after`` (seconds),
+    ``scope`` (``"requests"`` or ``"tokens"``)."""
+
+    code = "rate_limited"
+    status = 429
 
 
 class TurnInProgress(Conflict):

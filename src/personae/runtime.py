@@ -21,8 +21,12 @@ from personae.conversations.durability import TurnTiming
 from personae.conversations.engine import ConversationService
 from personae.conversations.gateway import ChatGateway
 from personae.conversations.store import ConversationStore, TurnHolder
+from personae.db.changes import AUTH_CHANGED
 from personae.db.engine import current_revision, make_engine, migrate, safe_url
 from personae.errors import DatabaseUnavailable, from_infrastructure
+from personae.ops.audit import AuditLog
+from personae.ops.metrics import Metrics
+from personae.ops.ratelimit import RateLimiter
 from personae.panels.queue import JobQueue, LocalQueue
 from personae.panels.runner import PanelRunner
 from personae.panels.service import PanelService
@@ -71,6 +75,9 @@ class Runtime:
     speech: SpeechProviders
     voice: VoiceService
     writing: WritingService
+    limiter: RateLimiter
+    metrics: Metrics
+    audit: AuditLog
 
     @classmethod
     async def open(cls, settings: Settings, *, watch: bool = True) -> Runtime:
@@ -87,6 +94,12 @@ class Runtime:
             await registry.start()
         user_store = UserStore(engine)
         auth = Authenticator(user_store)
+        registry.subscribe(lambda changed: auth.forget() if changed in (None, AUTH_CHANGED)
+                           else None)
+        metrics = Metrics(settings.metrics_enabled)
+        audit = AuditLog(engine)
+        limiter = RateLimiter(settings)
+        await limiter.open()
         personas = PersonaService(store, registry, asset_limits=AssetLimits(
             settings.max_asset_bytes, settings.max_persona_assets))
         providers = ProviderRegistry(settings)
@@ -114,7 +127,7 @@ class Runtime:
         writing = WritingService(personas, prepared, providers, WritingStore(engine), users)
         return cls(settings, engine, store, registry, personas, users, auth, providers,
                    prepared, conversations, gateway, runner, panels, test_runs, job,
-                   speech, voice, writing)
+                   speech, voice, writing, limiter=limiter, metrics=metrics, audit=audit)
 
     async def close(self) -> None:
         await self.conversations.close()  # stops any turn still running, saved interrupted
@@ -122,6 +135,7 @@ class Runtime:
         await self.panels.queue.close()
         await self.test_runs.queue.close()
         await self.registry.stop()
+        await self.limiter.close()
         await self.providers.aclose()
         await self.engine.dispose()
 

@@ -22,15 +22,20 @@ from personae.api.errors import install_error_handlers
 from personae.api.limits import BodyLimits
 from personae.api.routes import (
     audio,
+    audit,
     evaluations,
     health,
     me,
+    metrics,
     openai_audio,
     openai_compat,
     panels,
+    persona_metrics,
     persona_tests,
     personas,
+    ratings,
     sessions,
+    users,
     voice_socket,
     writing,
 )
@@ -155,8 +160,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     # Routes match in order: the hot paths first, chat completions (three routes, cheap to
     # pass over) ahead of the persona router (its cached GET; many more routes to try).
-    for module in (openai_compat, openai_audio, personas, me, sessions, audio, panels,
-                   evaluations, persona_tests, voice_socket, writing):
+    for module in (openai_compat, openai_audio, personas, persona_metrics, me, sessions,
+                   ratings, audio, panels, evaluations, persona_tests, voice_socket, writing,
+                   users, audit):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
+    app.include_router(metrics.router)
     return app

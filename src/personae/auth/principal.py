@@ -27,6 +27,10 @@ class Principal:
     user_id: str
     name: str
     role: Role
+    # The API key the caller used (None: keyless loopback, the CLI, a worker) and that
+    # key's own rate-limit overrides, as (route class or "tokens_per_day", value) pairs.
+    key_id: str | None = None
+    limit_overrides: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_admin(self) -> bool:

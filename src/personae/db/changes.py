@@ -3,7 +3,8 @@
 PostgreSQL: LISTEN on the channel the store NOTIFYs in each write transaction, on a
 dedicated connection, reconnecting (and reporting "everything changed") if it drops.
 SQLite: poll the ``change_log`` table the store appends to. Either way the callback
-gets a persona id, or None meaning "drop everything".
+gets a persona id, :data:`AUTH_CHANGED` (a key was revoked, a user's role or a key's
+limits changed: drop cached principals), or None meaning "drop everything".
 """
 
 from __future__ import annotations
@@ -11,17 +12,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from personae.db.engine import is_sqlite
+from personae.db.tables import change_log, utcnow
 
 log = logging.getLogger(__name__)
 OnChange = Callable[[str | None], None]
 ALL = "*"
+NOTIFY_CHANNEL = "personae_changes"
+# Not a persona id (those never start with "~"): cached principals are stale.
+AUTH_CHANGED = "~auth"
+
+
+async def record_changes(conn: AsyncConnection, ids: Sequence[str | None]) -> None:
+    """Append ``ids`` to the change log in the caller's transaction (and NOTIFY on
+    PostgreSQL, delivered at commit), so every process hears of the write."""
+    now = utcnow()
+    await conn.execute(change_log.insert(),
+                       [{"persona_id": pid, "changed_at": now} for pid in ids])
+    if not is_sqlite(conn.engine.url):
+        for pid in ids:
+            await conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, pid or ALL)))
 
 
 class ChangeFeed(Protocol):

@@ -49,6 +49,9 @@ api_keys = sa.Table(
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", Timestamp, nullable=False, default=utcnow),
     sa.Column("revoked_at", Timestamp, nullable=True),
+    # The key's own rate-limit overrides ({"chat": "120/minute", "tokens_per_day": 50000});
+    # null: its role's defaults.
+    sa.Column("limits", sa.JSON, nullable=True),
 )
 
 personas = sa.Table(
@@ -294,3 +297,40 @@ writing_samples = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.UniqueConstraint("persona_id", "position", name="uq_writing_samples_position"),
 )
+
+# What matters to trust, appended and never changed: who did what, to what, from where.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", Timestamp, nullable=False, index=True),
+    # No foreign key: the record outlives the user (names are kept as they were).
+    sa.Column("actor_id", sa.String(64), nullable=True, index=True),
+    sa.Column("actor_name", sa.String(100), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False, index=True),
+    sa.Column("target_type", sa.String(32), nullable=False),
+    sa.Column("target_id", sa.String(200), nullable=True, index=True),
+    sa.Column("summary", sa.JSON, nullable=False, default=dict),
+    sa.Column("client", sa.String(200), nullable=True),  # address, or "cli"
+    sa.Column("request_id", sa.String(128), nullable=True),
+)
+
+# Thumbs up or down on one reply, by the session's owner; one per message (re-rating
+# replaces it), counted per persona version.
+message_ratings = sa.Table(
+    "message_ratings",
+    metadata,
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("session_id", sa.String(32), sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("persona_id", sa.String(64), nullable=False),
+    sa.Column("persona_version", sa.Integer, nullable=False),
+    sa.Column("rating", sa.SmallInteger, nullable=False),  # 1 up, -1 down
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+sa.Index("ix_message_ratings_persona", message_ratings.c.persona_id,
+         message_ratings.c.persona_version)

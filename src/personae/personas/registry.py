@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from cachetools import TTLCache
 
-from personae.db.changes import ChangeFeed, make_feed
+from personae.db.changes import NOTIFY_CHANNEL, ChangeFeed, OnChange, make_feed
 from personae.personas.records import PersonaRecord
-from personae.personas.store import NOTIFY_CHANNEL, PersonaStore
+from personae.personas.store import PersonaStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +39,20 @@ class PersonaRegistry:
         self.max_entries = max_entries
         self._entries: TTLCache[str, CachedPersona | None] = TTLCache(max_entries, ttl_seconds)
         self._epoch = 0  # bumped on every invalidation; a load racing a write is discarded
+        self._listeners: list[OnChange] = []
         self._feed: ChangeFeed = make_feed(
-            store.engine, NOTIFY_CHANNEL, self.invalidate, since=store.changes_since,
+            store.engine, NOTIFY_CHANNEL, self._changed, since=store.changes_since,
             last=store.last_change, poll_seconds=poll_seconds)
+
+    def subscribe(self, listener: OnChange) -> None:
+        """Also tell ``listener`` of every change another process reports (the feed
+        carries more than personas: :data:`~personae.db.changes.AUTH_CHANGED`)."""
+        self._listeners.append(listener)
+
+    def _changed(self, persona_id: str | None) -> None:
+        self.invalidate(persona_id)
+        for listener in self._listeners:
+            listener(persona_id)
 
     async def start(self) -> None:
         await self._feed.start()

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from personae.db.changes import record_changes
 from personae.db.engine import is_sqlite
 from personae.db.tables import (
     aware,
@@ -41,9 +42,6 @@ from personae.personas.records import (
     VersionRecord,
 )
 from personae.personas.schema import PersonaAsset, PersonaDefinition, Status, Visibility
-
-NOTIFY_CHANNEL = "personae_changes"
-ALL_PERSONAS = "*"
 
 
 def _search_text(definition: PersonaDefinition) -> str:
@@ -362,13 +360,7 @@ class PersonaStore:
         return result.rowcount == 1
 
     async def _record_changes(self, conn: AsyncConnection, ids: Sequence[str | None]) -> None:
-        now = utcnow()
-        await conn.execute(change_log.insert(),
-                           [{"persona_id": pid, "changed_at": now} for pid in ids])
-        if self.notifies:
-            for pid in ids:
-                await conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL,
-                                                               pid or ALL_PERSONAS)))
+        await record_changes(conn, ids)
 
     # -- change feed -------------------------------------------------------
 

@@ -14,12 +14,20 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from personae.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from personae.ops.budget import report_usage
 from personae.providers.base import LLM, ChatMessage, Finished, GenerationSettings, StreamEvent
 
 BreakerState = Literal["closed", "open", "half_open"]
+
+
+class BreakerListener(Protocol):
+    """Told of one provider's breaker transitions and retries (metrics)."""
+
+    def state_changed(self, state: BreakerState) -> None: ...
+    def retried(self) -> None: ...
 T = TypeVar("T")
 CLOSE_BOUND_SECONDS = 5.0  # closing an abandoned stream must not hang the caller
 
@@ -40,6 +48,17 @@ class CircuitBreaker:
         self._consecutive = 0
         self._opened_at = 0.0
         self._probing = False
+        # What /health/detailed shows: the last failure's reason, and wall-clock times.
+        self.last_error: str | None = None
+        self.last_failure_at: float | None = None
+        self.last_success_at: float | None = None
+        self.listener: BreakerListener | None = None
+
+    def _set_state(self, state: BreakerState) -> None:
+        if state != self._state:
+            self._state = state
+            if self.listener is not None:
+                self.listener.state_changed(state)
 
     @property
     def state(self) -> BreakerState:
@@ -54,7 +73,8 @@ class CircuitBreaker:
     def acquire(self, provider: str) -> None:
         """Admit one call or raise ProviderUnavailable; admitted calls must report back."""
         if self._state == "open" and self.retry_after() <= 0:
-            self._state, self._probing = "half_open", False
+            self._set_state("half_open")
+            self._probing = False
         if self._state == "closed":
             return
         if self._state == "half_open" and not self._probing:
@@ -68,16 +88,20 @@ class CircuitBreaker:
             details={"retry_after": round(wait, 3)})
 
     def record_success(self) -> None:
+        self.last_success_at = time.time()
         if self._state == "open":
             return
-        self._state, self._consecutive, self._probing = "closed", 0, False
+        self._set_state("closed")
+        self._consecutive, self._probing = 0, False
 
-    def record_failure(self) -> None:
+    def record_failure(self, reason: str | None = None) -> None:
+        self.last_error, self.last_failure_at = reason or "failed", time.time()
         if self._state == "open":
             return
         self._consecutive += 1
         if self._state == "half_open" or self._consecutive >= self.failures:
-            self._state, self._opened_at, self._probing = "open", self._clock(), False
+            self._set_state("open")
+            self._opened_at, self._probing = self._clock(), False
 
     def release(self) -> None:
         """An admitted call ended without a verdict (cancelled): free the probe slot."""
@@ -93,7 +117,7 @@ class _NoBreaker(CircuitBreaker):
     def acquire(self, provider: str) -> None:
         return None
 
-    def record_failure(self) -> None:
+    def record_failure(self, reason: str | None = None) -> None:
         return None
 
 
@@ -128,6 +152,8 @@ class Retrying:
                     break  # no time for another try: report the cause so far
                 await asyncio.sleep(pause)
                 left -= pause
+                if breaker.listener is not None:
+                    breaker.listener.retried()
             if left <= 0:
                 raise DeadlineMissed(provider, "not tried: the deadline had passed",
                                      retryable=True)
@@ -206,6 +232,7 @@ class ResilientLLM:
                     yield event
                     event = await relay.next()
                 relay.verdict(None)
+                report_usage(event.usage.prompt_tokens, event.usage.completion_tokens)
                 yield event if event.provider else replace(event, provider=llm.name)
             except ProviderError as exc:
                 relay.verdict(exc)
@@ -234,7 +261,7 @@ class ResilientLLM:
             async with asyncio.timeout(bound):
                 return await _first_event(llm, breaker, messages, settings)
         except TimeoutError:
-            breaker.record_failure()
+            breaker.record_failure(f"no response within {limit:g}s")
             raise DeadlineMissed(llm.name, f"no response within {limit:g}s",
                                  retryable=True) from None
 
@@ -322,11 +349,12 @@ async def _first_event(llm: LLM, breaker: CircuitBreaker, messages: Sequence[Cha
         _record(breaker, exc)
         raise
     except StopAsyncIteration:
-        breaker.record_failure()
+        breaker.record_failure("stream ended without a reply")
         raise ProviderError(llm.name, "stream ended without a reply", retryable=True) from None
     except Exception as exc:
-        breaker.record_failure()
-        raise unexpected(llm.name, exc) from exc
+        error = unexpected(llm.name, exc)
+        breaker.record_failure(error.message)
+        raise error from exc
     except BaseException:  # cancelled (deadline or caller): no verdict on the provider
         breaker.release()
         await _close(events)
@@ -343,7 +371,7 @@ def _now() -> float:
 def _record(breaker: CircuitBreaker, exc: ProviderError) -> None:
     """Only failures that say something about the provider's health count."""
     if exc.retryable:
-        breaker.record_failure()
+        breaker.record_failure(exc.message)
     else:
         breaker.record_success()  # it answered; the request was at fault
 

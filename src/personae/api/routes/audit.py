@@ -1,0 +1,7 @@
+"""The audit log (admins)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,7 @@
+"""Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
