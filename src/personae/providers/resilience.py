@@ -17,8 +17,8 @@ from dataclasses import replace
 from typing import Any, Literal, Protocol, TypeVar
 
 from personae.errors import ProviderError, ProviderTimeout, ProviderUnavailable
-from personae.ops.budget import report_usage
 from personae.providers.base import LLM, ChatMessage, Finished, GenerationSettings, StreamEvent
+from personae.providers.metering import report_usage
 
 BreakerState = Literal["closed", "open", "half_open"]
 
