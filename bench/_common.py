@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
+import json
 import math
 import os
 import shutil
@@ -178,10 +179,25 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def personae_env(data_dir: Path, database_url: str) -> dict[str, str]:
-    """Environment for a real ``personae.api.app:create_app`` server on a given store."""
-    return {"PERSONAE_DATA_DIR": str(data_dir), "PERSONAE_DATABASE_URL": database_url,
-            "PERSONAE_LOG_LEVEL": "warning", "PERSONAE_HOST": HOST}
+# Budgets no load generator reaches: the limiter counts every request (its cost is part
+# of what is measured) but refuses none.
+BENCH_RATE_LIMITS = json.dumps({role: dict.fromkeys(
+    ("chat", "audio", "jobs", "writes", "other"), "1000000000/minute")
+    for role in ("member", "admin", "anonymous")})
+
+
+# The same server without rate limits and metrics: the baseline of what they cost.
+OPS_OFF_ENV = {"PERSONAE_RATE_LIMITS_ENABLED": "false", "PERSONAE_METRICS_ENABLED": "false"}
+OPS_ADDED_TARGET_MS = 0.2
+
+
+def personae_env(data_dir: Path, database_url: str, *, ops: bool = True) -> dict[str, str]:
+    """Environment for a real ``personae.api.app:create_app`` server on a given store;
+    ``ops=False`` turns rate limits and metrics off."""
+    env = {"PERSONAE_DATA_DIR": str(data_dir), "PERSONAE_DATABASE_URL": database_url,
+           "PERSONAE_LOG_LEVEL": "warning", "PERSONAE_HOST": HOST,
+           "PERSONAE_RATE_LIMITS": BENCH_RATE_LIMITS}
+    return env if ops else {**env, **OPS_OFF_ENV}
 
 
 def sqlite_url(directory: Path) -> str:
@@ -232,3 +248,47 @@ class Report:
         for name, ok, detail in self.checks:
             print(f"{'PASS' if ok else 'FAIL'} {name}: {detail}", flush=True)
         return 0 if all(ok for _, ok, _ in self.checks) else 1
+
+
+# -- what rate limits and metrics cost (ops on against ops off) --------------------------
+
+def rotated(items: Sequence[str], index: int) -> list[str]:
+    """``items`` starting at ``index`` (mod its length): the order of round ``index``, so
+    drift and warm caches hit every server alike."""
+    shift = index % len(items)
+    return [*items[shift:], *items[:shift]]
+
+
+def check_ops_modes(report: Report, on: Server, off: Server, path: str,
+                    headers: dict[str, str]) -> None:
+    """The two servers must really differ as claimed: the ops-on one counts the request
+    (``RateLimit-Limit``) and serves ``/metrics``; the ops-off one does neither."""
+    with httpx.Client(headers=headers, timeout=10) as client:
+        seen = {server.name: ("ratelimit-limit" in client.get(server.base_url + path).headers,
+                              client.get(server.base_url + "/metrics").status_code)
+                for server in (on, off)}
+    ok = seen[on.name] == (True, 200) and seen[off.name] == (False, 404)
+    report.check("ops_modes", ok, "; ".join(
+        f"{name}: RateLimit-Limit {'sent' if limited else 'absent'}, /metrics {status}"
+        for name, (limited, status) in seen.items()))
+
+
+def report_ops_cost(report: Report, on_ms: Sequence[float], off_ms: Sequence[float],
+                    cpu_on_us: float, cpu_off_us: float) -> float:
+    """Sequential latency and server CPU per request with rate limits and metrics on
+    against off; checks the added median. Returns it (ms)."""
+    for mode, values in (("on", on_ms), ("off", off_ms)):
+        report.value(f"ops_{mode}_requests", len(values))
+        report.value(f"ops_{mode}_median_ms", median(values))
+        report.value(f"ops_{mode}_p99_ms", percentile(values, 99))
+    added = median(on_ms) - median(off_ms)
+    report.value("ops_added_median_ms", added)
+    report.value("ops_added_p99_ms", percentile(on_ms, 99) - percentile(off_ms, 99))
+    report.value("ops_on_server_cpu_us_per_req", cpu_on_us, 1)
+    report.value("ops_off_server_cpu_us_per_req", cpu_off_us, 1)
+    report.value("ops_added_cpu_us_per_req", cpu_on_us - cpu_off_us, 1)
+    report.value("ops_cpu_ratio_on_vs_off", cpu_on_us / cpu_off_us if cpu_off_us else math.nan)
+    report.check("ops_added_median_ms", added < OPS_ADDED_TARGET_MS,
+                 f"{added:.3f} ms (target < {OPS_ADDED_TARGET_MS} ms: rate limits and "
+                 f"metrics on against off)")
+    return added

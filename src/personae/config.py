@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from limits import parse_many
 from platformdirs import user_data_dir
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -89,6 +90,44 @@ class RateLimits(BaseModel):
     writes: str | None = "120/minute"
     other: str | None = "1200/minute"
     tokens_per_day: int | None = Field(default=None, ge=0)
+
+    @field_validator(*RATE_LIMIT_CLASSES, "tokens_per_day", mode="before")
+    @classmethod
+    def _unlimited(cls, value: object) -> object:
+        return None if value == "unlimited" else value
+
+
+RATE_LIMIT_ROLES = ("member", "admin", "anonymous")
+
+
+def merge_rate_limits(given: dict[str, RateLimits]) -> dict[str, RateLimits]:
+    """Settings' budgets over the defaults: a role left out keeps its defaults, and a
+    role given in part keeps its other fields (``{"admin": {"chat": "5/minute"}}``
+    changes the admin's chat budget only). Every limit is parsed now, not at the first
+    request it would refuse."""
+    unknown = sorted(set(given) - set(RATE_LIMIT_ROLES))
+    if unknown:
+        raise ValueError(f"rate_limits: unknown role {', '.join(map(repr, unknown))}; "
+                         f"roles: {', '.join(RATE_LIMIT_ROLES)}")
+    merged = _default_rate_limits()
+    for role, limits in given.items():
+        changes = {name: getattr(limits, name) for name in limits.model_fields_set}
+        merged[role] = merged[role].model_copy(update=changes)
+    for role, limits in merged.items():
+        for name in RATE_LIMIT_CLASSES:
+            _check_limit(role, name, getattr(limits, name))
+    return merged
+
+
+def _check_limit(role: str, name: str, value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ValueError(f"rate_limits.{role}.{name}: {value!r} is not a rate limit; write "
+                         f"e.g. '60/minute' or '10/second;300/hour' (null or 'unlimited': "
+                         f"no limit)") from None
 
 
 def _default_rate_limits() -> dict[str, RateLimits]:
@@ -249,6 +288,11 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown embedded model {value!r}; known models: "
                              f"{', '.join(CATALOGUE)}")
         return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _merge_rate_limits(cls, value: dict[str, RateLimits]) -> dict[str, RateLimits]:
+        return merge_rate_limits(value)
 
     @field_validator("database_url")
     @classmethod

@@ -6,6 +6,7 @@ built at import time, so tests can run several runtimes side by side.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,11 +21,17 @@ from personae.config import Settings
 from personae.conversations.durability import TurnTiming
 from personae.conversations.engine import ConversationService
 from personae.conversations.gateway import ChatGateway
+from personae.conversations.metrics import PersonaMetrics
+from personae.conversations.metrics_store import MetricsStore
+from personae.conversations.rating_store import RatingStore
+from personae.conversations.ratings import Ratings
 from personae.conversations.store import ConversationStore, TurnHolder
 from personae.db.changes import AUTH_CHANGED
 from personae.db.engine import current_revision, make_engine, migrate, safe_url
 from personae.errors import DatabaseUnavailable, from_infrastructure
 from personae.ops.audit import AuditLog
+from personae.ops.audit_store import AuditStore
+from personae.ops.logging import TurnLogger
 from personae.ops.metrics import Metrics
 from personae.ops.ratelimit import RateLimiter
 from personae.panels.queue import JobQueue, LocalQueue
@@ -86,23 +93,24 @@ class Runtime:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.resolved_database_url, settings.database_pool_size)
         await _connect(engine, settings)
+        metrics = Metrics(settings.metrics_enabled)
         store = PersonaStore(engine)
         registry = PersonaRegistry(store, ttl_seconds=settings.cache_ttl_seconds,
                                    max_entries=settings.cache_max_entries,
-                                   poll_seconds=settings.change_poll_seconds)
+                                   poll_seconds=settings.change_poll_seconds,
+                                   on_lookup=metrics.cache_counter("personas"))
         if watch:
             await registry.start()
         user_store = UserStore(engine)
-        auth = Authenticator(user_store)
+        auth = Authenticator(user_store, on_lookup=metrics.cache_counter("keys"))
         registry.subscribe(lambda changed: auth.forget() if changed in (None, AUTH_CHANGED)
                            else None)
-        metrics = Metrics(settings.metrics_enabled)
-        audit = AuditLog(engine)
-        limiter = RateLimiter(settings)
+        audit = AuditLog(AuditStore(engine))
+        limiter = RateLimiter(settings, on_refused=metrics.rate_limited)
         await limiter.open()
         personas = PersonaService(store, registry, asset_limits=AssetLimits(
-            settings.max_asset_bytes, settings.max_persona_assets))
-        providers = ProviderRegistry(settings)
+            settings.max_asset_bytes, settings.max_persona_assets), audit=audit)
+        providers = ProviderRegistry(settings, breaker_listener=metrics.breaker_listener)
         prepared = PreparedPersonas(personas)
         conversations = ConversationService(
             ConversationStore(engine), prepared, providers,
@@ -110,24 +118,37 @@ class Runtime:
             timing=TurnTiming(timedelta(seconds=settings.turn_lease_seconds),
                               settings.stream_flush_seconds),
             max_turns_in_flight=settings.max_turns_in_flight,
-            frames=FrameTiming(settings.stream_frame_ms / 1000, settings.stream_frame_tokens))
+            frames=FrameTiming(settings.stream_frame_ms / 1000, settings.stream_frame_tokens),
+            observers=[metrics, TurnLogger()])
         gateway = ChatGateway(personas, prepared, providers, conversations)
         runner = PanelRunner(PanelStore(engine), prepared, providers,
-                             max_attempts=settings.panel_max_attempts)
+                             max_attempts=settings.panel_max_attempts,
+                             on_failed=metrics.job_failed)
         panels = PanelService(runner.store, prepared, _panel_queue(settings, runner))
-        users = UserService(user_store, auth)
+        users = UserService(user_store, auth, audit)
         tester = PersonaTester(personas, prepared, providers, conversations,
                                settings.judge_provider)
-        job = TestRunJob(TestRunStore(engine), tester, users)
+        job = TestRunJob(TestRunStore(engine), tester, users, on_failed=metrics.job_failed)
         test_runs = TestRunService(job.store, prepared, providers.names,
                                    _test_queue(settings, job))
-        speech = SpeechProviders(settings)
+        speech = SpeechProviders(settings, breaker_listener=metrics.breaker_listener)
         voice = VoiceService(conversations, speech, settings, ClipStore(
-            settings.data_dir / "audio", settings.voice_audio_ttl_seconds))
+            settings.data_dir / "audio", settings.voice_audio_ttl_seconds),
+            on_stage=metrics.voice_stage)
         writing = WritingService(personas, prepared, providers, WritingStore(engine), users)
         return cls(settings, engine, store, registry, personas, users, auth, providers,
                    prepared, conversations, gateway, runner, panels, test_runs, job,
                    speech, voice, writing, limiter=limiter, metrics=metrics, audit=audit)
+
+    @functools.cached_property
+    def ratings(self) -> Ratings:
+        """Ratings of replies (built on first use: they need only the engine)."""
+        return Ratings(self.conversations, RatingStore(self.engine))
+
+    @functools.cached_property
+    def persona_metrics(self) -> PersonaMetrics:
+        """A persona's figures per version and day, ratings counted in."""
+        return PersonaMetrics(self.personas, MetricsStore(self.engine), RatingStore(self.engine))
 
     async def close(self) -> None:
         await self.conversations.close()  # stops any turn still running, saved interrupted

@@ -89,10 +89,17 @@ class Seeded:
     evaluation_id: str
 
 
+# Thousands of cases from one key in seconds: budgets the fuzzer cannot spend (the
+# limiter still counts every request).
+FUZZ_LIMITS = {"member": dict.fromkeys(("chat", "audio", "jobs", "writes", "other"),
+                                       "1000000/minute")}
+
+
 def fuzz_settings(data_dir: Path) -> Settings:
     return Settings(data_dir=data_dir, database_url=sqlite_url_for(data_dir),
                     anonymous_loopback=False, default_provider="scripted",
-                    providers={"scripted": ProviderConfig(kind="scripted")})
+                    providers={"scripted": ProviderConfig(kind="scripted")},
+                    rate_limits=FUZZ_LIMITS)
 
 
 async def seed(app_settings: Settings) -> Seeded:

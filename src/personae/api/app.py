@@ -15,11 +15,13 @@ from types import FrameType
 
 from fastapi import FastAPI
 from sse_starlette.sse import AppStatus
+from starlette.middleware.cors import CORSMiddleware
 
 from personae import __version__
 from personae.api.docs import install_docs
 from personae.api.errors import install_error_handlers
 from personae.api.limits import BodyLimits
+from personae.api.observe import Observe
 from personae.api.routes import (
     audio,
     audit,
@@ -117,6 +119,20 @@ def _freeze_startup_heap() -> None:
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
+# Response headers a browser script on another origin may read.
+CORS_EXPOSED = ["X-Request-ID", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+                "Retry-After", "ETag"]
+
+
+def install_cors(app: FastAPI, settings: Settings) -> None:
+    """Cross-origin access for ``settings.cors_origins`` only (none: no CORS headers)."""
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_credentials=settings.cors_allow_credentials,
+                           allow_methods=["*"], allow_headers=["*"],
+                           expose_headers=CORS_EXPOSED, max_age=600)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -144,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await sweeper
             await runtime.conversations.drain(settings.shutdown_grace_seconds)
             await runtime.close()
+            runtime.metrics.close()
 
     app = FastAPI(
         title="Personae",
@@ -157,6 +174,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes,
                        max_upload_bytes=settings.max_upload_bytes,
                        max_audio_bytes=settings.voice_max_audio_bytes)
+    install_cors(app, settings)
+    app.add_middleware(Observe)  # outermost: sees every answer, preflights and 413s too
     install_docs(app)
     # Routes match in order: the hot paths first, chat completions (three routes, cheap to
     # pass over) ahead of the persona router (its cached GET; many more routes to try).

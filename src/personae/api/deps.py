@@ -7,7 +7,8 @@ would cost more than the cached read they guard.
 from __future__ import annotations
 
 import functools
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, WebSocket
 from starlette.requests import HTTPConnection
@@ -16,7 +17,9 @@ from personae.auth.principal import Principal, is_api_key_format
 from personae.config import is_loopback_host
 from personae.conversations.engine import ConversationService
 from personae.errors import AuthenticationRequired
+from personae.ops.ratelimit import MODEL_CLASSES, Caller, RouteClass, caller_for, classify
 from personae.personas.service import PersonaService
+from personae.providers import metering
 from personae.runtime import Runtime
 
 
@@ -41,14 +44,66 @@ def _token(request: HTTPConnection) -> str | None:
 
 
 async def get_principal(request: Request) -> Principal:
-    """The caller, from an API key; keyless only on a loopback-bound local server."""
-    return await principal_for(request, _token(request))
+    """The caller, from an API key; keyless only on a loopback-bound local server.
+    Counted against the caller's budget for the route's class (429 when spent)."""
+    principal = await principal_for(request, _token(request))
+    scope = request.scope
+    scope["personae.user_id"] = principal.user_id
+    await _admit(request, principal, classify(scope["method"], route_template(scope)))
+    return principal
 
 
 async def websocket_principal(websocket: WebSocket) -> Principal:
-    """Browsers cannot set headers on a WebSocket: ``?api_key=`` is accepted there too."""
-    return await principal_for(websocket, _token(websocket) or
-                               websocket.query_params.get("api_key"))
+    """Browsers cannot set headers on a WebSocket: ``?api_key=`` is accepted there too.
+    Opening a socket counts as an ``other`` request; each turn on it as a chat request
+    (:func:`admit_turn`)."""
+    principal = await principal_for(websocket, _token(websocket) or
+                                    websocket.query_params.get("api_key"))
+    websocket.scope["personae.user_id"] = principal.user_id
+    await _admit(websocket, principal, RouteClass.other)
+    return principal
+
+
+async def _admit(connection: HTTPConnection, principal: Principal,
+                 route_class: RouteClass) -> None:
+    """Count the request; check the token budget before model work; meter its tokens."""
+    limiter = runtime_of(connection).limiter
+    if not limiter.enabled:
+        return
+    caller = _caller(connection, principal)
+    state = await limiter.hit(caller, route_class)
+    if state is not None:
+        connection.scope["personae.rate_limit"] = state
+    if route_class in MODEL_CLASSES:
+        await limiter.check_tokens(caller, route_class)
+    metering.meter.set(limiter.meter_for(caller))
+
+
+async def admit_turn(connection: HTTPConnection, principal: Principal) -> None:
+    """A turn on a WebSocket or voice call: counted as a chat request, and refused
+    (:class:`~personae.errors.RateLimited`) when the caller's chat or token budget is
+    spent; the socket stays open."""
+    limiter = runtime_of(connection).limiter
+    caller = _caller(connection, principal)
+    await limiter.hit(caller, RouteClass.chat)
+    await limiter.check_tokens(caller, RouteClass.chat)
+
+
+def _caller(connection: HTTPConnection, principal: Principal) -> Caller | None:
+    client = connection.scope.get("client")
+    return caller_for(principal, client[0] if client else None)
+
+
+def route_template(scope: Mapping[str, Any]) -> str:
+    """The matched route's template with its router prefixes (``/v1/personas/{persona_id}``);
+    FastAPI keeps it on its effective route context (``scope["route"]`` is the route as
+    its router declared it, without the ``/v1`` prefix)."""
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(context, "path_format", None)
+    if template:
+        return str(template)
+    route = scope.get("route")
+    return str(getattr(route, "path_format", None) or getattr(route, "path", ""))
 
 
 async def principal_for(request: HTTPConnection, token: str | None) -> Principal:

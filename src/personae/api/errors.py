@@ -42,6 +42,8 @@ def openai_error(status: int, code: str, message: str,
     """OpenAI's error body, with our ``code``/``message``/``details`` kept inside it."""
     kind = _OPENAI_TYPES.get(status) or ("server_error" if status >= 500
                                          else "invalid_request_error")
+    if status == 429:  # as OpenAI says it: which budget, and its own code
+        kind, code = str((details or {}).get("scope", "requests")), "rate_limit_exceeded"
     return {"error": {"message": message, "type": kind,
                       "param": (details or {}).get("param"), "code": code,
                       "details": details or {}}}
@@ -79,15 +81,29 @@ def _answer(request: Request, status: int, code: str, message: str,
 
 def error_headers(status: int, details: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The headers an error status promises: a challenge on 401, ``Retry-After`` on 503
-    (from ``details.retry_after`` when the error knows, whole seconds, at least 1)."""
+    (from ``details.retry_after`` when the error knows, whole seconds, at least 1), and
+    on 429 ``Retry-After`` with the spent budget's ``RateLimit-*`` headers."""
     if status == 401:
         return {"WWW-Authenticate": "Bearer"}
+    if status == 429:
+        return rate_limit_headers(details or {})
     if status != 503:
         return {}
     retry_after = (details or {}).get("retry_after")
     if isinstance(retry_after, bool) or not isinstance(retry_after, int | float):
         retry_after = DEFAULT_RETRY_AFTER_SECONDS
     return {"Retry-After": str(max(1, math.ceil(retry_after)))}
+
+
+def rate_limit_headers(details: Mapping[str, Any]) -> dict[str, str]:
+    """A refusal's headers, from :class:`~personae.errors.RateLimited`'s details."""
+    wait = details.get("retry_after")
+    seconds = str(max(1, math.ceil(wait))) if isinstance(wait, int | float) else "1"
+    limit = details.get("limit_count", details.get("limit"))
+    headers = {"Retry-After": seconds, "RateLimit-Remaining": "0", "RateLimit-Reset": seconds}
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        headers["RateLimit-Limit"] = str(limit)
+    return headers
 
 
 async def _personae_error(request: Request, exc: Exception) -> JSONResponse:

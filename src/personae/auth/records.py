@@ -25,3 +25,6 @@ class ApiKey:
     prefix: str
     created_at: datetime
     revoked: bool
+    # The key's own rate-limit overrides (route class or "tokens_per_day" -> value);
+    # None: its role's defaults.
+    limits: dict[str, str] | None = None

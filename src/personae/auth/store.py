@@ -2,6 +2,9 @@
 
 Keys are shown once at creation and stored as SHA-256 hashes: they are 256-bit random
 tokens, so a fast hash is safe and keeps authentication off the hot path's budget.
+Every write that changes what a key may do (revocation, a role, a user disabled, a key's
+limits) records :data:`~personae.db.changes.AUTH_CHANGED` in its transaction, so every
+process drops its cached principals within the change feed's interval.
 """
 
 from __future__ import annotations
@@ -9,15 +12,19 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from personae.auth.principal import KEY_PREFIX, Principal, Role
+from personae.auth.principal import KEY_PREFIX, LOCAL_ADMIN_ID, Principal, Role
 from personae.auth.records import ApiKey, User
+from personae.db.changes import AUTH_CHANGED, record_changes
 from personae.db.tables import api_keys, users, utcnow
 from personae.errors import Conflict, NotFound
+from personae.ops.ratelimit import validate_overrides
 
 
 def hash_key(token: str) -> str:
@@ -72,9 +79,13 @@ class UserStore:
             query = query.where(api_keys.c.user_id == user_id)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return [ApiKey(id=r["id"], user_id=r["user_id"], name=r["name"], prefix=r["prefix"],
-                       created_at=r["created_at"], revoked=r["revoked_at"] is not None)
-                for r in rows]
+        return [_key(r) for r in rows]
+
+    async def get_key(self, key_id: str) -> ApiKey | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                sa.select(api_keys).where(api_keys.c.id == key_id))).mappings().first()
+        return _key(row) if row else None
 
     async def revoke_key(self, key_id: str) -> None:
         async with self.engine.begin() as conn:
@@ -82,6 +93,8 @@ class UserStore:
                 api_keys.update()
                 .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=utcnow()))
+            if result.rowcount == 1:
+                await record_changes(conn, [AUTH_CHANGED])
             exists = result.rowcount == 1 or (await conn.execute(
                 sa.select(api_keys.c.id).where(api_keys.c.id == key_id))).first() is not None
         if not exists:
@@ -89,16 +102,80 @@ class UserStore:
         if result.rowcount != 1:
             raise Conflict(f"API key '{key_id}' is already revoked")
 
+    async def set_key_limits(self, key_id: str,
+                             limits: Mapping[str, Any] | None) -> tuple[ApiKey, ApiKey]:
+        """Replace a key's own limits (None or empty: its role's defaults); returns the
+        key before and after. Raises InvalidInput naming a bad limit."""
+        checked = validate_overrides(limits) if limits else None
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(sa.select(api_keys).where(
+                api_keys.c.id == key_id).with_for_update())).mappings().first()
+            if row is None:
+                raise NotFound(f"no API key with id '{key_id}'")
+            await conn.execute(api_keys.update().where(api_keys.c.id == key_id)
+                               .values(limits=checked))
+            await record_changes(conn, [AUTH_CHANGED])
+        before = _key(row)
+        return before, _key({**row, "limits": checked})
+
+    async def set_role(self, user_id: str, role: Role) -> User:
+        """Change a user's role; demoting the last admin is refused (409)."""
+        return await self._change_user(user_id, role=role.value)
+
+    async def set_disabled(self, user_id: str, disabled: bool) -> User:
+        """Disable (or enable) a user: their keys stop working; the last admin cannot be
+        disabled (409)."""
+        return await self._change_user(user_id, disabled=disabled)
+
+    async def _change_user(self, user_id: str, **values: Any) -> User:
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(sa.select(users).where(
+                users.c.id == user_id).with_for_update())).mappings().first()
+            if row is None:
+                raise NotFound(f"no user named '{user_id}'")
+            after = {**row, **values}
+            was_admin = row["role"] == Role.admin.value and not row["disabled"]
+            if was_admin and (after["role"] != Role.admin.value or after["disabled"]):
+                await _keep_an_admin(conn, user_id)
+            await conn.execute(users.update().where(users.c.id == user_id).values(**values))
+            await record_changes(conn, [AUTH_CHANGED])
+        return _user(after)
+
     async def principal_for_token(self, token: str) -> Principal | None:
-        query = (sa.select(users.c.id, users.c.name, users.c.role)
+        query = (sa.select(users.c.id, users.c.name, users.c.role, api_keys.c.id,
+                           api_keys.c.limits)
                  .join(api_keys, api_keys.c.user_id == users.c.id)
                  .where(api_keys.c.key_hash == hash_key(token), api_keys.c.revoked_at.is_(None),
                         users.c.disabled.is_(False)))
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
-        return Principal(row[0], row[1], Role(row[2])) if row else None
+        if row is None:
+            return None
+        overrides = tuple(sorted((str(k), str(v)) for k, v in (row[4] or {}).items()))
+        return Principal(row[0], row[1], Role(row[2]), key_id=row[3],
+                         limit_overrides=overrides)
 
 
-def _user(row: sa.RowMapping) -> User:
+async def _keep_an_admin(conn: AsyncConnection, leaving_id: str) -> None:
+    """Refuse a change that would leave no enabled admin (the built-in keyless ``local``
+    admin does not count: it answers only on the host itself). The other admins' rows
+    are locked, so two concurrent demotions cannot both pass."""
+    others = (await conn.execute(
+        sa.select(users.c.id).where(users.c.role == Role.admin.value,
+                                    users.c.disabled.is_(False), users.c.id != leaving_id,
+                                    users.c.id != LOCAL_ADMIN_ID)
+        .with_for_update())).all()
+    if not others:
+        raise Conflict("this is the last admin: make another user an admin first",
+                       {"user": leaving_id})
+
+
+def _user(row: Mapping[Any, Any]) -> User:
     return User(id=row["id"], name=row["name"], role=Role(row["role"]),
                 created_at=row["created_at"], disabled=row["disabled"])
+
+
+def _key(row: Mapping[Any, Any]) -> ApiKey:
+    return ApiKey(id=row["id"], user_id=row["user_id"], name=row["name"], prefix=row["prefix"],
+                  created_at=row["created_at"], revoked=row["revoked_at"] is not None,
+                  limits=dict(row["limits"]) if row["limits"] else None)

@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from personae import __version__
 from personae.cli import (
+    audit,
     chat,
     db,
     output,
@@ -76,6 +77,7 @@ app.command()(voice_cli.say)
 app.command()(voice_cli.voice)
 app.command()(worker.worker)
 app.command(name="test")(quality.run_tests)
+app.command(name="audit")(audit.audit)
 
 
 def _show_version(value: bool) -> None:

@@ -14,7 +14,7 @@ import typer
 from rich.text import Text
 
 from personae.auth.principal import Principal
-from personae.cli import output, persona_edit, persona_files
+from personae.cli import output, persona_edit, persona_files, persona_metrics
 from personae.cli.session import as_admin, user_id_for
 from personae.errors import InvalidInput
 from personae.personas.files import dump_definition
@@ -31,6 +31,7 @@ app.command("sync")(persona_files.sync)
 app.command("import")(persona_files.import_file)
 app.command("import-lorebook")(persona_files.import_lorebook)
 app.command("export")(persona_files.export)
+app.command("metrics")(persona_metrics.metrics)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
 NOTE_OPTION = typer.Option("", "--note", help="Why (kept in the version history).")

@@ -24,7 +24,8 @@ from personae.cli import output
 from personae.cli.session import in_runtime, settings_for
 from personae.config import Settings, get_settings, is_loopback_host
 from personae.db.engine import safe_url
-from personae.logs import with_redaction
+from personae.ops.logging import configure_logging
+from personae.ops.metrics import prepare_multiprocess
 from personae.runtime import Runtime
 
 KEYLESS_NOTE = ("Keyless access: requests without an API key act as the local admin "
@@ -120,10 +121,14 @@ def serve(
     prep = in_runtime(ctx, _prepare,
                       settings=settings.model_copy(update={"migrate_on_start": False}))
     _export_environment(settings)
+    if settings.workers > 1 and not reload and settings.metrics_enabled:
+        # Each worker writes its metrics here and a scrape of any of them reads all.
+        prepare_multiprocess(settings.data_dir / f"metrics-{settings.port}")
     _banner(settings, prep)
     uvicorn.run("personae.api.app:create_app", factory=True, host=settings.host,
                 port=settings.port, workers=None if reload else settings.workers,
                 reload=reload, log_level=settings.log_level,
-                log_config=with_redaction(uvicorn.config.LOGGING_CONFIG),
+                log_config=configure_logging(settings),
+                access_log=False,  # the app writes one structured line per request
                 timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds)
                 + STOP_MARGIN_SECONDS)

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from personae.auth.principal import Principal
 from personae.config import Settings
 from personae.errors import InvalidInput
+from personae.ops import context as request
 from personae.runtime import Runtime
 
 T = TypeVar("T")
@@ -54,6 +55,7 @@ def in_runtime(ctx: typer.Context, work: Callable[[Runtime], Awaitable[T]], *,
     chosen = settings or settings_for(ctx)
 
     async def main() -> T:
+        request.current.set(request.RequestContext(client="cli"))  # for the audit log
         runtime = await Runtime.open(chosen, watch=False)
         try:
             return await work(runtime)

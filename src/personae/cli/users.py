@@ -112,10 +112,85 @@ def list_keys(
 def revoke_key(ctx: typer.Context,
                key_id: str = typer.Argument(..., help="Key id (see `personae keys list`).")
                ) -> None:
-    """Revoke an API key; servers stop accepting it within seconds."""
+    """Revoke an API key; every server stops accepting it within a second."""
 
     async def work(runtime: Runtime) -> None:
         await runtime.users.revoke_key(key_id)
 
     in_runtime(ctx, work)
     output.say(f"Revoked key {key_id}.", style="green")
+
+
+def _set_user(ctx: typer.Context, name: str, *, role: Role | None = None,
+              disabled: bool | None = None) -> User:
+    async def work(runtime: Runtime) -> User:
+        return await runtime.users.update_user(name, role=role, disabled=disabled)
+
+    return in_runtime(ctx, work)
+
+
+@users_app.command("role")
+def set_role(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="User name or id."),
+    role: Role = typer.Argument(..., help="admin or member."),
+) -> None:
+    """Make a user an admin or a member (the last admin stays one)."""
+    user = _set_user(ctx, name, role=role)
+    output.say(f"'{user.name}' is now {user.role.value}.", style="green")
+
+
+@users_app.command("disable")
+def disable_user(ctx: typer.Context,
+                 name: str = typer.Argument(..., help="User name or id.")) -> None:
+    """Disable a user: their keys stop working on every server within a second."""
+    user = _set_user(ctx, name, disabled=True)
+    output.say(f"Disabled '{user.name}'.", style="green")
+
+
+@users_app.command("enable")
+def enable_user(ctx: typer.Context,
+                name: str = typer.Argument(..., help="User name or id.")) -> None:
+    """Enable a disabled user again."""
+    user = _set_user(ctx, name, disabled=False)
+    output.say(f"Enabled '{user.name}'.", style="green")
+
+
+LIMIT_HELP = "e.g. 120/minute, 10/second;300/hour, or unlimited"
+
+
+@keys_app.command("limits")
+def key_limits(
+    ctx: typer.Context,
+    key_id: str = typer.Argument(..., help="Key id (see `personae keys list`)."),
+    chat: str | None = typer.Option(None, "--chat", help=f"Chat turns; {LIMIT_HELP}."),
+    audio: str | None = typer.Option(None, "--audio", help="Transcription and speech."),
+    jobs: str | None = typer.Option(None, "--jobs", help="Panels, tests, writing jobs."),
+    writes: str | None = typer.Option(None, "--writes", help="Registry writes."),
+    other: str | None = typer.Option(None, "--other", help="Everything else."),
+    tokens_per_day: str | None = typer.Option(
+        None, "--tokens-per-day", metavar="N", help="Model tokens a day, or unlimited."),
+    clear: bool = typer.Option(False, "--clear", help="Back to the role's defaults."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show or set a key's own rate limits; the limits given replace the key's earlier
+    ones (those left out follow its role). Servers apply them within a second."""
+    given = {name: value for name, value in (
+        ("chat", chat), ("audio", audio), ("jobs", jobs), ("writes", writes),
+        ("other", other), ("tokens_per_day", tokens_per_day)) if value is not None}
+    if clear and given:
+        raise typer.BadParameter("--clear cannot be combined with limits")
+
+    async def work(runtime: Runtime) -> ApiKey:
+        if not given and not clear:
+            return await runtime.users.get_key(key_id)
+        return await runtime.users.set_key_limits(key_id, given or None)
+
+    key = in_runtime(ctx, work)
+    if as_json:
+        output.emit_json({"id": key.id, "limits": key.limits})
+        return
+    if not key.limits:
+        output.say(f"Key {key.id} follows its role's limits.")
+        return
+    output.show(output.table(("limit", "value"), sorted(key.limits.items())))

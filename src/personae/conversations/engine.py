@@ -16,7 +16,7 @@ import asyncio
 import builtins
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import replace
 from datetime import timedelta
@@ -33,6 +33,7 @@ from personae.conversations.events import (
     TurnEvent,
     TurnFailed,
 )
+from personae.conversations.observe import TurnObserver, TurnReport, tell_observers
 from personae.conversations.records import (
     MessageRecord,
     MessageRevision,
@@ -75,7 +76,8 @@ class ConversationService:
     def __init__(self, store: ConversationStore, prepared: PreparedPersonas,
                  providers: ProviderRegistry, *, holder: TurnHolder | None = None,
                  timing: TurnTiming | None = None, knowledge_items: int = 3,
-                 max_turns_in_flight: int = 1024, frames: FrameTiming | None = None) -> None:
+                 max_turns_in_flight: int = 1024, frames: FrameTiming | None = None,
+                 observers: Sequence[TurnObserver] = ()) -> None:
         self.store = store
         self.prepared = prepared
         self.providers = providers
@@ -83,6 +85,7 @@ class ConversationService:
                                   timing or TurnTiming())
         self.knowledge_items = knowledge_items
         self.frames = frames or FrameTiming()
+        self.observers = tuple(observers)  # told of each finished turn (metrics, logs)
         # Called with (user id, session id) after a session is deleted.
         self.on_delete: builtins.list[Callable[[str, str], Awaitable[None]]] = []
         self._in_flight = asyncio.Semaphore(max_turns_in_flight)
@@ -232,6 +235,8 @@ class ConversationService:
                 raise
             finally:
                 saved = await self.turns.shielded(self._end_turn(session, active, run))
+                if self.observers:
+                    tell_observers(self.observers, turn_report(session, run))
         # The final event goes out once the session is free for the next turn.
         yield Done(saved, run.usage()) if run.error is None else TurnFailed(run.error, saved)
 
@@ -370,6 +375,18 @@ async def _fired_lore(persona: PreparedPersona,
     if not persona.lore:
         return []
     return await asyncio.to_thread(persona.lore.fire, texts)
+
+
+def turn_report(session: SessionRecord, run: TurnRun) -> TurnReport:
+    """What observers learn of a finished turn: ids, outcome, timings, token counts."""
+    finished, error, usage = run.finished, run.error, run.usage()
+    provider = (finished.provider if finished is not None and finished.provider
+                else getattr(error, "provider", None))
+    return TurnReport(session.id, session.persona_id, session.persona_version, provider,
+                      finished.model if finished is not None and finished.model else None,
+                      run.status(), run.first_token_ms, run.response_ms(),
+                      usage["prompt_tokens"], usage["completion_tokens"],
+                      error.code if error is not None else None)
 
 
 def turn_in_progress(session_id: str) -> TurnInProgress:

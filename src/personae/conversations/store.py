@@ -94,6 +94,13 @@ class ConversationStore:
             rows = (await conn.execute(query)).mappings().all()
         return [SessionRecord.from_row(r) for r in rows], total
 
+    async def count_open_sessions(self) -> int:
+        """Sessions open now, every user's (for the metrics gauge)."""
+        query = sa.select(sa.func.count()).select_from(sessions).where(
+            sessions.c.status == "open")
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
     async def delete_session(self, user_id: str, session_id: str) -> bool:
         async with self.engine.begin() as conn:
             result = await conn.execute(sessions.delete().where(

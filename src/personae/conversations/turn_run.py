@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from personae.conversations.metrics import histogram_marks
 from personae.conversations.records import MessageRecord
 from personae.errors import PersonaeError
 from personae.personas.knowledge import RankedItem
@@ -89,7 +90,7 @@ class TurnRun:
             values["interrupted"] = 1.0
         elif self.error is not None:
             values["errors"] = 1.0
-        return values
+        return values | histogram_marks(values)  # latency buckets, for percentiles
 
 
 def _rounded(value: float | None) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -72,8 +73,10 @@ class Answer:
 
 class PanelRunner:
     def __init__(self, store: PanelStore, prepared: PreparedPersonas,
-                 providers: ProviderRegistry, *, max_attempts: int = 3) -> None:
+                 providers: ProviderRegistry, *, max_attempts: int = 3,
+                 on_failed: Callable[[str], None] | None = None) -> None:
         self.store = store
+        self.on_failed = on_failed  # told "panel" when a cell fails (metrics)
         self.prepared = prepared
         self.providers = providers
         self.max_attempts = max_attempts
@@ -107,7 +110,16 @@ class PanelRunner:
         evaluation = await self._prepare(job.evaluation_id)
         if evaluation is None:
             return "gone"
-        return await self._score(evaluation, segment, job)
+        ids = {"evaluation_id": job.evaluation_id, "panel_id": evaluation.record.panel_id,
+               "segment": job.segment_index, "persona_id": job.persona_id,
+               "persona_version": job.persona_version}
+        log.info("panel.cell.started", extra=ids)
+        status = await self._score(evaluation, segment, job)
+        log.info("panel.cell.failed" if status == "failed" else "panel.cell.finished",
+                 extra={**ids, "status": status})
+        if status == "failed" and self.on_failed is not None:
+            self.on_failed("panel")
+        return status
 
     async def _prepare(self, evaluation_id: str) -> PreparedEvaluation | None:
         """The evaluation and its answer schema, read and built once per process."""

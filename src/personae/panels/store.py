@@ -220,6 +220,17 @@ class PanelStore:
         async with self.engine.connect() as conn:
             return [_evaluation(row) for row in (await conn.execute(query)).mappings()]
 
+    async def count_cells(self) -> dict[str, int]:
+        """Cells of running evaluations still to score, by status (pending, running):
+        the panel jobs waiting and under way, for the metrics gauges."""
+        query = (sa.select(scores.c.status, sa.func.count())
+                 .join(evaluations, evaluations.c.id == scores.c.evaluation_id)
+                 .where(evaluations.c.status == "running",
+                        scores.c.status.in_(("pending", "running")))
+                 .group_by(scores.c.status))
+        async with self.engine.connect() as conn:
+            return {status: int(n) for status, n in (await conn.execute(query)).all()}
+
     async def delete_evaluation(self, owner_id: str, evaluation_id: str) -> bool:
         query = sa.delete(evaluations).where(evaluations.c.owner_id == owner_id,
                                              evaluations.c.id == evaluation_id)

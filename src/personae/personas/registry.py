@@ -8,6 +8,7 @@ notification is ever missed.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cachetools import TTLCache
@@ -33,8 +34,10 @@ class PersonaRegistry:
     """Read-through cache over :class:`PersonaStore` (negative results cached too)."""
 
     def __init__(self, store: PersonaStore, *, ttl_seconds: float = 30.0,
-                 max_entries: int = 10_000, poll_seconds: float = 0.25) -> None:
+                 max_entries: int = 10_000, poll_seconds: float = 0.25,
+                 on_lookup: Callable[[bool], None] | None = None) -> None:
         self.store = store
+        self.on_lookup = on_lookup  # told of each lookup: True on a hit (metrics)
         self.ttl = ttl_seconds
         self.max_entries = max_entries
         self._entries: TTLCache[str, CachedPersona | None] = TTLCache(max_entries, ttl_seconds)
@@ -62,9 +65,15 @@ class PersonaRegistry:
 
     async def get(self, persona_id: str) -> CachedPersona | None:
         try:
-            return self._entries[persona_id]  # None: known not to exist
+            found = self._entries[persona_id]  # None: known not to exist
         except KeyError:
             pass
+        else:
+            if self.on_lookup is not None:
+                self.on_lookup(True)
+            return found
+        if self.on_lookup is not None:
+            self.on_lookup(False)
         epoch = self._epoch
         record = await self.store.get(persona_id)
         entry = serialise(record) if record is not None else None

@@ -32,7 +32,8 @@ ID_MAX_LENGTH = 64
 PersonaId = Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=ID_MAX_LENGTH)]
 # Words the API puts after an id (``/v1/personas/{id}/versions``): no persona is named so.
 RESERVED_NAMES = frozenset({"versions", "prompt", "export", "archive", "restore",
-                            "rollback", "diff", "import", "lorebook", "avatar", "assets"})
+                            "rollback", "diff", "import", "lorebook", "avatar", "assets",
+                            "metrics"})
 NonEmpty = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 JSONValue = Any
 

@@ -26,6 +26,7 @@ from personae.errors import (
     VersionConflict,
 )
 from personae.personas import assets
+from personae.personas import audit_notes as notes
 from personae.personas.assets import AssetLimits, Blobs
 from personae.personas.files import SyncReport, sync_folder
 from personae.personas.records import ListQuery, NewVersion, Page, PersonaRecord, VersionRecord
@@ -88,10 +89,12 @@ def _traits_nested(changes: dict[str, Any]) -> dict[str, Any]:
 
 class PersonaService:
     def __init__(self, store: PersonaStore, registry: PersonaRegistry, *,
-                 asset_limits: AssetLimits = AssetLimits()) -> None:
+                 asset_limits: AssetLimits = AssetLimits(),
+                 audit: notes.AuditRecorder | None = None) -> None:
         self.store = store
         self.registry = registry
         self.asset_limits = asset_limits
+        self.audit = audit  # told of every write once it succeeded
 
     # -- reads -------------------------------------------------------------
 
@@ -224,7 +227,11 @@ class PersonaService:
                              blobs=assets.check_write(d, blobs or {}, self.asset_limits)),
                   owner, visibility) for d in definitions]
         await self.store.create(items)
-        return [await self._fresh(d.id) for d in definitions]
+        created = [await self._fresh(d.id) for d in definitions]
+        for record in created:
+            await notes.record_all(self.audit, principal, record.id,
+                                   [("persona.create", notes.create_note(record))])
+        return created
 
     async def replace(self, principal: Principal, persona_id: str, raw: Any, *,
                       base_version: int, note: str = "",
@@ -267,7 +274,8 @@ class PersonaService:
         target = await self.version(principal, persona_id, to_version)
         base = record.version if base_version is None else base_version
         return await self._write(principal, record, target.definition, base,
-                                 note or f"rollback to version {to_version}")
+                                 note or f"rollback to version {to_version}",
+                                 action="persona.rollback")
 
     async def set_avatar(self, principal: Principal, persona_id: str, image: bytes,
                          media_type: str, *, base_version: int) -> PersonaRecord:
@@ -305,12 +313,16 @@ class PersonaService:
             raise PermissionDenied("only admins can sync another user's personas")
         namespace = None if owner is None else namespace_for(owner.name)
         try:
-            return await sync_folder(self.store, folder, author=principal.name,
-                                     owner_id=owner.id if owner else None,
-                                     namespace=namespace, skip_invalid=skip_invalid,
-                                     dry_run=dry_run, limits=self.asset_limits)
+            report = await sync_folder(self.store, folder, author=principal.name,
+                                       owner_id=owner.id if owner else None,
+                                       namespace=namespace, skip_invalid=skip_invalid,
+                                       dry_run=dry_run, limits=self.asset_limits)
         finally:
             self.registry.invalidate()
+        if report.applied:
+            await notes.record_all(self.audit, principal, namespace, [
+                ("persona.sync", notes.sync_note(report, owner.id if owner else None))])
+        return report
 
     async def seed(self, folder: Path, author: str) -> SyncReport:
         """Load a folder of global personas on the system's own behalf (the samples)."""
@@ -321,11 +333,13 @@ class PersonaService:
             self.registry.invalidate()
 
     async def hard_delete(self, principal: Principal, persona_id: str) -> None:
-        await self.get(principal, persona_id)
+        record = (await self.get(principal, persona_id)).record
         if not principal.is_admin:
             raise PermissionDenied("only admins can delete a persona for good; archive it instead")
         await self.store.delete(persona_id)
         self.registry.invalidate(persona_id)
+        await notes.record_all(self.audit, principal, persona_id, [
+            ("persona.delete", {"version": record.version, "owner_id": record.owner_id})])
 
     # -- helpers -----------------------------------------------------------
 
@@ -338,8 +352,8 @@ class PersonaService:
 
     async def _write(self, principal: Principal, record: PersonaRecord,
                      definition: PersonaDefinition, base_version: int, note: str,
-                     visibility: Visibility | None = None,
-                     blobs: Blobs | None = None) -> PersonaRecord:
+                     visibility: Visibility | None = None, blobs: Blobs | None = None,
+                     action: str = "persona.update") -> PersonaRecord:
         if base_version != record.version:
             raise VersionConflict(record.id, base_version, record.version)
         if definition.content_hash() == record.definition_hash and visibility in (
@@ -351,7 +365,10 @@ class PersonaService:
             await self.store.append_version(record.id, new, base_version)
         finally:
             self.registry.invalidate(record.id)
-        return await self._fresh(record.id)
+        fresh = await self._fresh(record.id)
+        await notes.record_all(self.audit, principal, record.id,
+                               notes.write_notes(record, fresh, action))
+        return fresh
 
     async def _fresh(self, persona_id: str) -> PersonaRecord:
         self.registry.invalidate(persona_id)

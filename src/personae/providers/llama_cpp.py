@@ -172,6 +172,11 @@ class EmbeddedLLM:
                    prepare=pool.prepare, **options)
 
     @property
+    def loaded(self) -> bool:
+        """Whether the configured model is in memory (health reports; never loads it)."""
+        return self._pool.tokenizer is not None
+
+    @property
     def prompt_states(self) -> StateCache:
         """The configured model's cache of evaluated prompt states."""
         return self._pool.states

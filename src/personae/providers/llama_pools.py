@@ -42,7 +42,9 @@ def _llama_class() -> type:
     """A ``Llama`` that remembers the prompt length its chat handler built (for usage)
     and how many of those tokens it evaluated, and that asks its pool's state cache
     for the longest kept prefix before evaluating."""
-    base: type = import_llama_cpp().Llama
+    module = import_llama_cpp()
+    _avoid_amx_repacking(module)
+    base: type = module.Llama
 
     class MeteredLlama(base):  # type: ignore[misc]
         last_prompt_tokens: int = 0
@@ -65,6 +67,29 @@ def _llama_class() -> type:
             super().eval(tokens)
 
     return MeteredLlama
+
+
+def _avoid_amx_repacking(module: ModuleType) -> None:
+    """On CPUs with AMX, load weights as they are rather than repacked for AMX.
+
+    llama.cpp's AMX matrix multiply crashes the process (SIGSEGV in the first decode)
+    on some Sapphire Rapids-class machines, ours among them, with the catalogue's Q4
+    models; without the repacked "extra buffer types" it runs on the AVX-512 kernels.
+    ``Llama`` builds its model parameters from the low-level module's defaults and
+    offers no argument for this, so those defaults are adjusted here, once."""
+    low = module.llama_cpp
+    if b"AMX_INT8 = 1" not in low.llama_print_system_info() or \
+            getattr(low.llama_model_default_params, "personae_no_amx", False):
+        return
+    defaults = low.llama_model_default_params
+
+    def without_extra_buffers() -> Any:
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    without_extra_buffers.personae_no_amx = True  # type: ignore[attr-defined]
+    low.llama_model_default_params = without_extra_buffers
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ the others a wait on a provider that is down.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from langcodes import Language
 
@@ -16,7 +17,7 @@ from personae.config import ProviderConfig, Settings
 from personae.errors import ProviderUnavailable
 from personae.providers.base import LLM, GenerationSettings, LanguageAware, ModelChoice
 from personae.providers.kinds import ProviderFactory, ProviderKinds, SharedFactory
-from personae.providers.resilience import CircuitBreaker, ResilientLLM
+from personae.providers.resilience import BreakerListener, CircuitBreaker, ResilientLLM
 
 EMBEDDED = "embedded"
 CLOSE_BOUND_SECONDS = 10.0
@@ -29,9 +30,11 @@ class ProviderRegistry:
     model) is built once here and serves every name of that kind until ``aclose``.
     """
 
-    def __init__(self, settings: Settings, kinds: ProviderKinds[LLM] | None = None) -> None:
+    def __init__(self, settings: Settings, kinds: ProviderKinds[LLM] | None = None, *,
+                 breaker_listener: Callable[[str], BreakerListener] | None = None) -> None:
         self.settings = settings
         self.kinds = kinds if kinds is not None else ProviderKinds()
+        self.breaker_listener = breaker_listener  # provider name -> its breaker's listener
         self._instances: dict[str, LLM] = {}
         self._shared: dict[str, LLM] = {}  # by kind
         self._breakers: dict[str, CircuitBreaker] = {}
@@ -80,8 +83,18 @@ class ProviderRegistry:
         if breaker is None:
             breaker = CircuitBreaker(self.settings.breaker_failures,
                                      self.settings.breaker_reset_seconds)
+            if self.breaker_listener is not None:
+                breaker.listener = self.breaker_listener(name)
             self._breakers[name] = breaker
         return breaker
+
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        """The breakers made so far, by provider name (for health reports)."""
+        return dict(self._breakers)
+
+    def built(self) -> dict[str, LLM]:
+        """The providers built or registered so far, by name; nothing is built here."""
+        return dict(self._instances)
 
     def resolve(self, choice: ModelChoice | None) -> tuple[LLM, GenerationSettings]:
         """The chosen provider wrapped with its fallbacks, and the generation settings."""

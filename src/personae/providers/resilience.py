@@ -10,6 +10,7 @@ it, so a later failure propagates and the caller marks the reply interrupted.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -29,6 +30,7 @@ class BreakerListener(Protocol):
     def state_changed(self, state: BreakerState) -> None: ...
     def retried(self) -> None: ...
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 CLOSE_BOUND_SECONDS = 5.0  # closing an abandoned stream must not hang the caller
 
 
@@ -152,6 +154,8 @@ class Retrying:
                     break  # no time for another try: report the cause so far
                 await asyncio.sleep(pause)
                 left -= pause
+                log.warning("provider.retried", extra={"provider": provider,
+                                                       "attempt": number + 1})
                 if breaker.listener is not None:
                     breaker.listener.retried()
             if left <= 0:
@@ -167,6 +171,9 @@ class Retrying:
                 return await attempt(left)
             except ProviderError as exc:
                 error = exc
+                log.warning("provider.attempt_failed", extra={
+                    "provider": provider, "attempt": number + 1, "code": exc.code,
+                    "retryable": exc.retryable})
                 if not exc.retryable or isinstance(exc, DeadlineMissed):
                     raise
         assert error is not None
@@ -371,7 +378,12 @@ def _now() -> float:
 def _record(breaker: CircuitBreaker, exc: ProviderError) -> None:
     """Only failures that say something about the provider's health count."""
     if exc.retryable:
+        was = breaker.state
         breaker.record_failure(exc.message)
+        if breaker.state == "open" and was != "open":
+            log.warning("provider.circuit_opened", extra={
+                "provider": exc.provider, "code": exc.code,
+                "retry_after_seconds": round(breaker.retry_after(), 3)})
     else:
         breaker.record_success()  # it answered; the request was at fault
 

@@ -28,7 +28,7 @@ from personae.providers.kinds import (
     ProviderKinds,
     SharedFactory,
 )
-from personae.providers.resilience import CircuitBreaker
+from personae.providers.resilience import BreakerListener, CircuitBreaker
 from personae.providers.speech import (
     SpeechRecogniser,
     SpeechSynthesiser,
@@ -54,8 +54,10 @@ class SpeechProviders:
     def __init__(self, settings: Settings, *,
                  recognisers: ProviderKinds[SpeechRecogniser] | None = None,
                  synthesisers: ProviderKinds[SpeechSynthesiser] | None = None,
-                 detectors: ProviderKinds[VoiceActivityDetector] | None = None) -> None:
+                 detectors: ProviderKinds[VoiceActivityDetector] | None = None,
+                 breaker_listener: Callable[[str], BreakerListener] | None = None) -> None:
         self.settings = settings
+        self.breaker_listener = breaker_listener  # "stt:name" -> its breaker's listener
         self.kinds: dict[SpeechGroup, ProviderKinds[Any]] = {
             "stt": recognisers or ProviderKinds(SPEECH_TO_TEXT, contract=SpeechRecogniser),
             "tts": synthesisers or ProviderKinds(TEXT_TO_SPEECH, contract=SpeechSynthesiser),
@@ -155,8 +157,18 @@ class SpeechProviders:
         if breaker is None:
             breaker = CircuitBreaker(self.settings.breaker_failures,
                                      self.settings.breaker_reset_seconds)
+            if self.breaker_listener is not None:
+                breaker.listener = self.breaker_listener(f"{group}:{name}")
             self._breakers[(group, name)] = breaker
         return breaker
+
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        """The breakers made so far, as ``group:name`` (for health reports)."""
+        return {f"{group}:{name}": breaker for (group, name), breaker in self._breakers.items()}
+
+    def built(self) -> list[tuple[SpeechGroup, str, Any]]:
+        """The providers built or registered so far; nothing is built here."""
+        return [(group, name, each) for (group, name), each in self._instances.items()]
 
     # -- tests and plugins ---------------------------------------------------------
 

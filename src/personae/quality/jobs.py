@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -60,13 +61,23 @@ class ProgressWriter:
 class TestRunJob:
     __test__ = False
 
-    def __init__(self, store: TestRunStore, tester: PersonaTester, users: UserService) -> None:
+    def __init__(self, store: TestRunStore, tester: PersonaTester, users: UserService, *,
+                 on_failed: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.tester = tester
         self.users = users
+        self.on_failed = on_failed  # told "test" when a run fails (metrics)
 
     async def run(self, run_id: str) -> str:
         """Run one stored test run to its end; returns its final status."""
+        status = await self._claimed(run_id)
+        log.info("test_run.failed" if status == "failed" else "test_run.finished",
+                 extra={"test_run_id": run_id, "status": status})
+        if status == "failed" and self.on_failed is not None:
+            self.on_failed("test")
+        return status
+
+    async def _claimed(self, run_id: str) -> str:
         run = await self.store.claim(run_id)
         if run is None:
             return "skipped"  # finished already (a replayed job), or cancelled
@@ -82,6 +93,8 @@ class TestRunJob:
         return await self._run(run, principal, suite)
 
     async def _run(self, run: TestRun, principal: Principal, suite: Suite) -> str:
+        log.info("test_run.started", extra={"test_run_id": run.id, "persona_id": run.persona_id,
+                                            "persona_version": run.persona_version})
         writer = ProgressWriter(self.store, run.id)
         target = Target(run.persona_id, run.persona_version, run.options.get("provider"),
                         run.options.get("model"))

@@ -75,6 +75,13 @@ class TestRunStore:
         async with self.engine.connect() as conn:
             return list((await conn.execute(query)).scalars().all())
 
+    async def count_open(self) -> dict[str, int]:
+        """Runs queued and running, by status (for the metrics gauges)."""
+        query = (sa.select(test_runs.c.status, sa.func.count())
+                 .where(test_runs.c.status.in_(OPEN)).group_by(test_runs.c.status))
+        async with self.engine.connect() as conn:
+            return {status: int(n) for status, n in (await conn.execute(query)).all()}
+
     async def claim(self, run_id: str) -> TestRun | None:
         """Mark an open run running from scratch (progress 0); None if it is finished."""
         return await self._update(run_id, OPEN, status="running", done=0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Literal
 
 from personae.auth.principal import Principal
@@ -47,7 +47,7 @@ from personae.voice.frames import (
     TranscriptReady,
     frame_event,
 )
-from personae.voice.hearing import Hearing, VoiceTurn
+from personae.voice.hearing import CALL_STAGES, Hearing, StageListener, VoiceTurn, report_stages
 from personae.voice.sentences import SentenceSplitter
 from personae.voice.speaker import SendAudio, SendEvent, Speaker
 
@@ -65,8 +65,13 @@ class VoiceCall:
 
     def __init__(self, conversations: ConversationService, speech: SpeechProviders,
                  settings: Settings, principal: Principal, session_id: str,
-                 send_event: SendEvent, send_audio: SendAudio) -> None:
+                 send_event: SendEvent, send_audio: SendAudio, *,
+                 before_turn: Callable[[], Awaitable[None]] | None = None,
+                 on_stage: StageListener | None = None) -> None:
         self.conversations, self.speech, self.settings = conversations, speech, settings
+        self.on_stage = on_stage  # told each voice stage's latency (metrics)
+        # The edge's admission of each turn (rate limits): raising refuses the turn.
+        self.before_turn = before_turn
         self.principal, self.session_id = principal, session_id
         self.send_event = send_event
         self.live = LiveConversation(conversations, principal, session_id, self._on_event)
@@ -199,6 +204,8 @@ class VoiceCall:
         meta = turn.user_meta(recogniser) if turn is not None else None
         if self.live.answering:  # refused, and the reply being spoken goes on
             raise turn_in_progress(self.session_id)
+        if self.before_turn is not None:
+            await self.before_turn()
         await self._settle_reply()
         self._turn, self._replying = turn, True
         self._splitter = SentenceSplitter(first_words=FIRST_WORDS)
@@ -264,7 +271,10 @@ class VoiceCall:
                         self.principal, self.session_id, message.id, meta,
                         turn.metrics() if turn else None)
         if turn is not None:
-            await self.send_event({"type": "timings", **turn.timings()})
+            timings = turn.timings()
+            if self.on_stage is not None:
+                report_stages(self.on_stage, timings, CALL_STAGES)
+            await self.send_event({"type": "timings", **timings})
 
     # -- barge-in, greetings, voices -----------------------------------------------
 

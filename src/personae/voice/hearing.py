@@ -9,8 +9,9 @@ recogniser's time from the end-of-turn wait. More speech discards it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from personae.voice.endpoint import Endpointer
 from personae.voice.frames import SpeechPaused, SpeechStopped
 
 Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
+log = logging.getLogger(__name__)
 
 
 class Hearing:
@@ -72,6 +74,31 @@ class Hearing:
 
 def _same_utterance(paused: SpeechPaused, stopped: SpeechStopped) -> bool:
     return paused.at_ms == stopped.at_ms and paused.audio.pcm == stopped.audio.pcm
+
+
+# A voice stage's name and its latency in seconds (metrics listen to these).
+StageListener = Callable[[str, float], None]
+# The timings of a call's turn (VoiceTurn.timings) as the voice stages they measure.
+CALL_STAGES = {"end_of_speech_to_transcript_ms": "stt",
+               "transcript_to_first_token_ms": "llm_first_token",
+               "first_token_to_first_audio_ms": "tts_first_audio",
+               "end_of_speech_to_first_audio_ms": "first_audio"}
+# The timings of a one-shot spoken turn (VoiceService.respond).
+RESPONSE_STAGES = {"decode_ms": "decode", "stt_ms": "stt", "reply_ms": "reply",
+                   "tts_ms": "tts"}
+
+
+def report_stages(listener: StageListener, timings: Mapping[str, float | None],
+                  stages: Mapping[str, str]) -> None:
+    """Tell ``listener`` each measured stage of ``timings``; a failing listener is
+    logged, never raised (the call goes on)."""
+    try:
+        for key, stage in stages.items():
+            value = timings.get(key)
+            if value is not None:
+                listener(stage, value / 1000)
+    except Exception:
+        log.exception("voice stage listener failed")
 
 
 def _ms(start: float | None, end: float | None) -> float | None:

@@ -44,6 +44,7 @@ from personae.voice import audio as codec
 from personae.voice.choice import hears, no_recogniser
 from personae.voice.clips import Clip, ClipStore
 from personae.voice.encoding import StreamEncoder, encode_audio
+from personae.voice.hearing import RESPONSE_STAGES, StageListener, report_stages
 from personae.voice.speaking import (
     default_voice,
     local_voice,
@@ -88,8 +89,10 @@ class VoiceService:
     """Voice around conversations; built once per process by the runtime."""
 
     def __init__(self, conversations: ConversationService, speech: SpeechProviders,
-                 settings: Settings, clips: ClipStore) -> None:
+                 settings: Settings, clips: ClipStore, *,
+                 on_stage: StageListener | None = None) -> None:
         self.conversations = conversations
+        self.on_stage = on_stage  # told each voice stage's latency (metrics)
         self.speech = speech
         self.settings = settings
         self.clips = clips
@@ -157,6 +160,8 @@ class VoiceService:
                  "clip_id": clip.id if clip else None}
         timings = {"decode_ms": decode_ms, "stt_ms": stt_ms, "reply_ms": reply_ms,
                    "tts_ms": tts_ms, "total_ms": _ms(started)}
+        if self.on_stage is not None:
+            report_stages(self.on_stage, timings, RESPONSE_STAGES)
         reply = await self.conversations.annotate(
             principal, session_id, reply.id, {"voice": voice, "timings": timings},
             metrics={"voice_stt_ms": stt_ms, "voice_turns": 1.0})

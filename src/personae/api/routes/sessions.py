@@ -7,14 +7,20 @@ sent while a reply is streaming gets 409 ``turn_in_progress``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
-from personae.api.deps import ConversationsDep, CurrentPrincipal, websocket_principal
+from personae.api.deps import (
+    ConversationsDep,
+    CurrentPrincipal,
+    admit_turn,
+    websocket_principal,
+)
 from personae.api.errors import error_body, error_headers
 from personae.api.schemas import (
     MAX_OFFSET,
@@ -150,9 +156,10 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
         await websocket.send_text(event_json(event))
 
     live = LiveConversation(conversations, principal, session_id, emit)
+    admit = functools.partial(admit_turn, websocket, principal)
     try:
         while True:
-            await live.request(_client_request(live, await websocket.receive_json()))
+            await live.request(_client_request(live, await websocket.receive_json(), admit))
     except WebSocketDisconnect:
         pass
     except (ValueError, RecursionError):  # not JSON, or nested past any use
@@ -162,10 +169,13 @@ async def session_socket(websocket: WebSocket, session_id: str) -> None:
         await live.close()
 
 
-async def _client_request(live: LiveConversation, data: Any) -> None:
-    """One client frame as a call on the live conversation."""
+async def _client_request(live: LiveConversation, data: Any,
+                          admit: Callable[[], Awaitable[None]]) -> None:
+    """One client frame as a call on the live conversation; a message is a turn, and
+    counts as a chat request (refused with an error event when the budget is spent)."""
     kind = data.get("type") if isinstance(data, dict) else None
     if kind == "message":
+        await admit()
         await live.say(str(data.get("content", "")))
     elif kind == "switch":
         await live.switch(str(data.get("persona_id", "")))

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from personae.api.deps import websocket_principal
+from personae.api.deps import admit_turn, websocket_principal
 from personae.errors import PersonaeError
 from personae.voice.call import VoiceCall
 
@@ -39,8 +39,12 @@ async def voice_socket(websocket: WebSocket, session_id: str) -> None:
     async def send_event(event: dict[str, Any]) -> None:
         await websocket.send_json(event)
 
+    async def admit() -> None:  # each voice turn counts as a chat request
+        await admit_turn(websocket, principal)
+
     call = VoiceCall(runtime.conversations, runtime.speech, runtime.settings, principal,
-                     session_id, send_event, websocket.send_bytes)
+                     session_id, send_event, websocket.send_bytes, before_turn=admit,
+                     on_stage=runtime.metrics.voice_stage)
     try:
         await call.start()
         while True:

@@ -83,6 +83,8 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     422: "A field is invalid; details.errors names each one (validation_error)",
     428: "Say which version the change is based on: base_version or If-Match "
          "(precondition_required)",
+    429: "A rate limit or the daily token budget is spent; Retry-After says when to try "
+         "again (rate_limited)",
     503: "A required service cannot be reached; nothing was changed (queue_unavailable, "
          "database_unavailable); Retry-After says when to try again",
 }
@@ -90,6 +92,13 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
 ERROR_HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": "Bearer: send an API key",
                                "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "seconds to wait before trying again",
+                          "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+          **{f"RateLimit-{name}": {"description": description,
+                                   "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+             for name, description in (("Limit", "requests allowed in the window"),
+                                       ("Remaining", "requests left in the window"),
+                                       ("Reset", "seconds until the window resets"))}},
     503: {"Retry-After": {"description": "seconds to wait before trying again",
                           "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
 }
@@ -106,7 +115,10 @@ def error_response(status: int, description: str,
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for the error statuses a route can return, all with the one
-    error body, plus ``default`` for an unexpected failure (internal_error, 500)."""
+    error body, plus ``default`` for an unexpected failure (internal_error, 500). A
+    route that authenticates (401) is also rate-limited (429)."""
+    if 401 in statuses and 429 not in statuses:
+        statuses = (*statuses, 429)
     found: dict[int | str, dict[str, Any]] = {
         status: error_response(status, ERROR_DESCRIPTIONS[status]) for status in statuses}
     found["default"] = {"model": ErrorResponse,
