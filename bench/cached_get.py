@@ -2,7 +2,10 @@
 
 Target: the real endpoint (auth + registry cache hit + pre-serialised body) serves at
 least 80% of the requests per second of a bare FastAPI route returning the same JSON
-from a dict, with the same uvicorn settings, in the same run.
+from a dict, with the same uvicorn settings, in the same run. It also runs the real
+server with rate limits and metrics off and checks that they add under 0.2 ms per
+request at the median (sequential requests on one connection), printing what they add
+in server CPU time per request under load.
 
 Run: ``.venv/bin/python bench/cached_get.py [--quick]``
 """
@@ -15,6 +18,7 @@ import math
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +30,14 @@ from _common import (
     Report,
     Server,
     admin_key,
+    check_ops_modes,
     median,
     parse_args,
     personae_env,
     pin_self,
     process_cpu_seconds,
+    report_ops_cost,
+    rotated,
     sqlite_url,
     start_server,
     stop_server,
@@ -43,6 +50,7 @@ from personae.runtime import Runtime, samples_folder
 
 TARGET_RATIO = 0.80
 CONCURRENCY = 32
+OPS_ON, OPS_OFF = "personae_cached", "personae_ops_off"
 INLINE_PERSONA = """\
 id: bench-persona
 name: Meera Iyer
@@ -108,12 +116,15 @@ def fetch_body(server: Server, path: str, headers: dict[str, str]) -> bytes:
 
 def start_all(work: Path, url: str, persona_id: str,
               headers: dict[str, str]) -> tuple[dict[str, Server], bytes]:
-    """Start the real server, capture its body, then start both bare baselines."""
+    """Start the real server, capture its body, then start the same server with rate
+    limits and metrics off and both bare baselines."""
     servers: dict[str, Server] = {}
     try:
-        servers["personae_cached"] = start_server(
+        servers[OPS_ON] = start_server(
             "personae", "personae.api.app:create_app", personae_env(work, url))
-        body = fetch_body(servers["personae_cached"], f"/v1/personas/{persona_id}", headers)
+        body = fetch_body(servers[OPS_ON], f"/v1/personas/{persona_id}", headers)
+        servers[OPS_OFF] = start_server(OPS_OFF, "personae.api.app:create_app",
+                                        personae_env(work, url, ops=False))
         body_file = work / "bare.json"
         body_file.write_text(json.dumps({persona_id: json.loads(body)}, ensure_ascii=False),
                              encoding="utf-8")
@@ -130,7 +141,7 @@ def start_all(work: Path, url: str, persona_id: str,
 
 def check_bodies(servers: dict[str, Server], path: str, headers: dict[str, str],
                  real_body: bytes, report: Report) -> None:
-    """All three servers must return the same JSON document."""
+    """All servers must return the same JSON document."""
     expected = json.loads(real_body)
     same = all(json.loads(fetch_body(s, path, headers)) == expected for s in servers.values())
     report.value("body_bytes", len(real_body))
@@ -164,16 +175,45 @@ def measure(servers: dict[str, Server], path: str, headers: dict[str, str],
         run_load(servers[name].base_url + path, headers, CONCURRENCY, min(seconds, 2.0))
     results: dict[str, list[Sample]] = {name: [] for name in names}
     for index in range(rounds):
-        order = names[index % len(names):] + names[:index % len(names)]
-        for name in order:
+        for name in rotated(names, index):
             results[name].append(timed_run(servers[name], path, headers, seconds))
     return results
+
+
+@dataclass
+class Sequential:
+    """Latencies (ms) of sequential requests on one keep-alive connection per server."""
+
+    latencies: dict[str, list[float]]
+    failed: int  # answers other than 200 (a 429 means the benchmark's limits are wrong)
+
+
+def sequential(servers: dict[str, Server], path: str, headers: dict[str, str],
+               total: int, block: int) -> Sequential:
+    """``total`` GETs per server after a warm-up, in blocks whose order rotates."""
+    found = Sequential({name: [] for name in servers}, 0)
+    with httpx.Client(headers=headers, timeout=10) as client:
+
+        def timed(server: Server) -> float:
+            started = time.perf_counter()
+            status = client.get(server.base_url + path).status_code
+            elapsed = (time.perf_counter() - started) * 1000
+            found.failed += status != 200
+            return elapsed
+
+        for server in servers.values():
+            for _ in range(100):
+                timed(server)
+        for index in range(total // block):
+            for name in rotated(list(servers), index):
+                found.latencies[name].extend(timed(servers[name]) for _ in range(block))
+    return found
 
 
 def summarise(results: dict[str, list[Sample]], report: Report) -> None:
     rps = {name: median([r.load.rps for r in runs]) for name, runs in results.items()}
     cpu = {name: median([r.cpu_us_per_request for r in runs]) for name, runs in results.items()}
-    for name in ("bare_dict", "bare_bytes", "personae_cached"):
+    for name in ("bare_dict", "bare_bytes", OPS_ON, OPS_OFF):
         report.value(f"{name}_rps", rps[name], 1)
         report.value(f"{name}_runs_rps", " ".join(f"{r.load.rps:.0f}" for r in results[name]))
         report.value(f"{name}_server_cpu_us_per_req", cpu[name], 1)
@@ -192,9 +232,22 @@ def summarise(results: dict[str, list[Sample]], report: Report) -> None:
                  f"{vs_dict:.3f} (target >= {TARGET_RATIO:.2f})")
 
 
+def summarise_ops(found: Sequential, results: dict[str, list[Sample]],
+                  report: Report) -> None:
+    """What rate limits and metrics add: sequential latency, and CPU under load."""
+    cpu = {name: median([r.cpu_us_per_request for r in results[name]])
+           for name in (OPS_ON, OPS_OFF)}
+    report_ops_cost(report, found.latencies[OPS_ON], found.latencies[OPS_OFF],
+                    cpu[OPS_ON], cpu[OPS_OFF])
+    total = sum(len(values) for values in found.latencies.values())
+    report.check("ops_sequential_all_200", found.failed == 0 and total > 0,
+                 f"{found.failed} answers other than 200 in {total} sequential requests")
+
+
 def main() -> int:
     args = parse_args(__doc__ or "")
     rounds, seconds = (2, 3.0) if args.quick else (3, 10.0)
+    total, block = (1000, 100) if args.quick else (3000, 100)
     pin_self(CLIENT_CPU)
     report = Report()
     with tempfile.TemporaryDirectory(prefix="bench-cached-get-") as tmp:
@@ -207,6 +260,9 @@ def main() -> int:
         servers, body = start_all(work, url, persona_id, headers)
         try:
             check_bodies(servers, path, headers, body, report)
+            check_ops_modes(report, servers[OPS_ON], servers[OPS_OFF], path, headers)
+            ops = sequential({name: servers[name] for name in (OPS_ON, OPS_OFF)}, path,
+                             headers, total, block)
             results = measure(servers, path, headers, rounds, seconds)
         finally:
             for server in servers.values():
@@ -218,6 +274,8 @@ def main() -> int:
         report.value("concurrency", CONCURRENCY)
         report.value("rounds_x_seconds", f"{rounds}x{seconds:g}")
         summarise(results, report)
+        report.value("ops_sequential_requests_x_block", f"{total}x{block}")
+        summarise_ops(ops, results, report)
     return report.finish()
 
 

@@ -5,6 +5,9 @@ same requests are sent directly to it and through Personae. The added latency is
 most 1 ms at the median and at most 3 ms at p99 at concurrency 1; at concurrency 100
 Personae serves at least 90% of the direct requests per second. (For scale: LiteLLM's
 proxy adds about 4 ms.) ``--stream`` sends the same requests streamed (SSE) both ways.
+A second Personae server with rate limits and metrics off gets the same requests: they
+must add under 0.2 ms at the median at concurrency 1; their CPU cost per request at
+concurrency 100 is printed.
 
 Run: ``.venv/bin/python bench/gateway_overhead.py [--quick] [--stream]``
 """
@@ -34,6 +37,7 @@ from _common import (
     ROOT,
     Report,
     Server,
+    check_ops_modes,
     free_port,
     median,
     parse_args,
@@ -41,6 +45,8 @@ from _common import (
     personae_env,
     pin_self,
     process_cpu_seconds,
+    report_ops_cost,
+    rotated,
     sqlite_url,
     start_server,
     stop_server,
@@ -58,6 +64,7 @@ TARGET_THROUGHPUT_RATIO = 0.90
 HIGH_CONCURRENCY = 100
 PY_PROCESSES = 4
 CEILING_MARGIN = 1.2
+OPS_ON, OPS_OFF = "personae", "personae_ops_off"
 
 
 @dataclass(frozen=True)
@@ -124,15 +131,26 @@ async def _prepare(data_dir: Path, database_url: str) -> str:
         await runtime.close()
 
 
-def start_personae(work: Path, upstream: str) -> tuple[Server, str]:
+@contextlib.contextmanager
+def personae_servers(work: Path, upstream: str) -> Iterator[tuple[dict[str, Server], str]]:
+    """Two Personae servers on one store, rate limits and metrics on and off; and the
+    admin key."""
     database_url = sqlite_url(work)
     key = asyncio.run(_prepare(work, database_url))
     provider = {"kind": "openai", "base_url": upstream, "api_key": "bench",
                 "model": "fake-model", "max_retries": 0, "timeout_seconds": 30}
-    env = {**personae_env(work, database_url), "PERSONAE_DEFAULT_PROVIDER": "upstream",
-           "PERSONAE_PROVIDERS": json.dumps({"upstream": provider}),
-           "PERSONAE_ANONYMOUS_LOOPBACK": "false"}
-    return start_server("personae", "personae.api.app:create_app", env), key
+    servers: dict[str, Server] = {}
+    try:
+        for name, ops in ((OPS_ON, True), (OPS_OFF, False)):
+            env = {**personae_env(work, database_url, ops=ops),
+                   "PERSONAE_DEFAULT_PROVIDER": "upstream",
+                   "PERSONAE_PROVIDERS": json.dumps({"upstream": provider}),
+                   "PERSONAE_ANONYMOUS_LOOPBACK": "false"}
+            servers[name] = start_server(name, "personae.api.app:create_app", env)
+        yield servers, key
+    finally:
+        for server in servers.values():
+            stop_server(server)
 
 
 def request_body(model: str, stream: bool) -> bytes:
@@ -140,21 +158,22 @@ def request_body(model: str, stream: bool) -> bytes:
     return json.dumps({**body, "stream": True} if stream else body).encode()
 
 
-def targets(upstream: str, personae: str, key: str,
-            stream: bool) -> tuple[Target, Target]:
-    """The same messages and ``max_tokens`` both ways; only ``model`` differs."""
+def targets(upstream: str, servers: dict[str, Server], key: str,
+            stream: bool) -> tuple[Target, ...]:
+    """The same messages and ``max_tokens`` every way; only ``model`` differs."""
     def body(model: str) -> bytes:
         return request_body(model, stream)
 
     json_header = {"Content-Type": "application/json"}
+    keyed = {**json_header, "Authorization": f"Bearer {key}"}
     return (Target("direct", f"{upstream}/chat/completions", json_header,
                    body("fake-model")),
-            Target("personae", f"{personae}/v1/chat/completions",
-                   {**json_header, "Authorization": f"Bearer {key}"}, body(PERSONA["id"])))
+            *(Target(name, f"{server.base_url}/v1/chat/completions", keyed,
+                     body(PERSONA["id"])) for name, server in servers.items()))
 
 
-def check_same_reply(pair: tuple[Target, Target]) -> None:
-    """Both ways must answer 200 with the same text, or the comparison means nothing."""
+def check_same_reply(pair: tuple[Target, ...]) -> None:
+    """Every way must answer 200 with the same text, or the comparison means nothing."""
     replies = []
     with httpx.Client(timeout=10) as client:
         for target in pair:
@@ -162,7 +181,7 @@ def check_same_reply(pair: tuple[Target, Target]) -> None:
             if response.status_code != 200:
                 raise RuntimeError(f"{target.name}: {response.status_code} {response.text}")
             replies.append(reply_text(response))
-    if replies[0] != replies[1]:
+    if len(set(replies)) != 1:
         raise RuntimeError(f"replies differ: {replies!r}")
 
 
@@ -179,7 +198,7 @@ def reply_text(response: httpx.Response) -> str:
 # -- concurrency 1: latency ----------------------------------------------------------
 
 
-def sequential_latencies(pair: tuple[Target, Target], total: int,
+def sequential_latencies(pair: tuple[Target, ...], total: int,
                          block: int) -> dict[str, list[float]]:
     """``total`` requests each, in alternating blocks (order rotates) to share drift."""
     found: dict[str, list[float]] = {t.name: [] for t in pair}
@@ -187,9 +206,10 @@ def sequential_latencies(pair: tuple[Target, Target], total: int,
         for target in pair:  # warm-up: connections, caches, provider client
             for _ in range(20):
                 _timed(client, target)
+        by_name = {t.name: t for t in pair}
         for round_ in range(total // block):
-            for target in (pair if round_ % 2 == 0 else pair[::-1]):
-                found[target.name].extend(_timed(client, target) for _ in range(block))
+            for name in rotated(list(by_name), round_):
+                found[name].extend(_timed(client, by_name[name]) for _ in range(block))
     return found
 
 
@@ -282,22 +302,32 @@ async def _py_clients(target: Target, connections: int,
     return counts[0], counts[1], time.perf_counter() - start
 
 
-def throughput(pair: tuple[Target, Target], personae_pid: int, rounds: int,
-               seconds: float) -> dict[str, list[LoadResult]]:
-    """Alternating runs at concurrency 100; Personae's CPU time per request is printed."""
-    found: dict[str, list[LoadResult]] = {t.name: [] for t in pair}
+@dataclass
+class Throughput:
+    """Runs at concurrency 100 per target, and each Personae server's CPU per request."""
+
+    runs: dict[str, list[LoadResult]]
+    cpu_us_per_req: dict[str, list[float]]
+
+
+def throughput(pair: tuple[Target, ...], pids: dict[str, int], rounds: int,
+               seconds: float) -> Throughput:
+    """Alternating runs at concurrency 100 (the order rotates every round); each
+    Personae server's CPU time per request is printed."""
+    found = Throughput({t.name: [] for t in pair}, {name: [] for name in pids})
     for target in pair:
         run_post_load(target, HIGH_CONCURRENCY, 1)  # warm-up
+    by_name = {t.name: t for t in pair}
     for round_ in range(rounds):
-        for target in (pair if round_ % 2 == 0 else pair[::-1]):
-            cpu = process_cpu_seconds(personae_pid)
-            result = run_post_load(target, HIGH_CONCURRENCY, seconds)
-            found[target.name].append(result)
-            Report.value(f"c100_{target.name}_run{round_ + 1}_rps", result.rps, 1)
-            if target.name == "personae" and result.requests:
-                used = process_cpu_seconds(personae_pid) - cpu
-                Report.value("c100_personae_server_cpu_us_per_req",
-                             used / result.requests * 1e6, 1)
+        for name in rotated(list(by_name), round_):
+            cpu = process_cpu_seconds(pids[name]) if name in pids else 0.0
+            result = run_post_load(by_name[name], HIGH_CONCURRENCY, seconds)
+            found.runs[name].append(result)
+            Report.value(f"c100_{name}_run{round_ + 1}_rps", result.rps, 1)
+            if name in pids and result.requests:
+                used = (process_cpu_seconds(pids[name]) - cpu) / result.requests * 1e6
+                found.cpu_us_per_req[name].append(used)
+                Report.value(f"c100_{name}_server_cpu_us_per_req", used, 1)
     return found
 
 
@@ -351,17 +381,20 @@ def main() -> int:
     report.value("stream", str(args.stream).lower())
     ceiling = client_ceiling(seconds, args.stream)
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp, \
-            fake_upstream(latency) as upstream:
-        server, key = start_personae(Path(tmp), upstream)
-        try:
-            pair = targets(upstream, server.base_url, key, args.stream)
-            check_same_reply(pair)
-            pin_self(CLIENT_CPU)
-            report_latency(report, sequential_latencies(pair, total, block))
-            found = throughput(pair, server.process.pid, rounds, seconds)
-            report_throughput(report, found, ceiling, latency)
-        finally:
-            stop_server(server)
+            fake_upstream(latency) as upstream, \
+            personae_servers(Path(tmp), upstream) as (servers, key):
+        every = targets(upstream, servers, key, args.stream)
+        check_same_reply(every)
+        check_ops_modes(report, servers[OPS_ON], servers[OPS_OFF],
+                        f"/v1/personas/{PERSONA['id']}", {"Authorization": f"Bearer {key}"})
+        pin_self(CLIENT_CPU)
+        latencies = sequential_latencies(every, total, block)
+        report_latency(report, latencies)
+        found = throughput(every, {n: s.process.pid for n, s in servers.items()}, rounds,
+                           seconds)
+        report_throughput(report, found.runs, ceiling, latency)
+        report_ops_cost(report, latencies[OPS_ON], latencies[OPS_OFF],
+                        *(median(found.cpu_us_per_req[n]) for n in (OPS_ON, OPS_OFF)))
     return report.finish()
 
 

@@ -123,9 +123,11 @@ def _check_limit(role: str, name: str, value: str | None) -> None:
     if value is None:
         return
     try:
-        parse_many(value)
+        if any(item.amount < 1 for item in parse_many(value)):
+            raise ValueError("zero")
     except ValueError:
-        raise ValueError(f"rate_limits.{role}.{name}: {value!r} is not a rate limit; write "
+        raise ValueError(f"rate_limits.{role}.{name}: {value!r} is not a rate limit (at "
+                         f"least 1 request per window); write "
                          f"e.g. '60/minute' or '10/second;300/hour' (null or 'unlimited': "
                          f"no limit)") from None
 

@@ -251,3 +251,16 @@ async def test_unreachable_redis_fails_open(opened: list[RateLimiter],
     assert len([r for r in caplog.records if "unreachable" in r.getMessage()]) == 1
     with pytest.raises(ConnectionError):
         await limiter.ping()
+
+
+def test_a_window_of_zero_requests_is_refused() -> None:
+    """"0/minute" would refuse every request with a 1 s Retry-After, for ever."""
+    with pytest.raises(InvalidInput, match="at least 1 request"):
+        validate_overrides({"chat": "0/minute"})
+    with pytest.raises(InvalidInput):
+        validate_overrides({"other": "10/second;0/hour"})
+
+
+def test_a_setting_of_zero_requests_is_refused() -> None:
+    with pytest.raises(ValidationError, match="at least 1 request"):
+        Settings(rate_limits={"member": {"chat": "0/minute"}})

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from personae.auth.principal import KEY_PREFIX, LOCAL_ADMIN_ID, Principal, Role
 from personae.auth.records import ApiKey, User
 from personae.db.changes import AUTH_CHANGED, record_changes
-from personae.db.tables import api_keys, users, utcnow
+from personae.db.tables import api_keys, aware, users, utcnow
 from personae.errors import Conflict, NotFound
 from personae.ops.ratelimit import validate_overrides
 
@@ -172,10 +172,10 @@ async def _keep_an_admin(conn: AsyncConnection, leaving_id: str) -> None:
 
 def _user(row: Mapping[Any, Any]) -> User:
     return User(id=row["id"], name=row["name"], role=Role(row["role"]),
-                created_at=row["created_at"], disabled=row["disabled"])
+                created_at=aware(row["created_at"]), disabled=row["disabled"])
 
 
 def _key(row: Mapping[Any, Any]) -> ApiKey:
     return ApiKey(id=row["id"], user_id=row["user_id"], name=row["name"], prefix=row["prefix"],
-                  created_at=row["created_at"], revoked=row["revoked_at"] is not None,
+                  created_at=aware(row["created_at"]), revoked=row["revoked_at"] is not None,
                   limits=dict(row["limits"]) if row["limits"] else None)

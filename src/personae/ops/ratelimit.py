@@ -75,7 +75,11 @@ def parse_limit(value: str) -> tuple[RateLimitItem, ...]:
     """``"10/second;300/hour"`` as the windows that all apply (ValueError if unreadable)."""
     if len(value) > MAX_LIMIT_TEXT:
         raise ValueError(f"longer than {MAX_LIMIT_TEXT} characters")
-    return tuple(parse_many(value))
+    items = tuple(parse_many(value))
+    if any(item.amount < 1 for item in items):
+        raise ValueError("a window allows at least 1 request (to block a class, disable "
+                         "the user or revoke the key)")
+    return items
 
 
 def validate_overrides(mapping: Mapping[str, Any]) -> dict[str, str]:
@@ -99,14 +103,15 @@ def _override_value(name: str, value: Any) -> str:
             return str(int(text))
         raise InvalidInput(f"tokens_per_day: expected a whole number of tokens or "
                            f"'unlimited', not {value!r}", {"param": name})
+    reason = ""
     try:
         if isinstance(value, str) and parse_limit(value):
             return value
-    except ValueError:
-        pass
+    except ValueError as exc:
+        reason = f" ({exc})"
     raise InvalidInput(f"{name}: expected a limit such as '60/minute' or "
-                       f"'10/second;300/hour', or 'unlimited', not {str(value)[:80]!r}",
-                       {"param": name})
+                       f"'10/second;300/hour', or 'unlimited', not {str(value)[:80]!r}"
+                       f"{reason}", {"param": name})
 
 
 def _describe(item: RateLimitItem) -> str:

@@ -71,7 +71,7 @@ async def get_user(name: str, principal: CurrentPrincipal,
     return _user(await service.require_user(name, actor=principal))
 
 
-@users_router.patch("/{name}", responses=error_responses(401, 403, 404, 409, 422))
+@users_router.patch("/{name}", responses=error_responses(400, 401, 403, 404, 409, 422))
 async def update_user(name: str, body: UserUpdate, principal: CurrentPrincipal,
                       service: UserServiceDep) -> UserDetailPublic:
     """Change a role or disable a user (their keys stop working in under a second);
@@ -88,7 +88,7 @@ async def list_keys(name: str, principal: CurrentPrincipal,
 
 
 @users_router.post("/{name}/keys", status_code=201,
-                   responses=error_responses(401, 403, 404, 422))
+                   responses=error_responses(400, 401, 403, 404, 422))
 async def create_key(name: str, principal: CurrentPrincipal, service: UserServiceDep,
                      body: KeyCreate | None = None) -> KeyCreatedPublic:
     """A new key; its secret (``token``) is in this answer only."""

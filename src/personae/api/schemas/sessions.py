@@ -27,7 +27,7 @@ from personae.personas.macros import MAX_USER_NAME_CHARS
 
 SessionStatus = Literal["open", "closed", "expired"]
 MessageRole = Literal["user", "assistant", "event"]
-MessageStatus = Literal["complete", "interrupted", "failed"]
+MessageStatus = Literal["complete", "interrupted", "failed", "streaming"]
 
 
 class SessionCreate(Body):
@@ -80,7 +80,8 @@ class MessagePublic(Public):
     persona_id: str = Field(description="the persona that was talking")
     persona_version: int
     status: MessageStatus = Field(description="a reply cut short is 'interrupted' (its "
-                                              "partial text kept) or 'failed'")
+                                              "partial text kept) or 'failed'; one still "
+                                              "being written is 'streaming' (its text so far)")
     created_at: Timestamp
     meta: dict[str, Any] = Field(description="for replies: usage, timing, provider, "
                                              "knowledge used, any error")

@@ -52,7 +52,7 @@ class KeyPublic(Public):
     prefix: str = Field(description="the key's first characters, to recognise it")
     created_at: Timestamp
     revoked: bool
-    limits: dict[str, str] | None = Field(
+    limits: dict[str, str | int] | None = Field(
         description="the key's own rate limits (null: its role's defaults)")
 
 
