@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from personae.config import Settings
@@ -136,3 +137,28 @@ async def test_the_access_line_has_the_id_route_template_and_user(
     assert (line.request_id, line.route, line.status, line.method, line.user_id) == (  # type: ignore[attr-defined]
         "req-logged", "/v1/personas/{persona_id}", 404, "GET", alice.id)
     assert line.duration_ms >= 0  # type: ignore[attr-defined]
+
+
+async def test_an_unexpected_failure_is_a_500_with_the_id_logged_once(
+        sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A bug answers 500 with the error body, the request id and the usual headers, and
+    its traceback is logged once, not again by the server's outermost handler."""
+    from personae.api.app import create_app
+
+    app = create_app(Settings(data_dir=tmp_path, database_url=sqlite_url))
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/v1/broken", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=transport, base_url="http://personae") as client:
+        with caplog.at_level(logging.ERROR):
+            response = await client.get("/v1/broken", headers={"X-Request-ID": "req-500"})
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert "a bug" not in response.text
+    assert response.headers["x-request-id"] == "req-500"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert [r.getMessage() for r in caplog.records].count("unhandled error") == 1

@@ -161,9 +161,16 @@ def _allow_table(document: dict[str, Any]) -> list[tuple[re.Pattern[str], int, f
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    return unexpected_error(request, exc)
+
+
+def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to a failure no handler mapped: logged once with its traceback, and a
+    500 that shows none of it."""
     mapped = from_infrastructure(exc)
-    if mapped is not None:
-        return await _personae_error(request, mapped)
+    if mapped is not None:  # the database went away or refused a statement
+        log.error("internal error: %s", mapped.message)
+        return _answer(request, mapped.status, mapped.code, mapped.message, mapped.details)
     log.exception("unhandled error", exc_info=exc)
     return _answer(request, 500, "internal_error", "internal server error; see server log")
 

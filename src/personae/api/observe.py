@@ -24,9 +24,11 @@ import time
 import uuid
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from personae.api.deps import route_template
+from personae.api.errors import unexpected_error
 from personae.ops import context
 from personae.ops.logging import log_access
 from personae.ops.metrics import Metrics
@@ -111,17 +113,25 @@ class Observe:
         host = client[0] if client else None
         token = context.current.set(context.RequestContext(request_id, host))
         status = 500  # if the app fails before answering
+        answered = False
 
         async def observed(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], True
                 message["headers"] = response_headers(list(message.get("headers", ())),
                                                       scope, raw_id)
             await send(message)
 
         try:
             await self.app(scope, receive, observed)
+        except Exception as exc:
+            if answered:
+                raise  # a stream failed midway: the server closes the connection
+            # Answered here, inside the request's context, rather than by Starlette's
+            # outermost error middleware: the 500 then carries the request id and the
+            # headers, and its one log line the request id.
+            await unexpected_error(Request(scope, receive), exc)(scope, receive, observed)
         finally:
             context.current.reset(token)
             self._record(scope, status, time.perf_counter() - started, request_id, host)
