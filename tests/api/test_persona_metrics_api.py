@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.api import Api, serve_app
+from tests.support.api import Api, serve_with_persona
 from tests.support.writing_samples import scripted_settings
 
 TUTOR = {"id": "tutor", "name": "Tutor", "language": "en", "greetings": ["Hi."]}
@@ -20,11 +20,8 @@ ID = "alice/tutor"
 @pytest.fixture
 async def sapi(database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     """Alice's public persona on the scripted model (which echoes each message)."""
-    async for api in serve_app(scripted_settings(database_url, tmp_path,
-                                                 anonymous_loopback=False)):
-        created = await api.client.post("/v1/personas", json={
-            "definition": TUTOR, "visibility": "public"}, headers=api.as_("alice"))
-        assert created.status_code == 201, created.text
+    async for api in serve_with_persona(scripted_settings(database_url, tmp_path,
+                                                          anonymous_loopback=False), TUTOR):
         yield api
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from personae.conversations.ratings import MAX_NOTE_CHARS
-from tests.support.api import Api, serve_app
+from tests.support.api import Api, serve_with_persona
 from tests.support.writing_samples import scripted_settings
 
 TUTOR = {"id": "tutor", "name": "Tutor", "language": "en"}
@@ -19,11 +19,8 @@ ID = "alice/tutor"
 
 @pytest.fixture
 async def rapi(database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
-    async for api in serve_app(scripted_settings(database_url, tmp_path,
-                                                 anonymous_loopback=False)):
-        created = await api.client.post("/v1/personas", json={
-            "definition": TUTOR, "visibility": "public"}, headers=api.as_("alice"))
-        assert created.status_code == 201, created.text
+    async for api in serve_with_persona(scripted_settings(database_url, tmp_path,
+                                                          anonymous_loopback=False), TUTOR):
         yield api
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -34,3 +35,14 @@ async def serve_app(settings: Settings) -> AsyncIterator[Api]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://personae") as client:
             yield Api(client, keys, app.state.runtime)
+
+
+async def serve_with_persona(settings: Settings, definition: dict[str, Any], *,
+                             owner: str = "alice",
+                             visibility: str = "public") -> AsyncIterator[Api]:
+    """:func:`serve_app`, with ``definition`` created as ``owner``'s persona."""
+    async for api in serve_app(settings):
+        created = await api.client.post("/v1/personas", json={
+            "definition": definition, "visibility": visibility}, headers=api.as_(owner))
+        assert created.status_code == 201, created.text
+        yield api

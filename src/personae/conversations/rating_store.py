@@ -7,7 +7,7 @@ version of the reply it rates, so counting ratings per version needs no join.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -16,15 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from personae.conversations.metrics_store import as_date, utc_day
 from personae.conversations.records import MessageRecord
-from personae.db.tables import message_ratings, messages, utcnow
+from personae.db.tables import aware, message_ratings, messages, utcnow
 
 Thumb = Literal["up", "down"]
 _STORED: dict[str, int] = {"up": 1, "down": -1}
-
-
-def _utc(moment: datetime) -> datetime:
-    """A stored timestamp in UTC (SQLite hands back naive datetimes)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +37,7 @@ class RatingRecord:
     def from_row(cls, row: Any) -> RatingRecord:
         return cls(row["message_id"], row["session_id"], row["persona_id"],
                    row["persona_version"], "up" if row["rating"] > 0 else "down", row["note"],
-                   _utc(row["created_at"]), _utc(row["updated_at"]))
+                   aware(row["created_at"]), aware(row["updated_at"]))
 
     def public(self) -> dict[str, Any]:
         return {"message_id": self.message_id, "session_id": self.session_id,
