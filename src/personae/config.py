@@ -282,6 +282,12 @@ class Settings(BaseSettings):
         default_factory=list, description="browser origins allowed to call the API "
         "(CORS); empty: none (the default)")
     cors_allow_credentials: bool = False
+    dashboard_enabled: bool = Field(default=True, description="serve the web dashboard at /")
+    web_secret: SecretStr | None = Field(
+        default=None, description="signs dashboard session cookies; default: a random "
+        "secret kept in data_dir/web-secret (set it when processes share no data folder)")
+    web_session_hours: float = Field(default=12.0, gt=0, le=24 * 30,
+                                     description="a dashboard sign-in lasts this long")
 
     @field_validator("embedded_model")
     @classmethod

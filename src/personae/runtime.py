@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from personae.auth.browser import BrowserSessions, load_secret
 from personae.auth.service import Authenticator, UserService
 from personae.auth.store import UserStore
 from personae.config import Settings
@@ -85,6 +86,7 @@ class Runtime:
     limiter: RateLimiter
     metrics: Metrics
     audit: AuditLog
+    browser_sessions: BrowserSessions
 
     @classmethod
     async def open(cls, settings: Settings, *, watch: bool = True) -> Runtime:
@@ -138,7 +140,8 @@ class Runtime:
         writing = WritingService(personas, prepared, providers, WritingStore(engine), users)
         return cls(settings, engine, store, registry, personas, users, auth, providers,
                    prepared, conversations, gateway, runner, panels, test_runs, job,
-                   speech, voice, writing, limiter=limiter, metrics=metrics, audit=audit)
+                   speech, voice, writing, limiter=limiter, metrics=metrics, audit=audit,
+                   browser_sessions=_browser_sessions(settings))
 
     @functools.cached_property
     def ratings(self) -> Ratings:
@@ -187,6 +190,12 @@ async def _connect(engine: AsyncEngine, settings: Settings) -> None:
         reason = getattr(exc, "orig", None) or exc
         raise DatabaseUnavailable(f"cannot open the database "
                                   f"{safe_url(settings.resolved_database_url)}: {reason}") from exc
+
+
+def _browser_sessions(settings: Settings) -> BrowserSessions:
+    configured = settings.web_secret.get_secret_value() if settings.web_secret else None
+    return BrowserSessions(load_secret(configured, settings.data_dir),
+                           int(settings.web_session_hours * 3600))
 
 
 def _panel_queue(settings: Settings, runner: PanelRunner) -> JobQueue:

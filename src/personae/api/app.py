@@ -44,6 +44,7 @@ from personae.api.routes import (
 from personae.config import Settings, get_settings
 from personae.logs import install_redaction
 from personae.runtime import Runtime
+from personae.web.app import install_dashboard
 
 log = logging.getLogger(__name__)
 
@@ -185,4 +186,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(metrics.router)
+    install_dashboard(app, settings)
     return app

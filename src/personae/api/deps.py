@@ -13,10 +13,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, WebSocket
 from starlette.requests import HTTPConnection
 
+from personae.auth.browser import COOKIE_NAME, CSRF_HEADER, BrowserSession
 from personae.auth.principal import Principal, is_api_key_format
 from personae.config import is_loopback_host
 from personae.conversations.engine import ConversationService
-from personae.errors import AuthenticationRequired
+from personae.errors import AuthenticationRequired, PermissionDenied
 from personae.ops.ratelimit import MODEL_CLASSES, Caller, RouteClass, caller_for, classify
 from personae.personas.service import PersonaService
 from personae.providers import metering
@@ -57,8 +58,10 @@ async def websocket_principal(websocket: WebSocket) -> Principal:
     """Browsers cannot set headers on a WebSocket: ``?api_key=`` is accepted there too.
     Opening a socket counts as an ``other`` request; each turn on it as a chat request
     (:func:`admit_turn`)."""
-    principal = await principal_for(websocket, _token(websocket) or
-                                    websocket.query_params.get("api_key"))
+    token = _token(websocket) or websocket.query_params.get("api_key")
+    if token is None:
+        check_same_origin(websocket)  # keyless or by cookie: only our own pages
+    principal = await principal_for(websocket, token)
     websocket.scope["personae.user_id"] = principal.user_id
     await _admit(websocket, principal, RouteClass.other)
     return principal
@@ -110,18 +113,64 @@ async def principal_for(request: HTTPConnection, token: str | None) -> Principal
     """The key's owner. In keyless loopback mode no key, or a placeholder that is not in
     Personae's key format (OpenAI clients insist on sending one: ``"x"``, ``"local"``,
     ``"DUMMY_KEY"``, ...), is the local admin, as local OpenAI-compatible servers accept
-    any placeholder; a ``pk_`` key is always checked (unknown or revoked: 401)."""
+    any placeholder; a ``pk_`` key is always checked (unknown or revoked: 401). Without
+    a key, a dashboard session cookie names the key its browser signed in with."""
     runtime = runtime_of(request)
     client = request.client.host if request.client else ""
     keyless = runtime.settings.keyless_allowed and _is_loopback_client(client)
     if token and (is_api_key_format(token) or not keyless):
         return await runtime.auth.authenticate(token)
+    session = browser_session(request) if token is None else None
+    if session is not None:
+        check_browser_request(request, session)
+        if session.key_id is not None:
+            return await runtime.auth.authenticate_key_id(session.key_id)
     if keyless:
         local_admin: Principal = request.app.state.local_admin
         return local_admin
     raise AuthenticationRequired(
         "an API key is required: send 'Authorization: Bearer <key>' "
         "(create one with `personae keys create USER`)")
+
+
+def browser_session(connection: HTTPConnection) -> BrowserSession | None:
+    """The dashboard session the request's cookie carries (none if absent, forged or
+    expired)."""
+    cookie = connection.cookies.get(COOKIE_NAME)
+    if cookie is None:
+        return None
+    return runtime_of(connection).browser_sessions.read(cookie)
+
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def check_browser_request(connection: HTTPConnection, session: BrowserSession) -> None:
+    """A request that rides on the browser's cookie must come from the dashboard itself:
+    a change carries the page's CSRF token in ``X-CSRF-Token`` (a form, in its
+    ``csrf_token`` field, checked by the page's own route); a WebSocket opened by a page
+    of another origin is refused."""
+    if connection.scope["type"] == "websocket":
+        check_same_origin(connection)
+    elif (connection.scope["method"] in UNSAFE_METHODS
+          and not session.csrf_matches(connection.headers.get(CSRF_HEADER))
+          and not connection.scope.get("personae.csrf_checked")):
+        raise PermissionDenied("this change did not come from a dashboard page (its CSRF "
+                               f"token is missing or wrong): reload the page, or send an "
+                               f"API key instead of the cookie; header {CSRF_HEADER}")
+
+
+def check_same_origin(connection: HTTPConnection) -> None:
+    """Refuse a browser whose page is on another origin than this server (unless that
+    origin is allowed by ``cors_origins``)."""
+    origin = connection.headers.get("origin")
+    if origin is None:
+        return
+    host = connection.headers.get("host", "")
+    allowed = runtime_of(connection).settings.cors_origins
+    if origin.split("://", 1)[-1] != host and origin not in allowed:
+        raise PermissionDenied(f"a page on {origin} may not open this socket",
+                               {"origin": origin})
 
 
 # Parsing the address on every request costs more than the rest of this check.

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from personae.errors import PersonaeError, code_for_status, error_envelope, from_infrastructure
@@ -30,6 +30,17 @@ DEFAULT_RETRY_AFTER_SECONDS = 2
 _HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE"})
 OPENAI_PATHS = ("/v1/chat", "/v1/models")
 _OPENAI_TYPES = {401: "authentication_error", 403: "permission_error"}
+
+
+# Paths of the API and its machinery; everything else belongs to the dashboard.
+API_PREFIXES = ("/v1/", "/health", "/metrics", "/docs", "/openapi.json", "/static/")
+
+
+def is_page_request(request: Request) -> bool:
+    """A browser asking for a dashboard page (not the API, nor a script's fetch)."""
+    return (getattr(request.app.state, "html_error", None) is not None
+            and not request.url.path.startswith(API_PREFIXES)
+            and "text/html" in request.headers.get("accept", ""))
 
 
 def is_openai_path(path: str) -> bool:
@@ -69,9 +80,13 @@ def openai_validation_details(issues: list[dict[str, str]]) -> dict[str, Any]:
 
 def _answer(request: Request, status: int, code: str, message: str,
             details: dict[str, Any] | None = None,
-            headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """The error in the shape its path speaks: OpenAI's, or the app-wide envelope."""
+            headers: Mapping[str, str] | None = None) -> Response:
+    """The error in the shape its path speaks: OpenAI's, the app-wide envelope, or a
+    dashboard page."""
     headers = {**error_headers(status, details), **(headers or {})}
+    if is_page_request(request):  # a browser on a dashboard page: an HTML page
+        page: Response = request.app.state.html_error(request, status, message, headers)
+        return page
     if is_openai_path(request.url.path):
         body = openai_error(status, code, message, details)
     else:
@@ -106,14 +121,14 @@ def rate_limit_headers(details: Mapping[str, Any]) -> dict[str, str]:
     return headers
 
 
-async def _personae_error(request: Request, exc: Exception) -> JSONResponse:
+async def _personae_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PersonaeError)
     if exc.status >= 500:
         log.error("internal error: %s", exc.message)
     return _answer(request, exc.status, exc.code, exc.message, exc.details)
 
 
-async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
+async def _request_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     message, issues = validation_problem(exc)
     if is_openai_path(request.url.path):
@@ -122,7 +137,7 @@ async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     return _answer(request, 422, "validation_error", message, {"errors": issues})
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
@@ -160,11 +175,11 @@ def _allow_table(document: dict[str, Any]) -> list[tuple[re.Pattern[str], int, f
     return table
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     return unexpected_error(request, exc)
 
 
-def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+def unexpected_error(request: Request, exc: Exception) -> Response:
     """The answer to a failure no handler mapped: logged once with its traceback, and a
     500 that shows none of it."""
     mapped = from_infrastructure(exc)

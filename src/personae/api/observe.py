@@ -41,8 +41,9 @@ UNMATCHED = "unmatched"
 # HTML answers may load only this origin's scripts, styles and images, and no frame
 # may show them (the docs page sets its own, with its inline script's hash).
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; "
     "frame-ancestors 'none'")
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _HTML_HEADERS = ((b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"))

@@ -8,7 +8,7 @@ the change in the same transaction; under a second).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from cachetools import TTLCache
@@ -46,17 +46,31 @@ class Authenticator:
                                                                  cache_seconds)
 
     async def authenticate(self, token: str) -> Principal:
+        principal = await self._cached(token, self.users.principal_for_token)
+        if principal is None:
+            raise AuthenticationRequired("the API key is not valid (unknown or revoked)")
+        return principal
+
+    async def authenticate_key_id(self, key_id: str) -> Principal:
+        """A dashboard session's key, by id: refused once revoked or its user disabled."""
+        principal = await self._cached(f"id:{key_id}", lambda _: self.users.principal_for_key_id(
+            key_id))
+        if principal is None:
+            raise AuthenticationRequired("this sign-in has ended (its key was revoked or its "
+                                         "user disabled): sign in again")
+        return principal
+
+    async def _cached(self, entry: str,
+                      lookup: Callable[[str], Awaitable[Principal | None]]) -> Principal | None:
         try:
-            principal = self._cache[token]
+            principal = self._cache[entry]
             hit = True
         except KeyError:
             hit = False
-            principal = await self.users.principal_for_token(token)
-            self._cache[token] = principal
+            principal = await lookup(entry)
+            self._cache[entry] = principal
         if self.on_lookup is not None:
             self.on_lookup(hit)
-        if principal is None:
-            raise AuthenticationRequired("the API key is not valid (unknown or revoked)")
         return principal
 
     def forget(self) -> None:

@@ -142,10 +142,17 @@ class UserStore:
         return _user(after)
 
     async def principal_for_token(self, token: str) -> Principal | None:
+        return await self._principal(api_keys.c.key_hash == hash_key(token))
+
+    async def principal_for_key_id(self, key_id: str) -> Principal | None:
+        """The owner of a live key, by the key's id (a dashboard session names its key)."""
+        return await self._principal(api_keys.c.id == key_id)
+
+    async def _principal(self, which: sa.ColumnElement[bool]) -> Principal | None:
         query = (sa.select(users.c.id, users.c.name, users.c.role, api_keys.c.id,
                            api_keys.c.limits)
                  .join(api_keys, api_keys.c.user_id == users.c.id)
-                 .where(api_keys.c.key_hash == hash_key(token), api_keys.c.revoked_at.is_(None),
+                 .where(which, api_keys.c.revoked_at.is_(None),
                         users.c.disabled.is_(False)))
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()

@@ -1,0 +1,7 @@
+"""Dashboard pages: admin."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
