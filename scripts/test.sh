@@ -2,7 +2,8 @@
 # Set up and run the whole test suite: bash scripts/test.sh [pytest args...]
 #
 #  1. creates .venv (if missing) and installs the project with its dev, embedded and
-#     voice extras (the voice models hash-checked), and espeak-ng (Debian, as root);
+#     voice extras (the voice models hash-checked), espeak-ng and Chromium (Debian, as
+#     root; the dashboard's browser tests drive Chromium with Playwright);
 #  2. starts a throwaway PostgreSQL cluster (initdb into a temp dir, free port on
 #     127.0.0.1, durability off) and exports PERSONAE_TEST_POSTGRES_URL and
 #     PERSONAE_REQUIRE_POSTGRES=1 so the postgres-parametrized tests run, not skip;
@@ -19,6 +20,8 @@
 #   PERSONAE_TEST_POSTGRES_URL=…  use this existing server instead of starting one
 #                                 (a SQLAlchemy URL; its database must exist).
 #   PERSONAE_SKIP_REDIS=1         no Redis server: the redis tests are skipped.
+#   PERSONAE_SKIP_BROWSER=1       no Chromium: the browser tests are skipped.
+#   PERSONAE_CHROMIUM=…           the Chromium binary (default /usr/bin/chromium).
 #   PERSONAE_TEST_REDIS_URL=…     use this existing Redis server instead of starting
 #                                 one (redis://host:port/0; tests flush databases 1-15).
 #   PYTHON=…                      interpreter used to create .venv (default python3).
@@ -94,6 +97,16 @@ log "installing personae[dev,embedded,voice,voice-base] into .venv (the first ti
 if ! command -v espeak-ng >/dev/null 2>&1; then
     apt_install espeak-ng ||
         die "espeak-ng not found: install it (Debian/Ubuntu: apt-get install espeak-ng; macOS: brew install espeak-ng)"
+fi
+
+# The dashboard's browser tests drive Debian's Chromium (package chromium) with
+# Playwright; PERSONAE_SKIP_BROWSER=1 skips them instead.
+if [[ "${PERSONAE_SKIP_BROWSER:-0}" != 1 ]]; then
+    if [[ ! -x "${PERSONAE_CHROMIUM:-/usr/bin/chromium}" ]]; then
+        apt_install chromium ||
+            die "chromium not found: install it (Debian/Ubuntu: apt-get install chromium), set PERSONAE_CHROMIUM to its path, or run PERSONAE_SKIP_BROWSER=1 bash scripts/test.sh"
+    fi
+    export PERSONAE_REQUIRE_BROWSER=1
 fi
 
 # --------------------------------------------------------------------- PostgreSQL

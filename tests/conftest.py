@@ -55,10 +55,19 @@ def _redis_server() -> str:
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses ``redis_url`` (directly or through a fixture) ``redis``."""
+    """Mark every test that uses ``redis_url`` (directly or through a fixture) ``redis``;
+    run the browser tests last: Playwright's sync API keeps an event loop running on the
+    main thread from its first test to the end of the session, where no asyncio test
+    could run its own."""
     for item in items:
         if "redis_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.redis)
+    items.sort(key=_is_browser_test)  # stable: every other test keeps its order
+
+
+def _is_browser_test(item: pytest.Item) -> bool:
+    return "page" in getattr(item, "fixturenames", ()) or \
+        "/tests/browser/" in str(item.path).replace(os.sep, "/")
 
 
 @pytest.fixture(

@@ -141,7 +141,7 @@ class Runtime:
         return cls(settings, engine, store, registry, personas, users, auth, providers,
                    prepared, conversations, gateway, runner, panels, test_runs, job,
                    speech, voice, writing, limiter=limiter, metrics=metrics, audit=audit,
-                   browser_sessions=_browser_sessions(settings))
+                   browser_sessions=browser_sessions_for(settings))
 
     @functools.cached_property
     def ratings(self) -> Ratings:
@@ -192,7 +192,7 @@ async def _connect(engine: AsyncEngine, settings: Settings) -> None:
                                   f"{safe_url(settings.resolved_database_url)}: {reason}") from exc
 
 
-def _browser_sessions(settings: Settings) -> BrowserSessions:
+def browser_sessions_for(settings: Settings) -> BrowserSessions:
     configured = settings.web_secret.get_secret_value() if settings.web_secret else None
     return BrowserSessions(load_secret(configured, settings.data_dir),
                            int(settings.web_session_hours * 3600))

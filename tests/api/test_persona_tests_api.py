@@ -216,3 +216,100 @@ async def test_unknown_runs_are_404(tapi: Api) -> None:
     missing = await tapi.client.post("/v1/personas/nobody/tests/run", json={"suite": SUITE},
                                      headers=tapi.as_("alice"))
     assert missing.status_code == 404
+
+
+KEYWORD_SUITE: dict[str, Any] = {
+    "name": "keywords",
+    "cases": [
+        {"name": "uses a keyword", "turns": ["tell me about coffee"],
+         "expect": [{"kind": "contains_any", "from": "expertise_keywords"}]},
+        {"name": "avoids keywords", "turns": ["tell me about coffee"],
+         "expect": [{"kind": "contains_none", "from": "expertise_keywords"}]},
+    ],
+}
+
+
+async def test_a_completed_run_has_a_summary_and_runs_filter_by_persona(tapi: Api) -> None:
+    persona_id = await persona(tapi, "alice", "private")
+    other_id = await persona(tapi, "alice", "public")
+    run = await start(tapi, persona_id)
+    assert run["summary"] is None
+    await queue(tapi).drain()
+    got = (await tapi.client.get(f"/v1/test-runs/{run['id']}", headers=tapi.as_("alice"))).json()
+    assert got["summary"] == {"cases": 2, "passed": 1, "failed": 1, "skipped": 0,
+                              "pass_rate": 0.5}
+    url = "/v1/test-runs?persona="
+    mine = (await tapi.client.get(url + persona_id, headers=tapi.as_("alice"))).json()
+    assert [r["id"] for r in mine["data"]] == [run["id"]]
+    none = (await tapi.client.get(url + other_id, headers=tapi.as_("alice"))).json()
+    assert none == {"data": [], "count": 0, "limit": 50, "offset": 0}
+
+
+async def test_compare_shows_flips_between_two_versions(tapi: Api) -> None:
+    persona_id = await persona(tapi, "alice", "private")
+    headers = tapi.as_("alice")
+    patch = await tapi.client.patch(f"/v1/personas/{persona_id}", headers=headers, json={
+        "definition": {"expertise_keywords": ["tea"]}, "base_version": 1})
+    assert patch.status_code == 200, patch.text
+    before = await start(tapi, persona_id, suite=KEYWORD_SUITE)
+    await queue(tapi).drain()
+    patch = await tapi.client.patch(f"/v1/personas/{persona_id}", headers=headers, json={
+        "definition": {"expertise_keywords": ["coffee"]}, "base_version": 2})
+    assert patch.status_code == 200, patch.text
+    after = await start(tapi, persona_id, suite=KEYWORD_SUITE)
+    await queue(tapi).drain()
+    response = await tapi.client.get(
+        f"/v1/test-runs/{after['id']}/compare/{before['id']}", headers=headers)
+    assert response.status_code == 200, response.text
+    compared = response.json()
+    assert [s["version"] for s in compared["sides"]] == [3, 2]
+    assert compared["flips"] == {"uses a keyword": "fail→pass",
+                                 "avoids keywords": "pass→fail"}
+    rows = {c["name"]: (c["other_status"], c["status"]) for c in compared["cases"]}
+    assert rows == {"uses a keyword": ("failed", "passed"),
+                    "avoids keywords": ("passed", "failed")}
+    hidden = await tapi.client.get(f"/v1/test-runs/{after['id']}/compare/{before['id']}",
+                                   headers=tapi.as_("bob"))
+    assert hidden.status_code == 404
+
+
+async def test_compare_needs_two_completed_runs(tapi: Api) -> None:
+    persona_id = await persona(tapi, "alice", "private")
+    done = await start(tapi, persona_id)
+    await queue(tapi).drain()
+    slots = queue(tapi).pool.slots
+    for _ in range(8):
+        await slots.acquire()  # every slot taken: the next run stays queued
+    try:
+        waiting = await start(tapi, persona_id)
+        response = await tapi.client.get(f"/v1/test-runs/{done['id']}/compare/{waiting['id']}",
+                                         headers=tapi.as_("alice"))
+        assert response.status_code == 409
+        assert response.json()["error"]["details"] == {"status": "queued"}
+    finally:
+        for _ in range(8):
+            slots.release()
+    missing = await tapi.client.get(f"/v1/test-runs/{done['id']}/compare/nope",
+                                    headers=tapi.as_("alice"))
+    assert missing.status_code == 404
+
+
+async def test_a_sample_persona_has_its_shipped_suite(tapi: Api) -> None:
+    await tapi.runtime.load_samples()
+    shipped = await tapi.client.get("/v1/personas/tina-kulkarni/tests/suite",
+                                    headers=tapi.as_("bob"))
+    assert shipped.status_code == 200, shipped.text
+    suite = shipped.json()
+    assert suite["available"] is True and suite["name"] == "tina-kulkarni basics"
+    assert "persona: tina-kulkarni" in suite["suite_yaml"] and suite["cases"] >= 3
+    own = await persona(tapi, "alice", "private")
+    none = (await tapi.client.get(f"/v1/personas/{own}/tests/suite",
+                                  headers=tapi.as_("alice"))).json()
+    assert none == {"persona_id": own, "available": False, "name": None, "cases": 0,
+                    "suite_yaml": None}
+    hidden = await tapi.client.get(f"/v1/personas/{own}/tests/suite", headers=tapi.as_("bob"))
+    assert hidden.status_code == 404
+    run = await tapi.client.post("/v1/personas/tina-kulkarni/tests/run",
+                                 json={"suite_yaml": suite["suite_yaml"]},
+                                 headers=tapi.as_("bob"))
+    assert run.status_code == 202 and run.json()["suite"] == "tina-kulkarni basics"

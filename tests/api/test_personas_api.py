@@ -141,3 +141,91 @@ async def test_a_write_that_changes_nothing_makes_no_version(api: Api) -> None:
                                 headers=api.as_("alice"))
     assert same.status_code == 200
     assert same.json()["version"] == 1
+
+
+async def _alice_persona(api: Api, pid: str, name: str) -> None:
+    created = await api.client.post("/v1/personas", json={"definition": {
+        "id": pid, "name": name, "greetings": ["Hi."]}}, headers=api.as_("alice"))
+    assert created.status_code == 201, created.text
+
+
+async def _ids(api: Api, **params: str) -> list[str]:
+    response = await api.client.get("/v1/personas", params={"owner": "me", **params},
+                                    headers=api.as_("alice"))
+    assert response.status_code == 200, response.text
+    return [p["id"] for p in response.json()["data"]]
+
+
+async def test_listing_sorts_by_name_newest_and_updated(api: Api) -> None:
+    for pid, name in (("b", "Bravo"), ("a", "Alpha"), ("c", "Charlie")):
+        await _alice_persona(api, pid, name)
+    assert await _ids(api) == ["alice/a", "alice/b", "alice/c"]
+    assert await _ids(api, sort="newest") == ["alice/c", "alice/a", "alice/b"]
+    changed = await api.client.patch("/v1/personas/alice/b", json={
+        "definition": {"description": "changed"}, "base_version": 1}, headers=api.as_("alice"))
+    assert changed.status_code == 200
+    assert (await _ids(api, sort="updated"))[0] == "alice/b"
+    bad = await api.client.get("/v1/personas?sort=loudest", headers=api.as_("alice"))
+    assert bad.status_code == 422
+
+
+async def test_listing_sorts_most_used_first(wapi: Api) -> None:
+    for pid, name in (("quiet", "Aaron"), ("busy", "Zed"), ("some", "Mia")):
+        await _alice_persona(wapi, pid, name)
+    for pid, turns in (("alice/busy", 2), ("alice/some", 1)):
+        opened = await wapi.client.post("/v1/sessions", json={"persona_id": pid},
+                                        headers=wapi.as_("alice"))
+        sid = opened.json()["session"]["id"]
+        for number in range(turns):
+            sent = await wapi.client.post(f"/v1/sessions/{sid}/messages",
+                                          json={"content": f"hello {number}"},
+                                          headers=wapi.as_("alice"))
+            assert sent.status_code == 200, sent.text
+    assert await _ids(wapi, sort="most_used") == ["alice/busy", "alice/some", "alice/quiet"]
+
+
+async def test_prompt_has_its_token_count(api: Api) -> None:
+    await _create(api, "alice")
+    prompt = (await api.client.get("/v1/personas/alice/tina/prompt",
+                                   headers=api.as_("alice"))).json()
+    assert prompt["tokens"] == api.runtime.providers.resolve(None)[0].count_tokens(
+        prompt["system_prompt"])
+    assert prompt["tokens"] > 10
+
+
+async def test_diff_has_the_persona_files_line_by_line(api: Api) -> None:
+    await _create(api, "alice")
+    changed = await api.client.patch("/v1/personas/alice/tina", json={
+        "definition": {"description": "A palmist"}, "base_version": 1},
+        headers=api.as_("alice"))
+    assert changed.status_code == 200
+    diff = (await api.client.get("/v1/personas/alice/tina/diff?from=1&to=2",
+                                 headers=api.as_("alice"))).json()
+    assert diff["changed_fields"] == ["description"]
+    assert diff["lines"][:2] == ["--- version 1", "+++ version 2"]
+    assert "+description: A palmist" in diff["lines"]
+    assert not any(line.startswith("-") and not line.startswith("---")
+                   for line in diff["lines"])
+
+
+async def test_replace_from_the_persona_file_text(api: Api) -> None:
+    await _create(api, "alice")
+    url, alice = "/v1/personas/alice/tina", api.as_("alice")
+    text = (await api.client.get(f"{url}/export?format=yaml", headers=alice)).text
+    edited = text.replace("name: Tina Kulkarni", "name: Tina K.")
+    assert edited != text
+    saved = await api.client.put(url, json={"definition_yaml": edited, "base_version": 1,
+                                            "note": "from the file"}, headers=alice)
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["definition"]["name"] == "Tina K." and saved.json()["version"] == 2
+    broken = await api.client.put(url, json={"definition_yaml": "name: [unclosed",
+                                             "base_version": 2}, headers=alice)
+    assert broken.status_code == 400
+    assert broken.json()["error"]["message"].startswith("definition_yaml: line ")
+    invalid = await api.client.put(url, json={"definition_yaml": "name: X\ngreetings: [' ']",
+                                              "base_version": 2}, headers=alice)
+    assert invalid.status_code == 422
+    assert invalid.json()["error"]["details"]["errors"][0]["path"] == "greetings[0]"
+    both = await api.client.put(url, json={"definition": {"name": "X"}, "definition_yaml":
+                                           "name: X", "base_version": 2}, headers=alice)
+    assert both.status_code == 422

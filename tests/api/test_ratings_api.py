@@ -126,3 +126,16 @@ async def test_a_note_at_the_bound_is_kept(rapi: Api) -> None:
     note = "n" * MAX_NOTE_CHARS
     response = await _rate(rapi, sid, reply, rating="up", note=note)
     assert response.status_code == 200 and response.json()["note"] == note
+
+
+async def test_a_sessions_ratings_are_listed_for_its_owner_only(rapi: Api) -> None:
+    sid, _, reply = await _exchange(rapi)
+    listed = await rapi.client.get(f"/v1/sessions/{sid}/ratings", headers=rapi.as_("alice"))
+    assert listed.status_code == 200 and listed.json() == {"data": [], "count": 0}
+    assert (await _rate(rapi, sid, reply, rating="down")).status_code == 200
+    body = (await rapi.client.get(f"/v1/sessions/{sid}/ratings",
+                                  headers=rapi.as_("alice"))).json()
+    assert body["count"] == 1
+    assert [(r["message_id"], r["rating"]) for r in body["data"]] == [(reply, "down")]
+    other = await rapi.client.get(f"/v1/sessions/{sid}/ratings", headers=rapi.as_("bob"))
+    assert other.status_code == 404

@@ -49,6 +49,9 @@ EXPECTED: dict[tuple[str, str], RouteClass] = {
     ("DELETE", "/v1/keys/{key_id}"): WRITES,
     ("PUT", "/v1/keys/{key_id}/limits"): WRITES,
     ("POST", "/v1/sessions"): OTHER,
+    # The dashboard's sign-in forms: an API key is checked, never guessed (random keys).
+    ("POST", "/sign-in"): OTHER,
+    ("POST", "/sign-out"): OTHER,
     ("DELETE", "/v1/sessions/{session_id}"): OTHER,
     ("POST", "/v1/sessions/{session_id}/switch"): OTHER,
     ("POST", "/v1/sessions/{session_id}/messages"): CHAT,

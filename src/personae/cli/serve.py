@@ -89,6 +89,8 @@ def _banner(settings: Settings, prep: Preparation) -> None:
     url = base_url(settings.host, settings.port)
     output.say(f"Personae {__version__}", style="bold")
     output.say(f"  URL:       {url}")
+    if settings.dashboard_enabled:
+        output.say(f"  Dashboard: {url}/")
     output.say(f"  API docs:  {url}/docs")
     output.say(f"  Database:  {safe_url(settings.resolved_database_url)}")
     auth = KEYLESS_NOTE.format(host=settings.host) if settings.keyless_allowed else KEYS_NOTE

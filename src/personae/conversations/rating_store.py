@@ -88,6 +88,14 @@ class RatingStore:
                 message_ratings.c.message_id == reply.id))).mappings().one()
         return RatingRecord.from_row(row)
 
+    async def of_session(self, session_id: str) -> list[RatingRecord]:
+        """Every rating given in one session, oldest message first."""
+        query = (sa.select(message_ratings).where(message_ratings.c.session_id == session_id)
+                 .order_by(message_ratings.c.message_id))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [RatingRecord.from_row(row) for row in rows]
+
     async def delete(self, session_id: str, message_id: int) -> bool:
         async with self.engine.begin() as conn:
             result = await conn.execute(message_ratings.delete().where(

@@ -37,6 +37,11 @@ class Ratings:
                 "replies can be rated")], subject="rating")
         return await self.store.put(principal.user_id, reply, rating, note or None)
 
+    async def of_session(self, principal: Principal, session_id: str) -> list[RatingRecord]:
+        """The caller's ratings in one of their sessions (so a page shows its choices)."""
+        await self.conversations.get(principal, session_id)  # the owner's, or 404
+        return await self.store.of_session(session_id)
+
     async def remove(self, principal: Principal, session_id: str, message_id: int) -> None:
         """Take back the caller's rating of a reply (404 when it has none)."""
         await self._message(principal, session_id, message_id)

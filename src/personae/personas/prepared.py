@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cachetools import LRUCache
 
 from personae.auth.principal import Principal
-from personae.errors import Conflict, NotFound
+from personae.errors import Conflict, NotFound, PersonaeError
 from personae.personas.knowledge import KnowledgeIndex
 from personae.personas.lore import Lorebook
 from personae.personas.macros import substitute
@@ -25,7 +26,10 @@ from personae.personas.prompt import build_system_prompt
 from personae.personas.records import PersonaRecord
 from personae.personas.schema import ModelSettings, PersonaDefinition
 from personae.personas.service import PersonaService
-from personae.providers.base import ModelChoice
+from personae.providers.base import ModelChoice, approximate_tokens
+
+if TYPE_CHECKING:
+    from personae.providers.registry import ProviderRegistry
 
 DEFAULT_MAX_ENTRIES = 1024
 
@@ -127,3 +131,14 @@ def model_choice(settings: ModelSettings) -> ModelChoice:
     return ModelChoice(provider=settings.provider, model=settings.model,
                        temperature=settings.temperature, max_tokens=settings.max_tokens,
                        top_p=settings.top_p)
+
+
+def prompt_tokens(prepared: PreparedPersona, providers: ProviderRegistry) -> int:
+    """The system prompt's length in tokens, by the tokenizer of the model the persona
+    runs on (providers estimate until their model is loaded); estimated here too when
+    that provider cannot be built on this server."""
+    try:
+        llm, _ = providers.resolve(prepared.model)
+    except PersonaeError:
+        return approximate_tokens(prepared.system_prompt)
+    return llm.count_tokens(prepared.system_prompt)

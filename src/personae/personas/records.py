@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from personae.personas.schema import PersonaDefinition, Status, Visibility, hash_data
 
@@ -98,6 +98,11 @@ class VersionRecord:
         return data
 
 
+# Listing orders: by name, newest first (created), last changed first, or most turns
+# first (the turns counted in the persona's figures, every version and day).
+Sort = Literal["name", "newest", "updated", "most_used"]
+
+
 @dataclass(frozen=True, slots=True)
 class ListQuery:
     """Filters for listing personas; ``viewer_id`` None with ``admin`` sees everything."""
@@ -110,6 +115,7 @@ class ListQuery:
     owner: str | None = None  # a user id, or "global"
     text: str | None = None
     include_archived: bool = False
+    sort: Sort = "name"
     limit: int = 50
     offset: int = 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from personae.errors import (
 from personae.personas import assets
 from personae.personas import audit_notes as notes
 from personae.personas.assets import AssetLimits, Blobs
-from personae.personas.files import SyncReport, sync_folder
+from personae.personas.files import SyncReport, dump_definition, sync_folder
 from personae.personas.records import ListQuery, NewVersion, Page, PersonaRecord, VersionRecord
 from personae.personas.registry import CachedPersona, PersonaRegistry
 from personae.personas.schema import (
@@ -181,12 +182,16 @@ class PersonaService:
 
     async def diff(self, principal: Principal, persona_id: str, old: int,
                    new: int) -> dict[str, Any]:
-        before = (await self.version(principal, persona_id, old)).definition.to_data()
-        after = (await self.version(principal, persona_id, new)).definition.to_data()
-        patch = jsonpatch.make_patch(before, after).patch
+        before = (await self.version(principal, persona_id, old)).definition
+        after = (await self.version(principal, persona_id, new)).definition
+        patch = jsonpatch.make_patch(before.to_data(), after.to_data()).patch
         changed = sorted({op["path"].split("/")[1] for op in patch if op["path"].count("/")})
+        # The persona files side by side, line by line: what a person reads in a review.
+        lines = list(difflib.unified_diff(
+            dump_definition(before).splitlines(), dump_definition(after).splitlines(),
+            f"version {old}", f"version {new}", lineterm=""))
         return {"persona_id": persona_id, "from": old, "to": new,
-                "changed_fields": changed, "patch": patch}
+                "changed_fields": changed, "patch": patch, "lines": lines}
 
     # -- writes ------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from personae.db.tables import (
     aware,
     change_log,
     persona_assets,
+    persona_metrics,
     persona_tags,
     persona_versions,
     personas,
@@ -38,6 +39,7 @@ from personae.personas.records import (
     Page,
     PersonaRecord,
     PersonaSummary,
+    Sort,
     SourceState,
     VersionRecord,
 )
@@ -79,6 +81,23 @@ def _version_values(persona_id: str, new: NewVersion, number: int,
     }
 
 
+def _ordered(select: sa.Select[Any], sort: Sort) -> sa.Select[Any]:
+    """A listing in ``sort`` order, ties by name then id (so pages never overlap)."""
+    ties = (personas.c.name, personas.c.id)
+    if sort == "newest":
+        return select.order_by(personas.c.created_at.desc(), *ties)
+    if sort == "updated":
+        return select.order_by(personas.c.updated_at.desc(), *ties)
+    if sort == "most_used":
+        turns = (sa.select(persona_metrics.c.persona_id,
+                           sa.func.sum(persona_metrics.c.total).label("turns"))
+                 .where(persona_metrics.c.metric == "turns")
+                 .group_by(persona_metrics.c.persona_id).subquery())
+        return (select.outerjoin(turns, turns.c.persona_id == personas.c.id)
+                .order_by(sa.func.coalesce(turns.c.turns, 0).desc(), *ties))
+    return select.order_by(*ties)
+
+
 class PersonaStore:
     """Persona persistence over an async engine (SQLite or PostgreSQL)."""
 
@@ -111,10 +130,8 @@ class PersonaStore:
     async def list(self, query: ListQuery) -> Page:
         where = self._filters(query)
         count_q = sa.select(sa.func.count()).select_from(personas).where(*where)
-        page_q = (
-            sa.select(personas).where(*where)
-            .order_by(personas.c.name, personas.c.id).limit(query.limit).offset(query.offset)
-        )
+        page_q = _ordered(sa.select(personas).where(*where), query.sort) \
+            .limit(query.limit).offset(query.offset)
         async with self.engine.connect() as conn:
             total = (await conn.execute(count_q)).scalar_one()
             rows = (await conn.execute(page_q)).mappings().all()

@@ -82,6 +82,16 @@ def import_bytes(content: bytes, filename: str | None = None,
     return imported
 
 
+def definition_from_text(text: str, source: str = "definition_yaml") -> dict[str, object]:
+    """One persona's definition from a persona file's text (YAML or JSON): what an
+    editor of the file sends back, to be validated like any other definition."""
+    is_json = text.lstrip().startswith("{")
+    document = parse_document(text, source, as_json=is_json)
+    if not isinstance(document, dict):
+        raise InvalidInput(f"{source}: must hold one persona (a mapping of its fields)")
+    return document
+
+
 def _from_card(content: bytes, filename: str | None, persona_id: str | None) -> Imported:
     result = cards.import_card(content, filename=filename, persona_id=persona_id)
     return Imported([result.definition], result.warnings, result.source_format, result.blobs)

@@ -46,6 +46,19 @@ class TestRun:
                 "model": self.options.get("model"), "status": self.status,
                 "progress": {"done": self.done, "total": self.total},
                 "passed": self.result["passed"] if self.result else None,
+                "summary": summary_of(self.result),
                 "error": self.error, "created_at": self.created_at.isoformat(),
                 "updated_at": self.updated_at.isoformat(),
                 "finished_at": self.finished_at.isoformat() if self.finished_at else None}
+
+
+def summary_of(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Cases passed, failed and skipped on the report's primary side, and the share of
+    counted (not skipped) cases that passed: the figure a list of runs shows."""
+    if not report or not report.get("sides"):
+        return None
+    statuses = [case["status"] for case in report["sides"][0]["cases"]]
+    passed, failed = statuses.count("passed"), statuses.count("failed")
+    return {"cases": len(statuses), "passed": passed, "failed": failed,
+            "skipped": statuses.count("skipped"),
+            "pass_rate": round(passed / (passed + failed), 4) if passed + failed else None}

@@ -82,15 +82,36 @@ def flips(primary: SuiteResult, other: SuiteResult) -> dict[str, Flip]:
     found: dict[str, Flip] = {}
     for case in primary.cases:
         before = other.case(case.name)
-        if before is None:
-            continue
-        if before.status == "passed" and case.status == "failed":
-            found[case.name] = "pass→fail"
-        elif before.status == "failed" and case.status == "passed":
-            found[case.name] = "fail→pass"
-        else:
-            found[case.name] = ""
+        if before is not None:
+            found[case.name] = flip_of(before.status, case.status)
     return found
+
+
+def flip_of(before: str, after: str) -> Flip:
+    """A case that went from passing to failing (or back); skipped ones never flip."""
+    if before == "passed" and after == "failed":
+        return "pass→fail"
+    if before == "failed" and after == "passed":
+        return "fail→pass"
+    return ""
+
+
+def compare_sides(primary: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """Two runs' reports (their primary sides, as :func:`suite_data` writes them) case by
+    case: each case of ``primary`` beside the same case of ``other``, and the flips."""
+    before = {case["name"]: case for case in other["cases"]}
+    cases = []
+    for case in primary["cases"]:
+        earlier = before.get(case["name"])
+        cases.append({
+            "name": case["name"], "status": case["status"], "pass_rate": case["pass_rate"],
+            "passed": case["passed"], "counted": case["counted"],
+            "other_status": earlier["status"] if earlier else None,
+            "other_pass_rate": earlier["pass_rate"] if earlier else None,
+            "other_passed": earlier["passed"] if earlier else None,
+            "other_counted": earlier["counted"] if earlier else None,
+            "flip": flip_of(earlier["status"], case["status"]) if earlier else ""})
+    return {"cases": cases, "flips": {c["name"]: c["flip"] for c in cases if c["flip"]}}
 
 
 def _summary(case: CaseResult) -> str:

@@ -26,6 +26,8 @@ from personae.errors import (
 from personae.personas.prepared import PreparedPersonas
 from personae.quality.queue import LocalTestQueue, TestRunQueue
 from personae.quality.records import RunStatus, TestRun
+from personae.quality.report import compare_sides
+from personae.quality.shipped import ShippedSuite, shipped_suite
 from personae.quality.store import TestRunStore
 from personae.quality.suite import Suite, _issue, parse_suite
 
@@ -33,6 +35,7 @@ MAX_CASES = 200
 MAX_TURNS = 20
 MAX_RUN_REPEAT = 50
 MAX_REPETITIONS = 2000
+SIDE_KEYS = ("suite", "passed", "persona", "version", "provider", "model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +151,30 @@ class TestRunService:
         return found
 
     async def runs(self, principal: Principal, *, limit: int = 50, offset: int = 0,
-                   status: RunStatus | None = None) -> tuple[list[TestRun], int]:
-        """The caller's runs (an admin's: everyone's), newest first."""
+                   status: RunStatus | None = None,
+                   persona_id: str | None = None) -> tuple[list[TestRun], int]:
+        """The caller's runs (an admin's: everyone's), newest first; of one persona if
+        ``persona_id`` is given."""
         return await self.store.runs(_owner(principal), limit=limit, offset=offset,
-                                     status=status)
+                                     status=status, persona_id=persona_id)
+
+    async def suite_for(self, principal: Principal, persona_id: str) -> ShippedSuite | None:
+        """The suite shipped for the persona (sample personas have one); ``None`` when
+        there is none. A persona the caller cannot read is 404, as for a run."""
+        persona = await self.prepared.usable(principal, persona_id)
+        return shipped_suite(persona.persona_id)
+
+    async def compare(self, principal: Principal, run_id: str,
+                      other_id: str) -> dict[str, Any]:
+        """Two completed runs case by case (pass rates and flips from ``other_id`` to
+        ``run_id``): versions or models side by side. 404 or 409 as for results."""
+        primary = await self.results(principal, run_id)
+        other = await self.results(principal, other_id)
+        sides = [primary["sides"][0], other["sides"][0]]
+        return {"run_id": run_id, "other_id": other_id,
+                "sides": [{"run_id": rid, **{k: side[k] for k in SIDE_KEYS}}
+                          for rid, side in zip((run_id, other_id), sides, strict=True)],
+                **compare_sides(*sides)}
 
     async def results(self, principal: Principal, run_id: str) -> dict[str, Any]:
         """The JSON report; 409 until the run has completed."""

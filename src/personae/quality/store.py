@@ -50,11 +50,14 @@ class TestRunStore:
         return _run(row) if row else None
 
     async def runs(self, owner_id: str | None, *, limit: int, offset: int,
-                   status: RunStatus | None = None) -> tuple[list[TestRun], int]:
+                   status: RunStatus | None = None,
+                   persona_id: str | None = None) -> tuple[list[TestRun], int]:
         """Newest first, and how many there are in all."""
         where = [test_runs.c.owner_id == owner_id] if owner_id is not None else []
         if status is not None:
             where.append(test_runs.c.status == status)
+        if persona_id is not None:
+            where.append(test_runs.c.persona_id == persona_id)
         query = (sa.select(test_runs).where(*where)
                  .order_by(test_runs.c.created_at.desc(), test_runs.c.id.desc())
                  .limit(limit).offset(offset))

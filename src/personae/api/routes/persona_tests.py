@@ -30,6 +30,7 @@ from personae.api.schemas import (
     error_responses,
     sse_event_schema,
 )
+from personae.api.schemas.persona_tests import TestComparisonPublic, TestSuitePublic
 from personae.auth.principal import Principal
 from personae.errors import PersonaeError
 from personae.quality.records import RunStatus, TestRun
@@ -73,15 +74,29 @@ async def run_persona_tests(persona_id: str, body: TestRunCreate, response: Resp
     return _public(run)
 
 
+@router.get("/personas/{persona_id:persona}/tests/suite", responses=error_responses(401, 404))
+async def persona_test_suite(persona_id: str, principal: CurrentPrincipal,
+                             service: TestRunsDep) -> TestSuitePublic:
+    """The suite shipped for the persona, ready to run (``available: false`` if none)."""
+    found = await service.suite_for(principal, persona_id)
+    return TestSuitePublic(persona_id=persona_id, available=found is not None,
+                           name=found.name if found else None,
+                           cases=found.cases if found else 0,
+                           suite_yaml=found.text if found else None)
+
+
 @router.get("/test-runs", responses=error_responses(401, 422))
 async def list_test_runs(
     principal: CurrentPrincipal, service: TestRunsDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     status: RunStatus | None = None,
+    persona: Annotated[str | None, Query(max_length=200,
+                                         description="only this persona's runs")] = None,
 ) -> TestRunsPublic:
     """Your test runs (an admin's: everyone's), newest first."""
-    found, count = await service.runs(principal, limit=limit, offset=offset, status=status)
+    found, count = await service.runs(principal, limit=limit, offset=offset, status=status,
+                                      persona_id=persona)
     return TestRunsPublic.model_validate({"data": [r.public() for r in found],
                                           "count": count, "limit": limit, "offset": offset})
 
@@ -97,6 +112,15 @@ async def test_run_results(run_id: str, principal: CurrentPrincipal,
                            service: TestRunsDep) -> TestReportPublic:
     """The JSON report (per case: pass rate, interval, every repetition's checks)."""
     return TestReportPublic.model_validate(await service.results(principal, run_id))
+
+
+@router.get("/test-runs/{run_id}/compare/{other_id}", responses=error_responses(401, 404, 409))
+async def compare_test_runs(run_id: str, other_id: str, principal: CurrentPrincipal,
+                            service: TestRunsDep) -> TestComparisonPublic:
+    """Two completed runs case by case, with flips (``pass→fail``, ``fail→pass``) from
+    ``other_id`` to ``run_id``: two versions of a persona, or two models."""
+    return TestComparisonPublic.model_validate(
+        await service.compare(principal, run_id, other_id))
 
 
 @router.post("/test-runs/{run_id}/cancel", responses=error_responses(401, 404))

@@ -43,10 +43,16 @@ from personae.errors import InvalidInput, PreconditionRequired
 from personae.personas.assets import AVATAR_MEDIA_TYPES
 from personae.personas.language import normalize_language
 from personae.personas.lorebook_attach import Mode, attach_lorebook
-from personae.personas.records import PersonaRecord
+from personae.personas.prepared import prompt_tokens
+from personae.personas.records import PersonaRecord, Sort
 from personae.personas.registry import serialise
 from personae.personas.schema import RESERVED_NAMES, SHA256_PATTERN, Status, Visibility
-from personae.personas.transfer import CHARX_MEDIA_TYPE, EXPORT_FORMATS, import_bytes
+from personae.personas.transfer import (
+    CHARX_MEDIA_TYPE,
+    EXPORT_FORMATS,
+    definition_from_text,
+    import_bytes,
+)
 
 
 class PersonaIdConvertor(Convertor[str]):
@@ -164,6 +170,8 @@ async def list_personas(
     owner: Annotated[str | None, Query(description="'me', 'global' or a user id")] = None,
     q: Annotated[str | None, Query(description="text in id, name, description, tags")] = None,
     include_archived: bool = False,
+    sort: Annotated[Sort, Query(description="name, newest (created), updated (last "
+                                            "changed) or most_used (most turns)")] = "name",
 ) -> PersonasPublic:
     if language:
         try:
@@ -173,7 +181,7 @@ async def list_personas(
     page = await service.list(
         principal, limit=limit, offset=offset, tag=tag, language=language, status=status,
         owner=principal.user_id if owner == "me" else owner, text=q,
-        include_archived=include_archived)
+        include_archived=include_archived, sort=sort)
     return PersonasPublic.model_validate({
         "data": [s.public() for s in page.data], "count": page.count, "limit": limit,
         "offset": offset})
@@ -214,8 +222,10 @@ async def import_persona(
 async def replace_persona(persona_id: str, body: PersonaReplace, principal: CurrentPrincipal,
                           service: PersonaServiceDep,
                           if_match: Annotated[str | None, Header()] = None) -> Response:
+    definition = body.definition if body.definition is not None else \
+        await asyncio.to_thread(definition_from_text, body.definition_yaml or "")
     record = await service.replace(
-        principal, persona_id, body.definition,
+        principal, persona_id, definition,
         base_version=_base_version(body.base_version, if_match), note=body.note,
         visibility=body.visibility)
     return _record_response(record)
@@ -315,7 +325,8 @@ async def rendered_prompt(persona_id: str, principal: CurrentPrincipal,
     record = (await runtime.personas.get(principal, persona_id)).record
     prepared = await runtime.prepared.prepare_in_thread(record)
     return PersonaPromptPublic(persona_id=persona_id, version=prepared.version,
-                               system_prompt=prepared.system_prompt)
+                               system_prompt=prepared.system_prompt,
+                               tokens=prompt_tokens(prepared, runtime.providers))
 
 
 @router.get("/{persona_id:persona}/export", response_model=None, response_class=Response,

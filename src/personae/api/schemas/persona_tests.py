@@ -48,6 +48,15 @@ class TestRunProgressPublic(Public):
     error: str | None
 
 
+class TestRunSummary(Public):
+    cases: int
+    passed: int
+    failed: int
+    skipped: int
+    pass_rate: float | None = Field(description="passed / (passed + failed) cases; null: "
+                                                "every case skipped")
+
+
 class TestRunPublic(Public):
     __test__ = False
 
@@ -62,6 +71,7 @@ class TestRunPublic(Public):
     status: RunStatus
     progress: TestRunCounts
     passed: bool | None = Field(description="every case at its threshold (once completed)")
+    summary: TestRunSummary | None = Field(description="cases passed (once completed)")
     error: str | None
     created_at: Timestamp
     updated_at: Timestamp
@@ -116,3 +126,51 @@ class TestReportPublic(Public):
     schema_: str = Field(alias="schema", description="personae.test-report/1")
     passed: bool
     sides: list[SidePublic]
+
+
+class TestSuitePublic(Public):
+    """The suite shipped for a persona (sample personas have one), or none."""
+
+    __test__ = False
+
+    persona_id: str
+    available: bool = Field(description="false: no suite ships for this persona")
+    name: str | None
+    cases: int
+    suite_yaml: str | None = Field(description="run it with {\"suite_yaml\": ...}")
+
+
+class ComparedSide(Public):
+    run_id: str
+    suite: str
+    passed: bool
+    persona: str
+    version: int
+    provider: str | None
+    model: str | None
+
+
+class ComparedCase(Public):
+    name: str
+    status: Literal["passed", "failed", "skipped"]
+    pass_rate: float | None
+    passed: int
+    counted: int
+    other_status: Literal["passed", "failed", "skipped"] | None = Field(
+        description="null: the other run has no case of this name")
+    other_pass_rate: float | None
+    other_passed: int | None
+    other_counted: int | None
+    flip: Literal["pass→fail", "fail→pass", ""]
+
+
+class TestComparisonPublic(Public):
+    """Two completed runs case by case: from ``other_id`` (before) to ``run_id``."""
+
+    __test__ = False
+
+    run_id: str
+    other_id: str
+    sides: list[ComparedSide]
+    cases: list[ComparedCase]
+    flips: dict[str, Literal["pass→fail", "fail→pass"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, WithJsonSchema
+from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.config import JsonDict
 
 from personae.api.schemas.common import (
@@ -32,6 +32,7 @@ WHOLE_DEFINITION: JsonDict = {"required": ["name"], "properties": {"name": {
 BASE_VERSION_DOC = ("the version this change is based on; required, unless an If-Match "
                     "header names it (428 when neither does)")
 Scope = Literal["global", "user"]
+MAX_DEFINITION_TEXT = 1_000_000  # characters of a definition given as a persona file
 Version = Annotated[WholeNumber, Field(ge=1, le=MAX_VERSION), WithJsonSchema(
     {"type": "integer", "minimum": 1, "maximum": MAX_VERSION})]
 
@@ -46,15 +47,29 @@ class PersonaCreate(Body):
 
 
 class PersonaReplace(Body):
-    """``PUT``: the whole definition; fields left out are removed."""
+    """``PUT``: the whole definition; fields left out are removed. Given either as
+    ``definition`` or as the text of a persona file (``definition_yaml``)."""
 
     model_config = ConfigDict(json_schema_extra=also_required("base_version"))
-    definition: dict[str, Any] = Field(description=DEFINITION_DOC,
-                                       json_schema_extra=WHOLE_DEFINITION)
+    definition: Annotated[dict[str, Any] | None, WithJsonSchema({"type": "object"})] = Field(
+        default=None, description=DEFINITION_DOC + " Required unless definition_yaml is given.",
+        json_schema_extra=WHOLE_DEFINITION)
+    definition_yaml: str | None = Field(
+        default=None, max_length=MAX_DEFINITION_TEXT,
+        description="instead of definition: the whole definition as a persona file's text "
+                    "(YAML, or JSON), as the export's yaml format writes it")
     base_version: Version | None = Field(default=None,
                                      description=BASE_VERSION_DOC)
     visibility: Visibility | None = None
     note: str = ""
+
+
+    @model_validator(mode="after")
+    def _one_definition(self) -> PersonaReplace:
+        if (self.definition is None) == (self.definition_yaml is None):
+            raise ValueError("give the definition either as 'definition' or as "
+                             "'definition_yaml' (one of them)")
+        return self
 
 
 class PersonaUpdate(Body):
@@ -155,9 +170,13 @@ class PersonaDiffPublic(Public):
     to: int
     changed_fields: list[str] = Field(description="top-level definition fields that differ")
     patch: list[dict[str, Any]] = Field(description="RFC 6902 JSON Patch from 'from' to 'to'")
+    lines: list[str] = Field(description="a unified diff of the two versions' persona files "
+                                         "(YAML), line by line")
 
 
 class PersonaPromptPublic(Public):
     persona_id: str
     version: int
     system_prompt: str = Field(description="the system prompt built from the definition")
+    tokens: int = Field(description="its length in tokens, by the tokenizer of the model the "
+                                    "persona runs on (an estimate until that model is loaded)")

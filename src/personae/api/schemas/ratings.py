@@ -25,3 +25,8 @@ class RatingPublic(Public):
     note: str | None
     created_at: Timestamp = Field(description="when the reply was first rated")
     updated_at: Timestamp = Field(description="when this rating was given")
+
+
+class RatingsPublic(Public):
+    data: list[RatingPublic]
+    count: int

@@ -1,0 +1,132 @@
+"""Chat in a real browser: a reply streams in word by word over the session socket,
+a switch hands the session to another persona, ratings stick, sessions are listed."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from tests.support.browser import Dashboard, assert_accessible, sign_in, snap
+
+
+def make_persona(dashboard: Dashboard, label: str, greeting: str = "") -> tuple[str, str]:
+    """A persona of alice's with a unique name (the server is shared): (id, name)."""
+    slug = f"{label.lower()}-{uuid.uuid4().hex[:8]}"
+    name = f"{label} {slug[-8:]}"
+    definition = {"id": slug, "name": name, "language": "en",
+                  **({"greeting": greeting} if greeting else {})}
+    created = httpx.post(f"{dashboard.url}/v1/personas", json={"definition": definition},
+                         headers={"Authorization": f"Bearer {dashboard.keys['alice']}"})
+    assert created.status_code == 201, created.text
+    return f"alice/{slug}", name
+
+
+def start_chat(page: Page, persona_id: str) -> None:
+    page.goto("/chat")
+    page.get_by_label("Persona", exact=True).select_option(persona_id)
+    page.get_by_role("button", name="Start chat").click()
+    expect(page).to_have_url(re.compile(r"/chat/[^/]+$"))
+
+
+def send(page: Page, text: str) -> None:
+    page.get_by_label("Your message").fill(text)
+    page.get_by_role("button", name="Send").click()
+
+
+LAST_REPLY = "#messages > li.assistant:last-child .content"
+
+
+def test_a_reply_streams_in_word_by_word(page: Page, dashboard: Dashboard) -> None:
+    sign_in(page, dashboard, "alice")
+    persona, name = make_persona(dashboard, "Lark", greeting="Hello, I am {{char}}.")
+    start_chat(page, persona)
+    expect(page.locator("#messages")).to_contain_text(f"Hello, I am {name}.")
+    snap(page, "chat-session")
+    assert_accessible(page)
+    # Every text the streaming reply shows, as the page changes it.
+    page.evaluate("""() => {
+      window.seen = [];
+      new MutationObserver(() => {
+        const node = document.querySelector('#messages .status-streaming .content');
+        if (node) window.seen.push(node.textContent);
+      }).observe(document.getElementById('messages'),
+                 {childList: true, subtree: true, characterData: true});
+    }""")
+    words = "one two three four five six seven eight nine ten eleven twelve thirteen"
+    send(page, words)
+    expect(page.get_by_role("button", name="Stop")).to_be_enabled()
+    full = f"{name} heard: {words}"
+    expect(page.locator(LAST_REPLY)).to_have_text(full)
+    expect(page.get_by_role("button", name="Stop")).to_be_disabled()
+    seen = [text for text in page.evaluate("window.seen") if text]
+    assert len(set(seen)) >= 3, seen  # it grew in several steps, not all at once
+    assert all(full.startswith(text) for text in seen), seen
+    assert [len(t) for t in seen] == sorted(len(t) for t in seen)
+    snap(page, "chat-streamed")
+
+
+def test_a_switch_hands_the_session_to_the_other_persona(page: Page,
+                                                         dashboard: Dashboard) -> None:
+    sign_in(page, dashboard, "alice")
+    first, first_name = make_persona(dashboard, "Heron")
+    second, second_name = make_persona(dashboard, "Finch")
+    start_chat(page, first)
+    send(page, "first words")
+    expect(page.locator(LAST_REPLY)).to_have_text(f"{first_name} heard: first words")
+    page.get_by_label("Switch persona").select_option(second)
+    page.get_by_role("button", name="Switch", exact=True).click()
+    expect(page.locator("#messages .event").last).to_have_text(f"switched to {second_name}")
+    expect(page.locator("#current-persona")).to_have_text(second_name)
+    send(page, "second words")
+    expect(page.locator(LAST_REPLY)).to_have_text(f"{second_name} heard: second words")
+    snap(page, "chat-switched")
+
+
+def test_a_rating_is_pressed_and_stays_after_reload(page: Page,
+                                                    dashboard: Dashboard) -> None:
+    sign_in(page, dashboard, "alice")
+    persona, name = make_persona(dashboard, "Plover")
+    start_chat(page, persona)
+    send(page, "rate me")
+    reply = page.locator("#messages > li.assistant").last
+    expect(reply.locator(".content")).to_have_text(f"{name} heard: rate me")
+    up = reply.get_by_role("button", name="Good reply")
+    up.click()
+    expect(up).to_have_attribute("aria-pressed", "true")
+    page.reload()
+    reply = page.locator("#messages > li.assistant").last
+    expect(reply.get_by_role("button", name="Good reply")).to_have_attribute("aria-pressed",
+                                                                            "true")
+    reply.get_by_role("button", name="Bad reply").click()
+    expect(reply.get_by_role("button", name="Bad reply")).to_have_attribute("aria-pressed",
+                                                                           "true")
+    expect(reply.get_by_role("button", name="Good reply")).to_have_attribute("aria-pressed",
+                                                                            "false")
+    snap(page, "chat-rated")
+
+
+def test_the_session_list_shows_the_session_after_reload(page: Page,
+                                                         dashboard: Dashboard) -> None:
+    sign_in(page, dashboard, "alice")
+    persona, name = make_persona(dashboard, "Tern")
+    start_chat(page, persona)
+    session_url = page.url
+    send(page, "remember this")
+    expect(page.locator(LAST_REPLY)).to_have_text(f"{name} heard: remember this")
+    page.goto("/chat")
+    link = page.locator(".session-list").get_by_role("link", name=name)
+    expect(link).to_be_visible()
+    snap(page, "chat-sessions")
+    assert_accessible(page)
+    link.click()
+    expect(page).to_have_url(session_url)
+    expect(page.locator("#messages")).to_contain_text("remember this")
+    expect(page.locator(LAST_REPLY)).to_have_text(f"{name} heard: remember this")
+    page.set_viewport_size({"width": 375, "height": 800})  # a phone, in the dark theme
+    page.emulate_media(color_scheme="dark")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    snap(page, "chat-phone-dark")
+    assert_accessible(page)
