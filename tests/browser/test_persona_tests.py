@@ -9,24 +9,16 @@ suite's business; the page must show the run's figures as the API gives them.
 from __future__ import annotations
 
 import re
-from typing import Any
 
-import httpx
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import Dashboard, assert_accessible, sign_in, snap
+from tests.support.browser import Dashboard, api_call, assert_accessible, sign_in, snap
 from tests.support.writing_samples import SAMPLES
 
 PASS_RATE = re.compile(r"Pass rate: (\d+% \(\d/\d cases\)|all skipped)")
 SUITE = {"name": "alice-only-suite", "cases": [
     {"name": "replies", "turns": ["hello"], "expect": [{"kind": "length", "min_words": 1}]}]}
 
-
-def call(dashboard: Dashboard, who: str, method: str, path: str, **body: Any) -> Any:
-    response = httpx.request(method, f"{dashboard.url}{path}", json=body or None, timeout=30,
-                             headers={"Authorization": f"Bearer {dashboard.keys[who]}"})
-    assert response.status_code < 300, response.text
-    return response.json()
 
 
 def test_run_a_personas_suite_and_see_the_pass_rate(page: Page, dashboard: Dashboard) -> None:
@@ -63,8 +55,8 @@ def test_run_a_personas_suite_and_see_the_pass_rate(page: Page, dashboard: Dashb
 
 def test_another_users_run_and_writing_persona_are_404_pages(page: Page,
                                                             dashboard: Dashboard) -> None:
-    run = call(dashboard, "alice", "POST", "/v1/personas/tina-kulkarni/tests/run", suite=SUITE)
-    writer = call(dashboard, "alice", "POST", "/v1/writing/personas", name="Alice Only Voice",
+    run = api_call(dashboard, "alice", "POST", "/v1/personas/tina-kulkarni/tests/run", suite=SUITE)
+    writer = api_call(dashboard, "alice", "POST", "/v1/writing/personas", name="Alice Only Voice",
                   samples=list(SAMPLES))
     sign_in(page, dashboard, "bob")
     for path in (f"/tests/{run['id']}", f"/writing/{writer['id']}"):

@@ -156,3 +156,11 @@ def assert_accessible(page: Page) -> None:
         f"- {v['id']} ({v['impact']}): {v['help']}: "
         + "; ".join(n.get("target", [""])[0] if isinstance(n.get("target"), list) else ""
                     for n in v.get("nodes", [])[:5]) for v in bad)
+
+
+def api_call(dashboard: Dashboard, who: str, method: str, path: str, **body: Any) -> Any:
+    """Call the server's API with ``who``'s key (to set a test up); a 2xx is expected."""
+    response = httpx.request(method, f"{dashboard.url}{path}", json=body or None, timeout=30,
+                             headers={"Authorization": f"Bearer {dashboard.keys[who]}"})
+    assert response.status_code < 300, response.text
+    return response.json()

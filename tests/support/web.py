@@ -7,12 +7,14 @@ calls the API the way the dashboard's scripts do (cookie plus ``X-CSRF-Token``).
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from tests.support.api import Api
+from personae.config import Settings
+from tests.support.api import Api, serve_app
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)"')
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -65,3 +67,10 @@ async def signed_in(api: Api, who: str) -> WebUser:
     assert response.status_code == 303, response.text[:2000]
     await user.page("/")
     return user
+
+
+async def serve_dashboard(settings: Settings) -> AsyncIterator[Api]:
+    """:func:`~tests.support.api.serve_app` with the sample personas loaded."""
+    async for harness in serve_app(settings):
+        await harness.runtime.load_samples()
+        yield harness

@@ -6,16 +6,15 @@ from pathlib import Path
 import pytest
 
 from personae.config import Settings
-from tests.support.api import Api, serve_app
-from tests.support.web import WebUser, signed_in, web_client
+from tests.support.api import Api
+from tests.support.web import WebUser, serve_dashboard, signed_in, web_client
 
 
 @pytest.fixture
 async def web(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     """The real app (API and dashboard) needing keys, with an admin and two members."""
     settings = Settings(data_dir=tmp_path, database_url=sqlite_url, anonymous_loopback=False)
-    async for harness in serve_app(settings):
-        await harness.runtime.load_samples()
+    async for harness in serve_dashboard(settings):
         yield harness
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from personae.errors import ProviderError
-from tests.support.api import Api, serve_app
-from tests.support.web import WebUser
+from tests.support.api import Api
+from tests.support.web import WebUser, serve_dashboard
 from tests.support.writing_samples import scripted_model, scripted_settings
 
 XSS = "<script>alert(1)</script>"
@@ -24,8 +24,7 @@ ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 async def web(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     """The app with the scripted model (it echoes, or says what a test queues)."""
     settings = scripted_settings(sqlite_url, tmp_path, anonymous_loopback=False)
-    async for harness in serve_app(settings):
-        await harness.runtime.load_samples()
+    async for harness in serve_dashboard(settings):
         yield harness
 
 

@@ -13,16 +13,15 @@ import pytest
 
 from personae.web import pages
 from personae.web.capabilities import VOICE_HINT, Capabilities
-from tests.support.api import Api, serve_app
-from tests.support.web import WebUser
+from tests.support.api import Api
+from tests.support.web import WebUser, serve_dashboard
 from tests.support.writing_samples import scripted_settings
 
 
 @pytest.fixture
 async def web(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Api]:
     settings = scripted_settings(sqlite_url, tmp_path, anonymous_loopback=False)
-    async for harness in serve_app(settings):
-        await harness.runtime.load_samples()
+    async for harness in serve_dashboard(settings):
         yield harness
 
 

@@ -9,22 +9,13 @@ that cannot back its claims. Everything the desk shows comes from measuring.
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import Dashboard, assert_accessible, sign_in, snap
+from tests.support.browser import Dashboard, api_call, assert_accessible, sign_in, snap
 from tests.support.writing_samples import SAMPLES
 
 DRAFT = "Shipping beats polishing. Small releases teach us more than polished ones. 🚀"
 
-
-def call(dashboard: Dashboard, who: str, method: str, path: str, **body: Any) -> Any:
-    response = httpx.request(method, f"{dashboard.url}{path}", json=body or None, timeout=30,
-                             headers={"Authorization": f"Bearer {dashboard.keys[who]}"})
-    assert response.status_code < 300, response.text
-    return response.json()
 
 
 def test_build_a_writing_persona_from_pasted_samples(page: Page, dashboard: Dashboard) -> None:
@@ -51,9 +42,9 @@ def test_build_a_writing_persona_from_pasted_samples(page: Page, dashboard: Dash
 
 def test_validate_a_draft_and_see_the_meter_and_report(page: Page,
                                                        dashboard: Dashboard) -> None:
-    persona = call(dashboard, "alice", "POST", "/v1/writing/personas", name="Desk Voice",
+    persona = api_call(dashboard, "alice", "POST", "/v1/writing/personas", name="Desk Voice",
                    samples=list(SAMPLES))
-    expected = call(dashboard, "alice", "POST", "/v1/writing/x/validate",
+    expected = api_call(dashboard, "alice", "POST", "/v1/writing/x/validate",
                     persona=persona["id"], text=DRAFT)
     shown = next(m["shown"] for m in expected["meters"] if m["name"] == "text")
     sign_in(page, dashboard, "alice")
