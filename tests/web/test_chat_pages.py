@@ -231,3 +231,10 @@ async def test_pages_carry_no_inline_script_or_style(alice: WebUser) -> None:
         assert not scripts, (path, scripts)
     for name in ("chat.js", "chat.css", "voice.js", "voice.css", "voice-capture.js"):
         assert (await alice.client.get(f"/static/{name}")).status_code == 200, name
+
+
+async def test_the_editors_chat_link_preselects_its_persona(alice: WebUser) -> None:
+    page = (await alice.page("/chat?persona=genz-listener")).text
+    assert re.search(r'<option value="genz-listener" selected>', page)
+    plain = (await alice.page("/chat")).text
+    assert not re.search(r'<option value="genz-listener" selected>', plain)

@@ -11,8 +11,10 @@ from starlette.testclient import TestClient
 
 from personae.api.app import create_app
 from personae.auth.browser import COOKIE_NAME
+from personae.auth.principal import Role
 from personae.config import Settings
-from personae.runtime import browser_sessions_for
+from personae.errors import AuthenticationRequired
+from personae.runtime import Runtime, browser_sessions_for
 from tests.support.api import Api
 from tests.support.web import HTML, WebUser, csrf_of, web_client
 
@@ -238,3 +240,77 @@ async def signed_in_name(user: WebUser) -> str:
     found = re.search(r'class="who"[^>]*>([^<]+)<', page.text)
     assert found
     return found.group(1)
+
+
+def test_another_site_cannot_make_a_keyless_change(sqlite_url: str, tmp_path: Path) -> None:
+    """No cookie is sent on a cross-site POST, so keyless requests check the Origin."""
+    with _keyless_app(sqlite_url, tmp_path) as client:
+        client.portal.call(client.app.state.runtime.load_samples)
+        body = {"persona_id": "tina-kulkarni"}
+        foreign = client.post("/v1/sessions", json=body,
+                              headers={"origin": "http://localhost:8139"})
+        assert foreign.status_code == 403 and "localhost:8139" in foreign.text
+        assert client.post("/v1/personas/tina-kulkarni/archive",
+                           headers={"origin": "http://evil.example"}).status_code == 403
+        own = client.post("/v1/sessions", json=body,
+                          headers={"origin": "http://127.0.0.1:8000"})
+        assert own.status_code == 201  # the dashboard's own origin
+        assert client.get("/v1/personas/tina-kulkarni",
+                          headers={"origin": "http://evil.example"}).status_code == 200
+
+
+def test_a_placeholder_key_does_not_skip_the_socket_origin_check(
+        sqlite_url: str, tmp_path: Path) -> None:
+    with _keyless_app(sqlite_url, tmp_path) as client:
+        client.portal.call(client.app.state.runtime.load_samples)
+        made = client.post("/v1/sessions", json={"persona_id": "tina-kulkarni"}).json()
+        path = f"/v1/sessions/{made['session']['id']}/ws?api_key=x"
+        with client.websocket_connect(path, headers={"origin": "http://evil.example"}) as ws:
+            closed = ws.receive()
+        assert closed["type"] == "websocket.close" and closed["code"] == 4403
+        with client.websocket_connect(path) as ws:  # a program: no Origin
+            assert ws.receive_json()["type"] == "ready"
+
+
+@pytest.mark.parametrize(("host", "status"), [
+    ("attacker.example:8000", 403), ("127.0.0.1.nip.example", 403),
+    ("localhost:8000", 200), ("127.0.0.1:8000", 200), ("[::1]:8000", 200),
+    ("app.localhost", 200)])
+def test_a_keyless_server_answers_only_for_this_machine(sqlite_url: str, tmp_path: Path,
+                                                         host: str, status: int) -> None:
+    """DNS rebinding: a page on attacker.example made to resolve to 127.0.0.1."""
+    with _keyless_app(sqlite_url, tmp_path) as client:
+        answer = client.get("/v1/me", headers={"host": host})
+        assert answer.status_code == status, answer.text
+
+
+async def test_signing_out_ends_copies_of_the_cookie_too(web: Api, alice: WebUser) -> None:
+    copied = alice.client.cookies.get(COOKIE_NAME)
+    page = await alice.page("/")
+    out = await alice.client.post("/sign-out", data={"csrf_token": csrf_of(page.text)},
+                                  headers=HTML)
+    assert out.status_code == 303
+    thief = WebUser(web_client(web))
+    thief.client.cookies.set(COOKIE_NAME, copied or "")
+    assert (await thief.client.get("/v1/me")).status_code == 401
+    assert (await thief.client.get("/", headers=HTML)).status_code == 303
+    again = WebUser(web_client(web))  # and a new sign-in with the same key works
+    assert (await again.sign_in(web.keys["alice"])).status_code == 303
+    assert (await again.api("GET", "/v1/me")).json()["name"] == "alice"
+
+
+async def test_ended_sessions_are_kept_in_the_database(database_url: str,
+                                                        tmp_path: Path) -> None:
+    runtime = await Runtime.open(Settings(data_dir=tmp_path, database_url=database_url))
+    try:
+        await runtime.users.create_user("dora", Role.member)
+        _, key = await runtime.users.create_key("dora")
+        _, before = runtime.browser_sessions.issue(key.id)
+        assert (await runtime.auth.authenticate_browser(key.id, before.issued_at)).name == "dora"
+        await runtime.auth.end_browser_sessions(key.id)
+        with pytest.raises(AuthenticationRequired, match="signed out"):
+            await runtime.auth.authenticate_browser(key.id, before.issued_at)
+        _, after = runtime.browser_sessions.issue(key.id)
+        assert (await runtime.auth.authenticate_browser(key.id, after.issued_at)).name == "dora"
+    finally:
+        await runtime.close()

@@ -59,8 +59,6 @@ async def websocket_principal(websocket: WebSocket) -> Principal:
     Opening a socket counts as an ``other`` request; each turn on it as a chat request
     (:func:`admit_turn`)."""
     token = _token(websocket) or websocket.query_params.get("api_key")
-    if token is None:
-        check_same_origin(websocket)  # keyless or by cookie: only our own pages
     principal = await principal_for(websocket, token)
     websocket.scope["personae.user_id"] = principal.user_id
     await _admit(websocket, principal, RouteClass.other)
@@ -124,8 +122,9 @@ async def principal_for(request: HTTPConnection, token: str | None) -> Principal
     if session is not None:
         check_browser_request(request, session)
         if session.key_id is not None:
-            return await runtime.auth.authenticate_key_id(session.key_id)
+            return await runtime.auth.authenticate_browser(session.key_id, session.issued_at)
     if keyless:
+        check_keyless_request(request)
         local_admin: Principal = request.app.state.local_admin
         return local_admin
     raise AuthenticationRequired(
@@ -158,6 +157,32 @@ def check_browser_request(connection: HTTPConnection, session: BrowserSession) -
         raise PermissionDenied("this change did not come from a dashboard page (its CSRF "
                                f"token is missing or wrong): reload the page, or send an "
                                f"API key instead of the cookie; header {CSRF_HEADER}")
+
+
+def check_keyless_request(connection: HTTPConnection) -> None:
+    """A keyless request acts as the local admin, so a browser must not be made to send
+    one for another site: a change (or a socket) from a page of another origin is
+    refused, and so is a ``Host`` that is not this machine's, which is what a DNS
+    rebinding attack sends (``attacker.example`` made to resolve to 127.0.0.1).
+    Programs (curl, SDKs) send no ``Origin`` and name the host they dialled."""
+    host = connection.headers.get("host", "")
+    if not _is_local_host_header(host):
+        raise PermissionDenied(
+            f"a keyless local server answers only for this machine, not Host {host[:100]!r}: "
+            "use http://127.0.0.1 or http://localhost, or send an API key")
+    if (connection.scope["type"] == "websocket"
+            or connection.scope["method"] in UNSAFE_METHODS):
+        check_same_origin(connection)
+
+
+def _is_local_host_header(host: str) -> bool:
+    """``localhost``, a loopback address, or a name with no dot (never a public DNS name
+    an attacker could point at this machine), with or without a port."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]").lower()
+    if not name or "." not in name or name.endswith(".localhost"):
+        return True
+    return _is_loopback_client(name)
 
 
 def check_same_origin(connection: HTTPConnection) -> None:

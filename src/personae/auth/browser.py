@@ -1,11 +1,12 @@
 """Browser sessions for the dashboard: a signed, expiring cookie naming an API key.
 
-The cookie holds the id of the key the user signed in with (never the key itself) and
-a random CSRF token; it is signed with the server's secret, so it cannot be forged or
-edited, and it expires after ``max_age_seconds``. Revoking the key, or disabling its
-user, ends every session made with it at once, because each request resolves the key
-id again (through the key cache). A visitor who has not signed in still gets a
-session without a key: its CSRF token guards the sign-in form and, on a keyless
+The cookie holds the id of the key the user signed in with (never the key itself), a
+random CSRF token and when it was issued; it is signed with the server's secret, so it
+cannot be forged or edited, and it expires after ``max_age_seconds``. Revoking the key,
+or disabling its user, ends every session made with it at once, because each request
+resolves the key id again (through the key cache); so does signing out, which ends
+every session issued with that key until then. A visitor who has not signed in still
+gets a session without a key: its CSRF token guards the sign-in form and, on a keyless
 loopback server, every other form.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,7 @@ class BrowserSession:
 
     key_id: str | None
     csrf: str
+    issued_at: float = 0.0  # seconds since the epoch: sign-out ends the sessions before it
 
     def csrf_matches(self, offered: str | None) -> bool:
         return bool(offered) and secrets.compare_digest(self.csrf, offered or "")
@@ -47,8 +50,9 @@ class BrowserSessions:
 
     def issue(self, key_id: str | None) -> tuple[str, BrowserSession]:
         """A new session (a fresh CSRF token) and the cookie value that carries it."""
-        session = BrowserSession(key_id, secrets.token_urlsafe(24))
-        value = self._serializer.dumps({"k": key_id, "c": session.csrf})
+        session = BrowserSession(key_id, secrets.token_urlsafe(24), time.time())
+        value = self._serializer.dumps({"k": key_id, "c": session.csrf,
+                                        "t": session.issued_at})
         return value, session
 
     def read(self, cookie: str | None) -> BrowserSession | None:
@@ -60,10 +64,11 @@ class BrowserSessions:
             return None
         if not isinstance(data, dict):
             return None
-        key_id, csrf = data.get("k"), data.get("c")
-        if not isinstance(csrf, str) or not (key_id is None or isinstance(key_id, str)):
+        key_id, csrf, issued = data.get("k"), data.get("c"), data.get("t")
+        if (not isinstance(csrf, str) or not (key_id is None or isinstance(key_id, str))
+                or not isinstance(issued, float | int) or isinstance(issued, bool)):
             return None
-        return BrowserSession(key_id, csrf)
+        return BrowserSession(key_id, csrf, float(issued))
 
 
 def load_secret(configured: str | None, data_dir: Path) -> str:

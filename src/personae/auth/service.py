@@ -8,7 +8,7 @@ the change in the same transaction; under a second).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cachetools import TTLCache
@@ -44,37 +44,50 @@ class Authenticator:
         self.on_lookup = on_lookup  # told of each key lookup: True on a hit (metrics)
         self._cache: TTLCache[str, Principal | None] = TTLCache(KEY_CACHE_ENTRIES,
                                                                  cache_seconds)
+        self._browser_cache: TTLCache[str, tuple[Principal, float | None] | None] = TTLCache(
+            KEY_CACHE_ENTRIES, cache_seconds)
 
     async def authenticate(self, token: str) -> Principal:
-        principal = await self._cached(token, self.users.principal_for_token)
+        try:
+            principal = self._cache[token]
+            hit = True
+        except KeyError:
+            hit = False
+            principal = await self.users.principal_for_token(token)
+            self._cache[token] = principal
+        self._looked_up(hit)
         if principal is None:
             raise AuthenticationRequired("the API key is not valid (unknown or revoked)")
         return principal
 
-    async def authenticate_key_id(self, key_id: str) -> Principal:
-        """A dashboard session's key, by id: refused once revoked or its user disabled."""
-        principal = await self._cached(f"id:{key_id}", lambda _: self.users.principal_for_key_id(
-            key_id))
-        if principal is None:
-            raise AuthenticationRequired("this sign-in has ended (its key was revoked or its "
-                                         "user disabled): sign in again")
-        return principal
-
-    async def _cached(self, entry: str,
-                      lookup: Callable[[str], Awaitable[Principal | None]]) -> Principal | None:
+    async def authenticate_browser(self, key_id: str, issued_at: float) -> Principal:
+        """A dashboard session's key, by id: refused once the key is revoked, its user
+        disabled, or its sessions ended (signed out) after this one was issued."""
+        entry = f"id:{key_id}"
         try:
-            principal = self._cache[entry]
+            found = self._browser_cache[entry]
             hit = True
         except KeyError:
             hit = False
-            principal = await lookup(entry)
-            self._cache[entry] = principal
+            found = await self.users.browser_principal(key_id)
+            self._browser_cache[entry] = found
+        self._looked_up(hit)
+        if found is None or (found[1] is not None and issued_at <= found[1]):
+            raise AuthenticationRequired("this sign-in has ended (signed out, or its key was "
+                                         "revoked or its user disabled): sign in again")
+        return found[0]
+
+    async def end_browser_sessions(self, key_id: str) -> None:
+        await self.users.end_browser_sessions(key_id)
+        self.forget()
+
+    def _looked_up(self, hit: bool) -> None:
         if self.on_lookup is not None:
             self.on_lookup(hit)
-        return principal
 
     def forget(self) -> None:
         self._cache.clear()
+        self._browser_cache.clear()
 
     async def local_admin(self) -> Principal:
         """The user keyless loopback requests act as; created on first use."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -142,15 +143,25 @@ class UserStore:
         return _user(after)
 
     async def principal_for_token(self, token: str) -> Principal | None:
-        return await self._principal(api_keys.c.key_hash == hash_key(token))
+        found = await self._principal(api_keys.c.key_hash == hash_key(token))
+        return found[0] if found else None
 
-    async def principal_for_key_id(self, key_id: str) -> Principal | None:
-        """The owner of a live key, by the key's id (a dashboard session names its key)."""
+    async def browser_principal(self, key_id: str) -> tuple[Principal, float | None] | None:
+        """The owner of a live key, by the key's id (a dashboard session names its key),
+        and when the key's dashboard sessions were last ended (epoch seconds)."""
         return await self._principal(api_keys.c.id == key_id)
 
-    async def _principal(self, which: sa.ColumnElement[bool]) -> Principal | None:
+    async def end_browser_sessions(self, key_id: str) -> None:
+        """Sign out every dashboard session made with this key so far."""
+        async with self.engine.begin() as conn:
+            await conn.execute(api_keys.update().where(api_keys.c.id == key_id)
+                               .values(sessions_ended_at=time.time()))
+            await record_changes(conn, [AUTH_CHANGED])
+
+    async def _principal(self, which: sa.ColumnElement[bool]
+                         ) -> tuple[Principal, float | None] | None:
         query = (sa.select(users.c.id, users.c.name, users.c.role, api_keys.c.id,
-                           api_keys.c.limits)
+                           api_keys.c.limits, api_keys.c.sessions_ended_at)
                  .join(api_keys, api_keys.c.user_id == users.c.id)
                  .where(which, api_keys.c.revoked_at.is_(None),
                         users.c.disabled.is_(False)))
@@ -160,7 +171,7 @@ class UserStore:
             return None
         overrides = tuple(sorted((str(k), str(v)) for k, v in (row[4] or {}).items()))
         return Principal(row[0], row[1], Role(row[2]), key_id=row[3],
-                         limit_overrides=overrides)
+                         limit_overrides=overrides), row[5]
 
 
 async def _keep_an_admin(conn: AsyncConnection, leaving_id: str) -> None:

@@ -52,6 +52,9 @@ api_keys = sa.Table(
     # The key's own rate-limit overrides ({"chat": "120/minute", "tokens_per_day": 50000});
     # null: its role's defaults.
     sa.Column("limits", sa.JSON, nullable=True),
+    # When its dashboard sign-ins were last ended (sign-out), in seconds since the epoch:
+    # a browser session issued before then is no longer accepted.
+    sa.Column("sessions_ended_at", sa.Float, nullable=True),
 )
 
 personas = sa.Table(

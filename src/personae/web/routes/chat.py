@@ -7,9 +7,9 @@ goes through the JSON API and the session WebSocket from ``static/chat.js``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from personae.auth.principal import Principal
@@ -24,9 +24,12 @@ PERSONAS_SHOWN = 200
 
 
 @router.get("/chat", response_class=HTMLResponse)
-async def chat_home(request: Request, viewer: ViewerDep) -> HTMLResponse:
-    return render(request, viewer, "chat/index.html",
-                  await chat_context(page_runtime(request), viewer.principal, None))
+async def chat_home(request: Request, viewer: ViewerDep,
+                    persona: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:
+    """The chat page; ``?persona=ID`` (the editor's Chat link) preselects that persona."""
+    context = await chat_context(page_runtime(request), viewer.principal, None)
+    context["preselected"] = persona
+    return render(request, viewer, "chat/index.html", context)
 
 
 @router.get("/chat/{session_id}", response_class=HTMLResponse)

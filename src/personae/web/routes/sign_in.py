@@ -72,7 +72,10 @@ async def sign_out(request: Request, csrf_token: Annotated[
     session, _ = ensure_session(request)
     if not session.csrf_matches(csrf_token):
         return _form(request, "/", "This form expired: sign out again.", 403)
-    cookie, _ = runtime_of(request).browser_sessions.issue(None)
+    runtime = runtime_of(request)
+    if session.key_id is not None:  # ends copies of this cookie too, in every process
+        await runtime.auth.end_browser_sessions(session.key_id)
+    cookie, _ = runtime.browser_sessions.issue(None)
     response = RedirectResponse("/sign-in", status_code=303)
     set_session_cookie(request, response, cookie)
     return response

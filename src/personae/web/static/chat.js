@@ -93,8 +93,15 @@
     state.pending = null;
     setStreaming(false);
     let shown = null;
+    const partial = pending ? pending.content.textContent : "";
     if (message) shown = renderMessage(message);
-    else if (error) {
+    else if (error && partial) {  // the connection dropped mid-reply: keep what was shown
+      shown = renderMessage({ id: "", role: "assistant", status: "interrupted", content: partial,
+        persona_id: page.persona_id, meta: {} });
+      shown.querySelector(".rating").remove();
+      shown.append(P.el("p", { class: "form-error" },
+        `The connection was lost (${error.message}); reload to see what the server kept.`));
+    } else if (error) {
       shown = renderMessage({ id: "", role: "assistant", status: "failed", content: "",
         persona_id: page.persona_id, meta: { error } });
       shown.querySelector(".rating").remove();
@@ -103,7 +110,8 @@
     else if (pending) pending.item.remove();
     else if (shown) list().append(shown);
     if (shown) shown.scrollIntoView({ block: "nearest" });
-    announce(message ? `Reply ${message.status}` : "Reply stopped");
+    announce(message ? `Reply ${message.status}`
+      : (error ? `Reply failed: ${error.message}` : "Reply stopped"));
   }
 
   function onSwitched(event) {
