@@ -12,8 +12,6 @@ import asyncio
 import os
 import re
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -33,7 +31,7 @@ from personae.providers.fake import FakeOpenAIServer
 from personae.providers.fake.openai_server import last_user_message
 from personae.runtime import Runtime
 from tests.support.drill import provider_environment
-from tests.support.servers import free_port
+from tests.support.servers import ServeProcess
 
 ARTIFACTS = Path(os.environ.get("PERSONAE_ARTIFACTS", "test-artifacts")) / "screenshots"
 PERSONA_NAME = re.compile(r"You are ([^.,\n]+)")
@@ -79,43 +77,15 @@ def dashboard_server(data_dir: Path, **env: str) -> Iterator[Dashboard]:
     settings = Settings(data_dir=data_dir, anonymous_loopback=False)
     with ThreadPoolExecutor(1) as thread:  # Playwright's sync API owns this thread's loop
         keys = thread.submit(asyncio.run, _prepare(settings)).result()
-    port = free_port()
-    log = data_dir / "server.log"
     with FakeOpenAIServer(token_delay=0.02, reply=persona_reply) as model:
-        environment = {**os.environ, "PERSONAE_DATA_DIR": str(data_dir),
-                       "PERSONAE_ANONYMOUS_LOOPBACK": "false", "PERSONAE_HOST": "127.0.0.1",
-                       "PERSONAE_PORT": str(port), **provider_environment(model), **env}
-        environment.pop("PERSONAE_DATABASE_URL", None)
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "personae", "serve", "--port", str(port)],
-                env=environment, stdout=out, stderr=subprocess.STDOUT)
-            url = f"http://127.0.0.1:{port}"
-            try:
-                _wait_ready(url, process, log)
-                yield Dashboard(url, keys, data_dir, model, log)
-            finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path,
-                timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"personae serve exited with {process.returncode}:\n"
-                               f"{log.read_text(errors='replace')[-4000:]}")
+        server = ServeProcess(settings.resolved_database_url, data_dir, env={
+            "PERSONAE_ANONYMOUS_LOOPBACK": "false", **provider_environment(model), **env})
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"personae serve did not answer within {timeout} s")
+            server.launch()
+            server.wait_healthy(timeout=60)
+            yield Dashboard(server.url, keys, data_dir, model, server.log)
+        finally:
+            server.stop()
 
 
 def speech_wav(path: Path, text: str) -> Path:

@@ -146,14 +146,13 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 def check_browser_request(connection: HTTPConnection, session: BrowserSession) -> None:
     """A request that rides on the browser's cookie must come from the dashboard itself:
-    a change carries the page's CSRF token in ``X-CSRF-Token`` (a form, in its
-    ``csrf_token`` field, checked by the page's own route); a WebSocket opened by a page
-    of another origin is refused."""
+    a change carries the page's CSRF token in ``X-CSRF-Token`` (the sign-in and sign-out
+    forms, in their ``csrf_token`` field, checked by their own routes); a WebSocket
+    opened by a page of another origin is refused."""
     if connection.scope["type"] == "websocket":
         check_same_origin(connection)
     elif (connection.scope["method"] in UNSAFE_METHODS
-          and not session.csrf_matches(connection.headers.get(CSRF_HEADER))
-          and not connection.scope.get("personae.csrf_checked")):
+          and not session.csrf_matches(connection.headers.get(CSRF_HEADER))):
         raise PermissionDenied("this change did not come from a dashboard page (its CSRF "
                                f"token is missing or wrong): reload the page, or send an "
                                f"API key instead of the cookie; header {CSRF_HEADER}")

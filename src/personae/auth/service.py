@@ -8,8 +8,8 @@ the change in the same transaction; under a second).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from cachetools import TTLCache
 
@@ -32,6 +32,7 @@ from personae.errors import (
 from personae.ops.audit import AuditLog
 
 KEY_CACHE_SECONDS = 5.0
+T = TypeVar("T")
 KEY_CACHE_ENTRIES = 10_000
 
 
@@ -48,14 +49,7 @@ class Authenticator:
             KEY_CACHE_ENTRIES, cache_seconds)
 
     async def authenticate(self, token: str) -> Principal:
-        try:
-            principal = self._cache[token]
-            hit = True
-        except KeyError:
-            hit = False
-            principal = await self.users.principal_for_token(token)
-            self._cache[token] = principal
-        self._looked_up(hit)
+        principal = await self._lookup(self._cache, token, self.users.principal_for_token)
         if principal is None:
             raise AuthenticationRequired("the API key is not valid (unknown or revoked)")
         return principal
@@ -63,27 +57,29 @@ class Authenticator:
     async def authenticate_browser(self, key_id: str, issued_at: float) -> Principal:
         """A dashboard session's key, by id: refused once the key is revoked, its user
         disabled, or its sessions ended (signed out) after this one was issued."""
-        entry = f"id:{key_id}"
-        try:
-            found = self._browser_cache[entry]
-            hit = True
-        except KeyError:
-            hit = False
-            found = await self.users.browser_principal(key_id)
-            self._browser_cache[entry] = found
-        self._looked_up(hit)
+        found = await self._lookup(self._browser_cache, key_id, self.users.browser_principal)
         if found is None or (found[1] is not None and issued_at <= found[1]):
             raise AuthenticationRequired("this sign-in has ended (signed out, or its key was "
                                          "revoked or its user disabled): sign in again")
         return found[0]
 
+    async def _lookup(self, cache: TTLCache[str, T], entry: str,
+                      fetch: Callable[[str], Awaitable[T]]) -> T:
+        """The cached answer for ``entry``, or the store's (cached for a few seconds)."""
+        try:
+            found = cache[entry]
+            hit = True
+        except KeyError:
+            hit = False
+            found = await fetch(entry)
+            cache[entry] = found
+        if self.on_lookup is not None:
+            self.on_lookup(hit)
+        return found
+
     async def end_browser_sessions(self, key_id: str) -> None:
         await self.users.end_browser_sessions(key_id)
         self.forget()
-
-    def _looked_up(self, hit: bool) -> None:
-        if self.on_lookup is not None:
-            self.on_lookup(hit)
 
     def forget(self) -> None:
         self._cache.clear()
