@@ -207,15 +207,20 @@ class PanelService:
 
     async def rerun(self, principal: Principal, evaluation_id: str, *,
                     include_cancelled: bool = False) -> Progress:
-        """Run the failed (and, if asked, cancelled) cells again, with the same job ids."""
+        """Run the failed (and, if asked, cancelled) cells again, with the same job ids.
+
+        The answer is the reopened evaluation as it stands before its work is queued,
+        so it says what the rerun did, however fast the workers then are."""
         evaluation = await self.evaluation(principal, evaluation_id)
         if evaluation.status == "running":
             raise Conflict(f"evaluation '{evaluation_id}' is still running; cancel it or "
                            "wait until it finishes")
         statuses = ("failed", "cancelled") if include_cancelled else ("failed",)
-        if await self.store.reopen(evaluation_id, statuses):
-            await requeue(self.store, self.queue, evaluation_id)
-        return await self.progress(principal, evaluation_id)
+        if not await self.store.reopen(evaluation_id, statuses):
+            return await self.progress(principal, evaluation_id)
+        reopened = await self.progress(principal, evaluation_id)
+        await requeue(self.store, self.queue, evaluation_id)
+        return reopened
 
     async def requeue(self, principal: Principal, evaluation_id: str) -> int:
         """Queue a running evaluation's unfinished work again (say, after its process

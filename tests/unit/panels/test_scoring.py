@@ -128,6 +128,30 @@ async def test_rerun_of_failed_cells_overwrites_them_in_place(panels: Panels) ->
     assert progress.status == "completed"
 
 
+async def test_rerun_answers_with_the_reopened_state_however_fast_the_workers(
+        panels: Panels) -> None:
+    def zed_fails(body: dict[str, Any]) -> Any:
+        if "Zed" in body["messages"][0]["content"]:
+            return {"score": 0, "opinion": "x"}
+        return panel_answer(body)
+
+    evaluation_id = await panels.run(zed_fails, classify=False)
+    panels.server.json_reply = panel_answer
+    queue = panels.runtime.panels.queue
+    enqueue = queue.score
+
+    async def score_at_once(job: Any) -> None:  # a worker that finishes before we answer
+        await enqueue(job)
+        await panels.drain()
+
+    queue.score = score_at_once  # type: ignore[method-assign]
+    progress = await panels.runtime.panels.rerun(panels.alice, evaluation_id)
+    assert progress.status == "running"
+    assert progress.cells.get("failed", 0) == 0 and progress.cells["pending"] == 2
+    final = await panels.runtime.panels.progress(panels.alice, evaluation_id)
+    assert (final.status, final.cells) == ("completed", {"done": 4})
+
+
 async def test_a_replayed_job_finds_its_cell_done_and_changes_nothing(panels: Panels) -> None:
     evaluation_id = await panels.run(classify=False, personas=["zed"], content="Only one.")
     store = panels.runtime.panels.store
