@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Dialog, Page, expect
 
-from tests.support.browser import Dashboard, assert_accessible, sign_in, snap
+from tests.support.browser import Dashboard, api_call, assert_accessible, sign_in, snap
 from tests.support.cards import v3_png
 
 XSS = "<script>alert(1)</script>"
@@ -125,6 +125,39 @@ def test_a_validation_error_appears_next_to_its_field(page: Page, dashboard: Das
     assert page.evaluate("document.activeElement.getAttribute('aria-invalid')") == "true"
     snap(page, "persona-validation")
     assert_accessible(page)
+
+
+def test_a_block_chosen_as_a_list_or_mapping_is_saved_as_one(page: Page,
+                                                            dashboard: Dashboard) -> None:
+    sign_in(page, dashboard, "alice")
+    pid = create_as(dashboard, "alice", {"name": unique("Lister"), "traits": {"style": "warm"}})
+    page.goto(f"/personas/{pid}")
+    page.get_by_role("button", name="Add a block").click()
+    added = page.locator("[data-trait]").last
+    added.get_by_label("Block name").fill("topics")
+    kind = added.get_by_label("Block kind")
+    expect(kind).to_have_value("text")
+    kind.select_option(label="List / mapping (JSON)")
+    expect(added.locator(".hint")).to_contain_text("JSON")
+    text = added.get_by_label("Block text")
+    text.fill('["a",')
+    page.get_by_role("button", name="Save as new version").click()
+    expect(text).to_have_attribute("aria-invalid", "true")
+    expect(added.locator(".field-error")).to_contain_text("not valid JSON")
+    assert_accessible(page)
+    text.fill('["a","b"]')
+    existing = page.locator("[data-trait]").first
+    existing.get_by_label("Block kind").select_option("json")
+    existing.get_by_label("Block text").fill('{"tone": "warm"}')
+    page.get_by_role("button", name="Save as new version").click()
+    expect(page.locator("#saved-note")).to_have_text("Saved as version 2.")
+    traits = api_call(dashboard, "alice", "GET", f"/v1/personas/{pid}")["definition"]["traits"]
+    assert traits == {"style": {"tone": "warm"}, "topics": ["a", "b"]}
+    kinds = page.locator("[data-trait] [data-trait-kind]")
+    expect(kinds).to_have_count(2)
+    for index in range(2):
+        expect(kinds.nth(index)).to_have_value("json")
+    snap(page, "persona-trait-kinds")
 
 
 def test_a_script_name_renders_as_text(page: Page, dashboard: Dashboard) -> None:

@@ -32,8 +32,10 @@ from personae.api.routes import (
     openai_audio,
     openai_compat,
     panels,
+    persona_files,
     persona_metrics,
     persona_tests,
+    persona_versions,
     personas,
     ratings,
     sessions,
@@ -180,9 +182,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     # Routes match in order: the hot paths first, chat completions (three routes, cheap to
     # pass over) ahead of the persona router (its cached GET; many more routes to try).
-    for module in (openai_compat, openai_audio, personas, persona_metrics, me, sessions,
-                   ratings, audio, panels, evaluations, persona_tests, voice_socket, writing,
-                   users, audit):
+    # The persona's three routers one after another, in their routes' (and documents') order.
+    for module in (openai_compat, openai_audio, personas, persona_versions, persona_files,
+                   persona_metrics, me, sessions, ratings, audio, panels, evaluations,
+                   persona_tests, voice_socket, writing, users, audit):
         app.include_router(module.router, prefix="/v1")
     app.include_router(health.router)
     app.include_router(metrics.router)

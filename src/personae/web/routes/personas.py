@@ -44,8 +44,9 @@ def initials(name: str) -> str:
 
 
 def trait_blocks(traits: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """Trait blocks as the editor shows them: (name, text, structured); a structured
-    block (a mapping or list) is edited as JSON."""
+    """Trait blocks as the editor shows them: (name, text, structured). A block that is
+    not text (a list or mapping) is structured: its kind shows as "List / mapping (JSON)"
+    and it is edited as JSON, so saving it unchanged keeps its shape."""
     return [(name, value, False) if isinstance(value, str)
             else (name, json.dumps(value, ensure_ascii=False, indent=2), True)
             for name, value in traits.items()]

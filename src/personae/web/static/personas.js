@@ -85,7 +85,8 @@
     return items.length ? items : null;
   }
 
-  // The trait blocks in their order; structured ones parse as JSON (issues say where not).
+  // The trait blocks in their order; those whose kind is a list or mapping parse as
+  // JSON (issues say where not).
   function collectTraits(form, issues) {
     const traits = {};
     for (const block of form.querySelectorAll("[data-trait]")) {
@@ -96,7 +97,7 @@
       area.dataset.field = `traits.${name}`;
       if (!name) { issues.push({ path: area.dataset.field, message: "a block needs a name" }); continue; }
       if (name in traits) issues.push({ path: area.dataset.field, message: `two blocks are named "${name}"` });
-      if (area.hasAttribute("data-json")) {
+      if (block.querySelector("[data-trait-kind]").value === "json") {
         try { traits[name] = JSON.parse(text); } catch (error) {
           issues.push({ path: area.dataset.field, message: `not valid JSON: ${error.message}` });
         }
@@ -116,25 +117,41 @@
     return definition;
   }
 
+  // A new block is a copy of the page's template block (so its markup is the server's),
+  // its ids made unique.
   let traitCount = 0;
-  function addTrait(list) {
+  function addTrait(list, template) {
     traitCount += 1;
-    const id = `trait-new-${traitCount}`;
-    const block = el("li", { class: "trait stack", "data-trait": true },
-      el("label", { for: `${id}-name` }, "Block name"),
-      el("input", { id: `${id}-name`, type: "text", "data-trait-name": true, maxlength: "64" }),
-      el("label", { for: `${id}-text` }, "Block text"),
-      el("textarea", { id: `${id}-text`, "data-trait-text": true, rows: "3" }),
-      el("button", { type: "button", class: "danger", "data-remove-trait": true }, "Remove block"));
+    const block = template.content.firstElementChild.cloneNode(true);
+    for (const node of [block, ...block.querySelectorAll("*")]) {
+      for (const attr of ["id", "for", "aria-describedby"]) {
+        const value = node.getAttribute(attr);
+        if (value) node.setAttribute(attr, value.replace(/-new$/, `-new-${traitCount}`));
+      }
+    }
     list.append(block);
-    block.querySelector("input").focus();
+    block.querySelector("[data-trait-name]").focus();
+  }
+
+  // The chosen kind's hint, and a code font for JSON.
+  function showKind(block) {
+    const choice = block.querySelector("[data-trait-kind]");
+    const area = block.querySelector("[data-trait-text]");
+    const json = choice.value === "json";
+    area.classList.toggle("code", json);
+    area.rows = json ? 5 : 3;
+    block.querySelector("[data-trait-hint]").textContent = choice.selectedOptions[0].dataset.hint;
   }
 
   function setupTraits(form) {
     const list = form.querySelector("#trait-list");
     const add = form.querySelector("[data-add-trait]");
-    if (!list || !add) return;
-    add.addEventListener("click", () => addTrait(list));
+    const template = form.querySelector("#trait-template");
+    if (!list || !add || !template) return;
+    add.addEventListener("click", () => addTrait(list, template));
+    list.addEventListener("change", (event) => {
+      if (event.target.matches("[data-trait-kind]")) showKind(event.target.closest("[data-trait]"));
+    });
     list.addEventListener("click", (event) => {
       const button = event.target.closest("[data-remove-trait]");
       if (!button) return;
@@ -148,6 +165,7 @@
     const box = form.querySelector(".form-error[role=alert]");
     const left = error.status === 422 || error.local ? P.showErrors(form, error)
       : (P.clearErrors(form), [{ path: "", message: error.message }]);
+    describeTraits(form);
     if (!box) return;
     box.replaceChildren(...left.map((issue) =>
       el("p", {}, issue.path ? `${issue.path}: ${issue.message}` : issue.message)));
@@ -160,6 +178,16 @@
     P.clearErrors(form);
     const box = form.querySelector(".form-error[role=alert]");
     if (box) { box.hidden = true; box.replaceChildren(); }
+    describeTraits(form);
+  }
+
+  // A block's text stays described by its kind's hint, after its error when it has one.
+  function describeTraits(form) {
+    for (const block of form.querySelectorAll("[data-trait]")) {
+      const area = block.querySelector("[data-trait-text]");
+      const error = area.getAttribute("aria-invalid") === "true" ? `${area.id}-error ` : "";
+      area.setAttribute("aria-describedby", error + block.querySelector("[data-trait-hint]").id);
+    }
   }
 
   function localError(issues) {
