@@ -104,6 +104,7 @@ def _drain_on_termination(runtime: Runtime) -> Callable[[], None]:
     return undo
 
 
+_heap_frozen = False
 GC_YOUNG_THRESHOLD = 10_000  # Python's default, 700, is crossed by every few requests
 
 
@@ -115,8 +116,11 @@ def _freeze_startup_heap() -> None:
     the objects of requests in flight, again and again. In `bench/gateway_overhead.py`
     at concurrency 100, full collections walking the ~200k start-up objects paused the
     server ~90 ms twice a second, and young collections took 6% of the time besides.
-    Objects made later are collected as usual."""
-    if gc.get_freeze_count() == 0:
+    Objects made later are collected as usual. (A flag, not ``gc.get_freeze_count()``,
+    tells whether it was done: that call walks every frozen object.)"""
+    global _heap_frozen
+    if not _heap_frozen:
+        _heap_frozen = True
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])

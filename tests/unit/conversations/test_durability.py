@@ -291,11 +291,11 @@ async def test_a_save_outlives_a_consumer_cancelled_again_and_again(chat: Chat) 
 
 
 async def test_a_claim_taken_before_leases_existed_still_holds_after_the_upgrade(
-        database_url: str) -> None:
+        empty_database_url: str) -> None:
     from personae.db.engine import make_engine, migrate
     from personae.db.tables import utcnow
 
-    engine = make_engine(database_url)
+    engine = make_engine(empty_database_url)
     try:
         await migrate(engine, "0003")
         now = utcnow()

@@ -16,8 +16,8 @@ def _differences(connection: Connection) -> list:
     return compare_metadata(context, metadata)
 
 
-async def test_migrations_match_the_declared_tables(database_url: str) -> None:
-    engine = make_engine(database_url)
+async def test_migrations_match_the_declared_tables(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url)
     try:
         assert await current_revision(engine) is None
         await migrate(engine)
