@@ -1,5 +1,6 @@
-"""Chat in a real browser: a reply streams in word by word over the session socket,
-a switch hands the session to another persona, ratings stick, sessions are listed."""
+"""Chat in a real browser: a reply streams in word by word over the session socket (or
+over server-sent events where WebSockets are blocked), a switch hands the session to
+another persona, ratings stick on replies only, sessions are listed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 import uuid
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, WebSocketRoute, expect
 
 from tests.support.browser import Dashboard, assert_accessible, sign_in, snap
 
@@ -72,7 +73,7 @@ def test_a_switch_hands_the_session_to_the_other_persona(page: Page,
                                                          dashboard: Dashboard) -> None:
     sign_in(page, dashboard, "alice")
     first, first_name = make_persona(dashboard, "Heron")
-    second, second_name = make_persona(dashboard, "Finch")
+    second, second_name = make_persona(dashboard, "Finch", greeting="Finch here.")
     start_chat(page, first)
     send(page, "first words")
     expect(page.locator(LAST_REPLY)).to_have_text(f"{first_name} heard: first words")
@@ -80,6 +81,9 @@ def test_a_switch_hands_the_session_to_the_other_persona(page: Page,
     page.get_by_role("button", name="Switch", exact=True).click()
     expect(page.locator("#messages .event").last).to_have_text(f"switched to {second_name}")
     expect(page.locator("#current-persona")).to_have_text(second_name)
+    greeting = page.locator("#messages > li.assistant").last
+    expect(greeting.locator(".content")).to_have_text("Finch here.")
+    expect(greeting.locator(".rating")).to_have_count(0)  # a greeting answers nobody
     send(page, "second words")
     expect(page.locator(LAST_REPLY)).to_have_text(f"{second_name} heard: second words")
     snap(page, "chat-switched")
@@ -130,3 +134,80 @@ def test_the_session_list_shows_the_session_after_reload(page: Page,
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     snap(page, "chat-phone-dark")
     assert_accessible(page)
+
+
+SOCKET = re.compile(r"/v1/sessions/[^/]+/ws$")
+STREAMING = "#messages .status-streaming .content"
+
+
+def block_websockets(page: Page) -> list[str]:
+    """Every session socket the page opens is closed before it is ready, as a proxy
+    that refuses upgrades would; returns the list of URLs it tried."""
+    tried: list[str] = []
+
+    def refuse(ws: WebSocketRoute) -> None:
+        tried.append(ws.url)
+        ws.close(code=1011, reason="upgrades blocked")
+
+    page.route_web_socket(SOCKET, refuse)
+    return tried
+
+
+def test_without_websockets_a_reply_streams_over_sse_and_is_saved(
+        page: Page, dashboard: Dashboard) -> None:
+    tried = block_websockets(page)
+    sign_in(page, dashboard, "alice")
+    persona, name = make_persona(dashboard, "Robin")
+    start_chat(page, persona)
+    page.evaluate("""(selector) => {
+      window.seen = [];
+      new MutationObserver(() => {
+        const node = document.querySelector(selector);
+        if (node) window.seen.push(node.textContent);
+      }).observe(document.getElementById('messages'),
+                 {childList: true, subtree: true, characterData: true});
+    }""", STREAMING)
+    words = "one two three four five six seven eight nine ten eleven twelve"
+    with page.expect_response(lambda r: r.url.endswith("/messages")
+                              and r.request.method == "POST") as posted:
+        send(page, words)
+    assert posted.value.headers["content-type"].startswith("text/event-stream")
+    reply = page.locator("#messages > li.assistant").last
+    expect(reply.locator(".content")).to_have_text(f"{name} heard: {words}")
+    expect(reply).to_have_attribute("data-status", "complete")
+    expect(reply.get_by_role("button", name="Good reply")).to_be_visible()
+    expect(page.get_by_role("button", name="Stop")).to_be_disabled()
+    seen = [text for text in page.evaluate("window.seen") if text]
+    assert len(set(seen)) >= 3, seen  # streamed in several steps
+    send(page, "and again")
+    expect(page.locator(LAST_REPLY)).to_have_text(f"{name} heard: and again")
+    assert len(tried) == 1, tried  # once refused, the page stays on SSE
+    page.reload()
+    expect(page.locator("#messages")).to_contain_text(f"{name} heard: {words}")
+    expect(page.locator(LAST_REPLY)).to_have_text(f"{name} heard: and again")
+    snap(page, "chat-sse")
+
+
+def test_without_websockets_stop_keeps_the_reply_as_interrupted(
+        page: Page, dashboard: Dashboard) -> None:
+    block_websockets(page)
+    sign_in(page, dashboard, "alice")
+    persona, name = make_persona(dashboard, "Swift")
+    start_chat(page, persona)
+    words = " ".join(f"word{i}" for i in range(200))  # about four seconds of reply
+    send(page, words)
+    expect(page.locator(STREAMING)).to_contain_text("word3")
+    page.get_by_role("button", name="Stop").click()
+    reply = page.locator("#messages > li.assistant").last
+    expect(reply).to_have_attribute("data-status", "interrupted")
+    expect(reply.locator(".badge")).to_have_text("Interrupted")
+    expect(reply.locator(".rating")).to_have_count(0)
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    shown = reply.locator(".content").text_content() or ""
+    assert shown.startswith(f"{name} heard: word0") and "word199" not in shown, shown
+    page.reload()
+    saved = page.locator("#messages > li.assistant").last
+    expect(saved).to_have_attribute("data-status", "interrupted")
+    expect(saved.locator(".content")).to_have_text(shown)
+    send(page, "after the stop")  # the session is free for the next turn
+    expect(page.locator(LAST_REPLY)).to_have_text(f"{name} heard: after the stop")

@@ -15,6 +15,12 @@ HEARD = re.compile(r"colou?r", re.IGNORECASE)
 SPEECH_TIMEOUT = 60_000  # the first call loads the speech models
 
 
+def session_count(page: Page) -> int:
+    """The number in the session list's heading, "Your sessions (N)"."""
+    heading = page.locator("#sessions-title .muted").text_content() or ""
+    return int(heading.strip("() "))
+
+
 def test_a_call_hears_the_microphone_and_answers(page: Page, dashboard: Dashboard) -> None:
     sign_in(page, dashboard, "alice")
     persona, name = make_persona(dashboard, "Wren")
@@ -22,9 +28,18 @@ def test_a_call_hears_the_microphone_and_answers(page: Page, dashboard: Dashboar
     expect(page.get_by_role("heading", name="Voice call", level=1)).to_be_visible()
     snap(page, "voice")
     assert_accessible(page)
+    sessions = page.locator(".session-list")
+    before = session_count(page)
     page.get_by_label("Persona", exact=True).select_option(persona)
     page.get_by_role("button", name="Start call").click()
     expect(page).to_have_url(re.compile(r"/voice/[^/]+$"))
+    # The call's new session is listed, as the current one, without a reload.
+    current = sessions.get_by_role("link", name=name)
+    expect(current).to_have_attribute("aria-current", "page")
+    expect(current).to_have_attribute("href", re.compile(r"^/voice/" + re.escape(
+        page.url.rsplit("/", 1)[1]) + "$"))
+    expect(sessions.locator('[aria-current="page"]')).to_have_count(1)
+    assert session_count(page) == before + 1
     expect(page.get_by_role("button", name="Hang up")).to_be_enabled()
     transcript = page.locator("#transcript")
     you = transcript.locator("li.user .content").first

@@ -238,3 +238,24 @@ async def test_the_editors_chat_link_preselects_its_persona(alice: WebUser) -> N
     assert re.search(r'<option value="genz-listener" selected>', page)
     plain = (await alice.page("/chat")).text
     assert not re.search(r'<option value="genz-listener" selected>', plain)
+
+
+async def test_only_complete_replies_to_the_user_offer_rating_buttons(
+        web: Api, alice: WebUser) -> None:
+    """A greeting answers nobody, and a cut or failed reply is not the persona's answer:
+    the page offers thumbs for complete replies to the user only."""
+    sid = await open_session(alice)
+    reply = (await say(alice, sid, "hello"))["reply"]
+    scripted_model(web.runtime.providers).queue(
+        ["Half a ", "thought", ProviderError("scripted", "lost the stream")])
+    cut = (await say(alice, sid, "again", expect=502))["error"]["details"]["message"]
+    scripted_model(web.runtime.providers).queue(ProviderError("scripted", "fell over"))
+    failed = (await say(alice, sid, "once more", expect=502))["error"]["details"]["message"]
+    history = (await alice.api("GET", f"/v1/sessions/{sid}/messages")).json()["data"]
+    greeting = history[0]
+    assert greeting["meta"].get("greeting") and greeting["role"] == "assistant"
+    page = (await alice.page(f"/chat/{sid}")).text
+    assert 'class="rating"' in message_html(page, reply["id"])
+    for unrated in (greeting, cut, failed):
+        assert 'class="rating"' not in message_html(page, unrated["id"]), unrated["status"]
+    assert (cut["status"], failed["status"]) == ("interrupted", "failed")

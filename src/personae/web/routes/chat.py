@@ -2,7 +2,8 @@
 
 The page is read through the same service calls as ``GET /v1/sessions``, its
 messages and its ratings; everything it changes (start, send, switch, stop, rate)
-goes through the JSON API and the session WebSocket from ``static/chat.js``.
+goes through the JSON API and the session WebSocket from ``static/chat.js`` (or, where
+the socket cannot be opened, the same turns over server-sent events).
 """
 
 from __future__ import annotations

@@ -1,10 +1,15 @@
 // Chat page: start a session, send over the session's WebSocket with the reply
-// streaming in, switch persona, stop a reply, rate replies. Everything goes through
-// the /v1 API; messages are built as DOM (text, never HTML), like chat/_message.html.
+// streaming in, switch persona, stop a reply, rate replies. Where the socket cannot be
+// opened (a proxy that refuses upgrades) the page uses the same API over HTTP for the
+// rest of its life: turns stream as server-sent events, Stop aborts the request.
+// Everything goes through the /v1 API; messages are built as DOM (text, never HTML),
+// like chat/_message.html.
 "use strict";
 (function () {
   const P = window.Personae;
-  const state = { socket: null, opening: null, pending: null, streaming: false };
+  const OPEN_TIMEOUT_MS = 8000; // a socket neither open nor refused by then counts as refused
+  const state = { socket: null, opening: null, pending: null, streaming: false,
+    http: false, abort: null };
   let page = null;
 
   function speakerName(m) {
@@ -37,6 +42,12 @@
     return out;
   }
 
+  // Only a complete reply to the user is the persona's answer: a greeting answers
+  // nobody, and a cut or failed reply is not what the persona meant to say.
+  function rateable(m) {
+    return m.role === "assistant" && m.status === "complete" && !(m.meta && m.meta.greeting);
+  }
+
   function ratingButtons(chosen) {
     const thumb = (rating, label, mark, word) => P.el("button", {
       type: "button", class: "thumb", "data-rating": rating, title: label,
@@ -55,10 +66,11 @@
     return P.el("li", {
       class: `message ${m.role} status-${m.status}`, "data-message-id": m.id, "data-status": m.status },
       P.el("p", { class: "meta" }, P.el("span", { class: "speaker" }, speakerName(m)), " ",
+        m.meta && m.meta.greeting ? [P.el("span", { class: "muted" }, "(greeting)"), " "] : null,
         statusNote(m)),
       P.el("div", { class: "content" }, m.content),
       assistant ? usedItems(m) : null,
-      assistant ? ratingButtons(null) : null);
+      rateable(m) ? ratingButtons(null) : null);
   }
 
   function list() { return document.getElementById("messages"); }
@@ -98,13 +110,11 @@
     else if (error && partial) {  // the connection dropped mid-reply: keep what was shown
       shown = renderMessage({ id: "", role: "assistant", status: "interrupted", content: partial,
         persona_id: page.persona_id, meta: {} });
-      shown.querySelector(".rating").remove();
       shown.append(P.el("p", { class: "form-error" },
         `The connection was lost (${error.message}); reload to see what the server kept.`));
     } else if (error) {
       shown = renderMessage({ id: "", role: "assistant", status: "failed", content: "",
         persona_id: page.persona_id, meta: { error } });
-      shown.querySelector(".rating").remove();
     }
     if (pending && shown) pending.item.replaceWith(shown);
     else if (pending) pending.item.remove();
@@ -154,28 +164,91 @@
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/v1/sessions/${encodeURIComponent(page.session_id)}/ws`);
     state.opening = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => ws.close(), OPEN_TIMEOUT_MS);
       ws.addEventListener("message", (message) => {
         const event = JSON.parse(message.data);
-        if (event.type === "ready") { state.socket = ws; state.opening = null; resolve(ws); }
-        else onEvent(event);
+        if (event.type === "ready") {
+          clearTimeout(timer);
+          state.socket = ws; state.opening = null; resolve(ws);
+        } else onEvent(event);
       });
       ws.addEventListener("close", (closed) => {
+        clearTimeout(timer);
         state.socket = null;
-        if (state.opening) { state.opening = null; reject(new Error(closed.reason || "the chat connection closed")); }
-        if (state.streaming) finishReply(null, { message: closed.reason || "the connection closed" });
+        if (state.opening) { // never ready: nothing was sent on it
+          state.opening = null;
+          reject(new Error(closed.reason || "the chat connection closed"));
+        } else if (state.streaming) finishReply(null, { message: closed.reason || "the connection closed" });
       });
     });
     return state.opening;
   }
 
+  // Over the socket while it can be opened; once it could not, over HTTP for good.
   async function send(payload) {
+    if (!state.http) {
+      try {
+        (await socket()).send(JSON.stringify(payload));
+        return true;
+      } catch (error) {
+        state.http = true;
+      }
+    }
+    return sendOverHttp(payload);
+  }
+
+  const sessionPath = () => `/v1/sessions/${encodeURIComponent(page.session_id)}`;
+
+  async function sendOverHttp(payload) {
+    if (payload.type === "message") { streamTurn(payload.content); return true; }
+    if (payload.type === "interrupt") { if (state.abort) state.abort.abort(); return true; }
     try {
-      (await socket()).send(JSON.stringify(payload));
+      const switched = await P.api("POST", `${sessionPath()}/switch`, { persona_id: payload.persona_id });
+      switched.events.forEach((event) => onEvent(event));
       return true;
     } catch (error) {
       P.toast(error.message, "error");
       return false;
     }
+  }
+
+  // One turn as server-sent events: the same events the socket sends, in order.
+  async function streamTurn(content) {
+    const abort = new AbortController();
+    state.abort = abort;
+    let asked = null; // the user's saved message: the reply comes after it
+    const seen = (event) => {
+      if (event.type === "message" && event.message.role === "user") asked = event.message.id;
+      onEvent(event);
+    };
+    try {
+      await P.stream(`${sessionPath()}/messages`, { content, stream: true }, seen, { signal: abort.signal });
+      if (state.streaming) finishReply(null, { message: "the reply ended early" });
+    } catch (error) {
+      if (!state.streaming) return;
+      if (abort.signal.aborted) finishReply(await stoppedReply(asked), null);
+      else finishReply(null, { message: error.message || String(error) });
+    } finally {
+      if (state.abort === abort) state.abort = null;
+    }
+  }
+
+  // Stopping closes the request; the server then saves the reply as interrupted. Show
+  // what it saved (the next turn waits for that), or what had arrived if it is slow.
+  async function stoppedReply(asked) {
+    for (let tries = 0; asked !== null && tries < 15; tries += 1) {
+      try {
+        const saved = (await P.api("GET", `${sessionPath()}/messages`)).data
+          .find((m) => m.role === "assistant" && m.id > asked);
+        if (saved && saved.status !== "streaming") return saved;
+      } catch (error) {
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const partial = state.pending ? state.pending.content.textContent : "";
+    return { id: "", role: "assistant", status: "interrupted", content: partial,
+      persona_id: page.persona_id, meta: {} };
   }
 
   async function onCompose(form, event) {

@@ -207,6 +207,30 @@
     call.ws = ws;
   }
 
+  // The call's new session at the top of the session list, as the current one (the
+  // list is chat/_sessions.html's; keep the two alike).
+  function listSession(session) {
+    const box = document.querySelector(".session-list");
+    if (!box) return;
+    box.querySelectorAll("[aria-current]").forEach((link) => link.removeAttribute("aria-current"));
+    let items = box.querySelector("ul");
+    if (!items) {
+      box.querySelector("p.muted")?.remove();
+      items = P.el("ul");
+      box.append(items);
+    }
+    const turns = session.turns || 0;
+    const when = String(session.last_active_at || "");
+    items.prepend(P.el("li", {},
+      P.el("a", { href: `/voice/${encodeURIComponent(session.id)}`, "aria-current": "page" },
+        nameOf(session.persona_id)), " ",
+      P.el("span", { class: "muted session-facts" }, `${turns} turn${turns === 1 ? "" : "s"} · `,
+        P.el("time", { datetime: when }, when.slice(0, 16).replace("T", " ")))));
+    const count = box.querySelector("#sessions-title .muted");
+    const shown = count ? parseInt(count.textContent.replace(/[()]/g, ""), 10) : NaN;
+    if (count && !Number.isNaN(shown)) count.textContent = `(${shown + 1})`;
+  }
+
   async function openSession(personaId) {
     if (page.session_id) {
       if (personaId !== page.persona_id) call.switchTo = personaId;
@@ -216,6 +240,7 @@
     page.session_id = opened.session.id;
     page.persona_id = opened.session.persona_id;
     history.replaceState(null, "", `/voice/${encodeURIComponent(page.session_id)}`);
+    listSession(opened.session);
     for (const event of opened.events) {
       if (event.type === "message") line("assistant", nameOf(event.message.persona_id), event.message.content);
     }
