@@ -273,6 +273,10 @@ class Settings(BaseSettings):
     rate_limits: dict[str, RateLimits] = Field(
         default_factory=_default_rate_limits, description="budgets per role (member, "
         "admin, anonymous); a key's own overrides take precedence")
+    auth_failures_limit: str | None = Field(
+        default="20/minute", description="wrong API keys (on the API or the sign-in form) "
+        "one client address may send per window; past it, that address's key attempts get "
+        "429 without being checked (null or 'unlimited': no limit)")
     metrics_enabled: bool = Field(default=True,
                                   description="count requests, turns and jobs for /metrics")
     metrics_token: SecretStr | None = Field(
@@ -301,6 +305,20 @@ class Settings(BaseSettings):
     @classmethod
     def _merge_rate_limits(cls, value: dict[str, RateLimits]) -> dict[str, RateLimits]:
         return merge_rate_limits(value)
+
+    @field_validator("auth_failures_limit", mode="before")
+    @classmethod
+    def _check_auth_failures_limit(cls, value: object) -> object:
+        if value is None or value == "unlimited":
+            return None
+        try:
+            if not isinstance(value, str) or any(i.amount < 1 for i in parse_many(value)):
+                raise ValueError("zero")
+        except ValueError:
+            raise ValueError(f"auth_failures_limit: {value!r} is not a rate limit (at least "
+                             "1 failure per window); write e.g. '20/minute' or "
+                             "'10/minute;100/day' (null or 'unlimited': no limit)") from None
+        return value
 
     @field_validator("database_url")
     @classmethod

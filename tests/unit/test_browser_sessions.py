@@ -7,6 +7,7 @@ from pathlib import Path
 
 import itsdangerous.timed
 import pytest
+from itsdangerous import URLSafeTimedSerializer
 
 from personae.auth import browser
 from personae.auth.browser import BrowserSessions, load_secret
@@ -74,3 +75,31 @@ def test_a_damaged_secret_file_is_reported(tmp_path: Path) -> None:
     (tmp_path / browser.SECRET_FILE).write_text("short")
     with pytest.raises(ValueError, match="delete it"):
         load_secret(None, tmp_path)
+
+
+def test_each_session_gets_its_own_id_and_the_cookie_carries_it() -> None:
+    sessions = BrowserSessions(SECRET, 3600)
+    cookie, first = sessions.issue("key-1")
+    _, second = sessions.issue("key-1")
+    assert first.session_id != second.session_id
+    assert 16 <= len(first.session_id) <= browser.MAX_SESSION_ID_CHARS
+    read = sessions.read(cookie)
+    assert read is not None and read.session_id == first.session_id
+
+
+def test_a_session_expires_when_its_cookie_does() -> None:
+    sessions = BrowserSessions(SECRET, 600)
+    _, session = sessions.issue("key-1")
+    assert sessions.expires_at(session) == session.issued_at + 600
+
+
+@pytest.mark.parametrize("session_id", [None, "", 7, "x" * 200])
+def test_a_cookie_without_a_usable_session_id_is_no_session(session_id: object) -> None:
+    """Only a session with an id can be signed out on its own, so one without (made
+    before sessions had ids, or malformed) is refused rather than trusted."""
+    sessions = BrowserSessions(SECRET, 3600)
+    payload = {"k": "key-1", "c": "c" * 32, "t": 1.0}
+    if session_id is not None:
+        payload["i"] = session_id
+    signed = URLSafeTimedSerializer(SECRET, salt=browser.SALT).dumps(payload)
+    assert sessions.read(signed) is None

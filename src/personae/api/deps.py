@@ -117,12 +117,13 @@ async def principal_for(request: HTTPConnection, token: str | None) -> Principal
     client = request.client.host if request.client else ""
     keyless = runtime.settings.keyless_allowed and _is_loopback_client(client)
     if token and (is_api_key_format(token) or not keyless):
-        return await runtime.auth.authenticate(token)
+        return await authenticate_key(request, token)
     session = browser_session(request) if token is None else None
     if session is not None:
         check_browser_request(request, session)
         if session.key_id is not None:
-            return await runtime.auth.authenticate_browser(session.key_id, session.issued_at)
+            return await runtime.auth.authenticate_browser(session.key_id, session.issued_at,
+                                                           session.session_id)
     if keyless:
         check_keyless_request(request)
         local_admin: Principal = request.app.state.local_admin
@@ -130,6 +131,20 @@ async def principal_for(request: HTTPConnection, token: str | None) -> Principal
     raise AuthenticationRequired(
         "an API key is required: send 'Authorization: Bearer <key>' "
         "(create one with `personae keys create USER`)")
+
+
+async def authenticate_key(connection: HTTPConnection, token: str) -> Principal:
+    """The key's owner, unless the client's address has sent too many wrong keys
+    (:class:`~personae.errors.RateLimited`, the key unchecked); a wrong key is counted
+    against its address, in the limiter's storage that every process shares."""
+    runtime = runtime_of(connection)
+    address = connection.client.host if connection.client else None
+    await runtime.limiter.check_auth_failures(address)
+    try:
+        return await runtime.auth.authenticate(token)
+    except AuthenticationRequired:
+        await runtime.limiter.count_auth_failure(address)
+        raise
 
 
 def browser_session(connection: HTTPConnection) -> BrowserSession | None:

@@ -1,9 +1,10 @@
 """Users, API keys, and authentication with a short-lived cache.
 
-A hot read must not query for its key, so resolved keys are cached for a few
-seconds; a key revoked (or a role or a key's limits changed) here is forgotten at
-once, and in other processes as soon as the change feed reports it (the store records
-the change in the same transaction; under a second).
+A hot read must not query for its key, so resolved keys (and dashboard sessions, by
+key and session id) are cached for a few seconds; a key revoked (or a role or a key's
+limits changed, or a session signed out) here is forgotten at once, and in other
+processes as soon as the change feed reports it (the store records the change in the
+same transaction; under a second), at the latest when the cache entry expires.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from personae.auth.principal import (
     Role,
     is_valid_user_name,
 )
-from personae.auth.records import ApiKey, User
+from personae.auth.records import ApiKey, BrowserAccess, User
 from personae.auth.store import UserStore
 from personae.errors import (
     AuthenticationRequired,
@@ -32,6 +33,7 @@ from personae.errors import (
 from personae.ops.audit import AuditLog
 
 KEY_CACHE_SECONDS = 5.0
+K = TypeVar("K")
 T = TypeVar("T")
 KEY_CACHE_ENTRIES = 10_000
 
@@ -45,8 +47,8 @@ class Authenticator:
         self.on_lookup = on_lookup  # told of each key lookup: True on a hit (metrics)
         self._cache: TTLCache[str, Principal | None] = TTLCache(KEY_CACHE_ENTRIES,
                                                                  cache_seconds)
-        self._browser_cache: TTLCache[str, tuple[Principal, float | None] | None] = TTLCache(
-            KEY_CACHE_ENTRIES, cache_seconds)
+        self._browser_cache: TTLCache[tuple[str, str | None], BrowserAccess | None] = \
+            TTLCache(KEY_CACHE_ENTRIES, cache_seconds)
 
     async def authenticate(self, token: str) -> Principal:
         principal = await self._lookup(self._cache, token, self.users.principal_for_token)
@@ -54,17 +56,24 @@ class Authenticator:
             raise AuthenticationRequired("the API key is not valid (unknown or revoked)")
         return principal
 
-    async def authenticate_browser(self, key_id: str, issued_at: float) -> Principal:
+    async def authenticate_browser(self, key_id: str, issued_at: float,
+                                   session_id: str | None = None) -> Principal:
         """A dashboard session's key, by id: refused once the key is revoked, its user
-        disabled, or its sessions ended (signed out) after this one was issued."""
-        found = await self._lookup(self._browser_cache, key_id, self.users.browser_principal)
-        if found is None or (found[1] is not None and issued_at <= found[1]):
+        disabled, the session signed out, or all the key's sessions ended after this
+        one was issued."""
+        found = await self._lookup(self._browser_cache, (key_id, session_id),
+                                   self._browser_access)
+        if (found is None or found.session_ended or (
+                found.sessions_ended_at is not None and issued_at <= found.sessions_ended_at)):
             raise AuthenticationRequired("this sign-in has ended (signed out, or its key was "
                                          "revoked or its user disabled): sign in again")
-        return found[0]
+        return found.principal
 
-    async def _lookup(self, cache: TTLCache[str, T], entry: str,
-                      fetch: Callable[[str], Awaitable[T]]) -> T:
+    async def _browser_access(self, entry: tuple[str, str | None]) -> BrowserAccess | None:
+        return await self.users.browser_principal(*entry)
+
+    async def _lookup(self, cache: TTLCache[K, T], entry: K,
+                      fetch: Callable[[K], Awaitable[T]]) -> T:
         """The cached answer for ``entry``, or the store's (cached for a few seconds)."""
         try:
             found = cache[entry]
@@ -78,8 +87,16 @@ class Authenticator:
         return found
 
     async def end_browser_sessions(self, key_id: str) -> None:
+        """Sign out every dashboard session made with this key so far."""
         await self.users.end_browser_sessions(key_id)
         self.forget()
+
+    async def end_browser_session(self, key_id: str, session_id: str,
+                                  expires_at: float) -> None:
+        """Sign out one dashboard session (``expires_at``: when its cookie would have
+        expired, after which the record of it is pruned)."""
+        await self.users.end_browser_session(key_id, session_id, expires_at)
+        self._browser_cache.pop((key_id, session_id), None)
 
     def forget(self) -> None:
         self._cache.clear()

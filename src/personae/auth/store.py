@@ -3,8 +3,9 @@
 Keys are shown once at creation and stored as SHA-256 hashes: they are 256-bit random
 tokens, so a fast hash is safe and keeps authentication off the hot path's budget.
 Every write that changes what a key may do (revocation, a role, a user disabled, a key's
-limits) records :data:`~personae.db.changes.AUTH_CHANGED` in its transaction, so every
-process drops its cached principals within the change feed's interval.
+limits, a dashboard sign-out) records :data:`~personae.db.changes.AUTH_CHANGED` in its
+transaction, so every process drops its cached principals within the change feed's
+interval.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from personae.auth.principal import KEY_PREFIX, LOCAL_ADMIN_ID, Principal, Role
-from personae.auth.records import ApiKey, User
+from personae.auth.records import ApiKey, BrowserAccess, User
 from personae.db.changes import AUTH_CHANGED, record_changes
-from personae.db.tables import api_keys, aware, users, utcnow
+from personae.db.tables import api_keys, aware, ended_browser_sessions, users, utcnow
 from personae.errors import Conflict, NotFound
 from personae.ops.ratelimit import validate_overrides
 
@@ -144,12 +145,13 @@ class UserStore:
 
     async def principal_for_token(self, token: str) -> Principal | None:
         found = await self._principal(api_keys.c.key_hash == hash_key(token))
-        return found[0] if found else None
+        return found.principal if found else None
 
-    async def browser_principal(self, key_id: str) -> tuple[Principal, float | None] | None:
+    async def browser_principal(self, key_id: str,
+                                session_id: str | None = None) -> BrowserAccess | None:
         """The owner of a live key, by the key's id (a dashboard session names its key),
-        and when the key's dashboard sessions were last ended (epoch seconds)."""
-        return await self._principal(api_keys.c.id == key_id)
+        with the key's and this session's sign-outs, in one query."""
+        return await self._principal(api_keys.c.id == key_id, session_id)
 
     async def end_browser_sessions(self, key_id: str) -> None:
         """Sign out every dashboard session made with this key so far."""
@@ -158,10 +160,28 @@ class UserStore:
                                .values(sessions_ended_at=time.time()))
             await record_changes(conn, [AUTH_CHANGED])
 
-    async def _principal(self, which: sa.ColumnElement[bool]
-                         ) -> tuple[Principal, float | None] | None:
+    async def end_browser_session(self, key_id: str, session_id: str,
+                                  expires_at: float) -> None:
+        """Sign out one dashboard session (again: nothing changes), and forget the
+        sessions whose cookies have expired since they were signed out."""
+        ended = ended_browser_sessions
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(ended.delete().where(ended.c.expires_at < time.time()))
+                await conn.execute(ended.insert().values(
+                    session_id=session_id, key_id=key_id, expires_at=expires_at))
+                await record_changes(conn, [AUTH_CHANGED])
+        except IntegrityError:  # ended before (or its key is gone): nothing to end
+            pass
+
+    async def _principal(self, which: sa.ColumnElement[bool],
+                         session_id: str | None = None) -> BrowserAccess | None:
+        ended = ended_browser_sessions
+        session_ended = (sa.exists().where(ended.c.session_id == session_id,
+                                           ended.c.key_id == api_keys.c.id)
+                         if session_id else sa.false())
         query = (sa.select(users.c.id, users.c.name, users.c.role, api_keys.c.id,
-                           api_keys.c.limits, api_keys.c.sessions_ended_at)
+                           api_keys.c.limits, api_keys.c.sessions_ended_at, session_ended)
                  .join(api_keys, api_keys.c.user_id == users.c.id)
                  .where(which, api_keys.c.revoked_at.is_(None),
                         users.c.disabled.is_(False)))
@@ -170,8 +190,9 @@ class UserStore:
         if row is None:
             return None
         overrides = tuple(sorted((str(k), str(v)) for k, v in (row[4] or {}).items()))
-        return Principal(row[0], row[1], Role(row[2]), key_id=row[3],
-                         limit_overrides=overrides), row[5]
+        principal = Principal(row[0], row[1], Role(row[2]), key_id=row[3],
+                              limit_overrides=overrides)
+        return BrowserAccess(principal, row[5], bool(row[6]))
 
 
 async def _keep_an_admin(conn: AsyncConnection, leaving_id: str) -> None:

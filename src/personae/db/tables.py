@@ -57,6 +57,17 @@ api_keys = sa.Table(
     sa.Column("sessions_ended_at", sa.Float, nullable=True),
 )
 
+# Dashboard sessions signed out one by one, kept until their cookie would have expired
+# anyway (``expires_at``, epoch seconds), then pruned.
+ended_browser_sessions = sa.Table(
+    "ended_browser_sessions",
+    metadata,
+    sa.Column("session_id", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(32), sa.ForeignKey("api_keys.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
 personas = sa.Table(
     "personas",
     metadata,

@@ -7,6 +7,10 @@ check-and-count per window, no burst of twice the limit at a window's edge as a 
 window allows, and a few microseconds in memory. Budgets come from the caller's role
 (``Settings.rate_limits``) unless the key carries its own overrides.
 
+Wrong API keys are counted too, per client address (``auth_failures_limit``): past
+the limit, that address's key attempts are refused before the key is checked, so keys
+cannot be guessed at the speed of the server.
+
 Counts live in memory (one process) or in Redis (``redis_url``), where every API
 process shares one budget. When Redis cannot be reached the limiter fails open:
 requests pass uncounted (one warning per outage; ``failed_open`` counts them) rather
@@ -42,7 +46,9 @@ log = logging.getLogger(__name__)
 
 # (limit, remaining, seconds until a request is counted again): the RateLimit-* headers.
 RateState = tuple[int, int, int]
-RefusalListener = Callable[[str, str], None]  # (route class, scope "requests" | "tokens")
+# (route class or "auth", scope "requests" | "tokens" | "auth_failures")
+RefusalListener = Callable[[str, str], None]
+AUTH_FAILURES = "auth_failures"  # the scope (and counter namespace) of wrong keys
 
 # -- callers and their budgets -----------------------------------------------------
 
@@ -153,6 +159,8 @@ class RateLimiter:
         self._budgets: dict[tuple[str, tuple[tuple[str, str], ...], str],
                             tuple[RateLimitItem, ...]] = {}
         self._token_budgets: dict[tuple[str, tuple[tuple[str, str], ...]], int | None] = {}
+        limit = settings.auth_failures_limit
+        self._auth_windows = parse_limit(limit) if limit and self.enabled else ()
         self._charges: set[asyncio.Task[None]] = set()
         self._retry_at = 0.0  # monotonic time before which the storage is not tried
         self._outage = False
@@ -254,6 +262,49 @@ class RateLimiter:
         value = getattr(limits, route_class, None) if limits is not None else None
         return parse_limit(value) if value else ()
 
+    # -- wrong keys ------------------------------------------------------------------
+
+    async def check_auth_failures(self, address: str | None) -> None:
+        """Refuse (429, scope ``auth_failures``) a key attempt from an address whose
+        wrong keys fill a window, before the key is looked at."""
+        full = await self._auth_failures(address, count=False)
+        if full is None:
+            return
+        item, wait = full[0], _seconds_until(full[1])
+        self._refused("auth", AUTH_FAILURES)
+        raise RateLimited(
+            f"too many failed authentications from this address ({_describe(item)}); "
+            f"retry in {wait} s", {"limit": _describe(item), "remaining": 0,
+                                    "reset_after": wait, "retry_after": wait,
+                                    "scope": AUTH_FAILURES, "limit_count": item.amount})
+
+    async def count_auth_failure(self, address: str | None) -> None:
+        """Count a wrong key from ``address`` (logged when it fills a window)."""
+        full = await self._auth_failures(address, count=True)
+        if full is not None:
+            log.warning("%s sent %s wrong API keys: its key attempts are refused for now",
+                        address, _describe(full[0]))
+
+    async def _auth_failures(self, address: str | None, *, count: bool
+                             ) -> tuple[RateLimitItem, float] | None:
+        """The first window the address's wrong keys fill (and its reset time), after
+        counting one more if ``count``; None when none is full or nothing is counted."""
+        if not self._auth_windows or not address or self._storage_away():
+            return None
+        full: tuple[RateLimitItem, float] | None = None
+        try:
+            for item in self._auth_windows:
+                if count:
+                    await self._windows.hit(item, f"addr:{address}", AUTH_FAILURES)
+                stats = await self._windows.get_window_stats(item, f"addr:{address}",
+                                                             AUTH_FAILURES)
+                if stats.remaining == 0 and full is None:
+                    full = (item, stats.reset_time)
+        except _STORAGE_ERRORS as exc:
+            self._storage_failed(exc)
+            return None
+        return full
+
     # -- tokens --------------------------------------------------------------------
 
     def token_budget(self, caller: Caller | None) -> int | None:
@@ -329,7 +380,7 @@ class RateLimiter:
 
     # -- refusals and outages ----------------------------------------------------------
 
-    def _refused(self, route_class: RouteClass, scope: str) -> None:
+    def _refused(self, route_class: str, scope: str) -> None:
         if self.on_refused is not None:
             try:
                 self.on_refused(str(route_class), scope)
