@@ -211,3 +211,102 @@ def test_without_websockets_stop_keeps_the_reply_as_interrupted(
     expect(saved.locator(".content")).to_have_text(shown)
     send(page, "after the stop")  # the session is free for the next turn
     expect(page.locator(LAST_REPLY)).to_have_text(f"{name} heard: after the stop")
+
+
+MARKDOWN = "\n".join([
+    "Here is **bold** and *soft* text with `inline code`.",
+    "",
+    "```python",
+    "if a < b and c > d:",
+    "    print('<b>not bold</b>')",
+    "wide = '" + "x" * 300 + "'",
+    "```",
+    "",
+    "- apple",
+    "- pear",
+    "",
+    "1. first",
+    "2. second",
+    "",
+    "[trap](javascript:alert(1)) and [docs](https://example.com/guide)",
+    "",
+    "<img src=x onerror=alert(1)>",
+])
+
+
+def assert_rendered_markdown(page: Page) -> None:
+    """The last reply as Markdown: code in ``pre code``, bold as ``strong``, lists as
+    lists, only the http(s) link a link, and the HTML in it shown as text."""
+    reply = page.locator("#messages > li.assistant").last
+    code = reply.locator("pre code")
+    expect(code).to_have_count(1)
+    assert code.text_content() == ("if a < b and c > d:\n    print('<b>not bold</b>')\n"
+                                   f"wide = '{'x' * 300}'")
+    # A long code line scrolls inside its block: not wrapped, not widening the page.
+    assert reply.locator("pre").evaluate("pre => pre.scrollWidth > pre.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    expect(reply.locator("strong")).to_have_text("bold")
+    expect(reply.locator("em")).to_have_text("soft")
+    expect(reply.locator(":not(pre) > code")).to_have_text("inline code")
+    expect(reply.locator("ul > li")).to_have_text(["apple", "pear"])
+    expect(reply.locator("ol > li")).to_have_text(["first", "second"])
+    links = reply.locator(".content a")
+    expect(links).to_have_count(1)
+    expect(links).to_have_attribute("href", "https://example.com/guide")
+    expect(links).to_have_attribute("rel", "noopener noreferrer nofollow")
+    expect(links).to_have_attribute("target", "_blank")
+    expect(reply.locator(".content")).to_contain_text("[trap](javascript:alert(1))")
+    expect(reply.locator(".content")).to_contain_text("<img src=x onerror=alert(1)>")
+    expect(page.locator("#messages img, #messages b")).to_have_count(0)
+    mine = page.locator("#messages > li.user").last.locator(".content")
+    expect(mine.locator("strong, pre, a")).to_have_count(0)  # the user's words stay text
+    expect(mine).to_contain_text("**bold**")
+
+
+def test_a_reply_in_markdown_is_rendered_safely_live_and_after_reload(
+        page: Page, dashboard: Dashboard) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    sign_in(page, dashboard, "alice")
+    persona, name = make_persona(dashboard, "Wren", greeting="Hi, I am **{{char}}**.")
+    start_chat(page, persona)
+    greeting = page.locator("#messages > li.assistant").first
+    expect(greeting.locator("strong")).to_have_text(name)
+    send(page, MARKDOWN)
+    reply = page.locator("#messages > li.assistant").last
+    expect(reply).to_have_attribute("data-status", "complete")
+    expect(reply.locator(".content")).to_contain_text(f"{name} heard: Here is")
+    assert_rendered_markdown(page)
+    snap(page, "chat-markdown")
+    page.reload()
+    expect(page.locator("#messages > li.assistant").first.locator("strong")).to_have_text(name)
+    assert_rendered_markdown(page)
+    assert_accessible(page)
+    assert not dialogs, dialogs
+
+
+def test_a_field_error_joins_the_fields_hint_and_leaves_it_when_cleared(
+        page: Page, dashboard: Dashboard) -> None:
+    """The shared form helpers add an error to a field's description and take only the
+    error away again, so the field keeps its hint."""
+    sign_in(page, dashboard, "alice")
+    page.goto("/chat")
+    described = page.evaluate("""() => {
+      const form = document.createElement('form');
+      form.innerHTML = '<input id="f-name" name="name" aria-describedby="f-name-hint">'
+        + '<p id="f-name-hint">A hint</p><input id="f-age" name="age">';
+      document.body.append(form);
+      const attr = (id) => form.querySelector('#' + id).getAttribute('aria-describedby');
+      const errors = { message: 'bad', details: { errors: [
+        { path: 'name', message: 'Too long' }, { path: 'age', message: 'Too old' }] } };
+      const seen = [];
+      for (let round = 0; round < 2; round += 1) {
+        window.Personae.showErrors(form, errors);
+        seen.push([attr('f-name'), attr('f-age')]);
+        window.Personae.clearErrors(form);
+        seen.push([attr('f-name'), attr('f-age')]);
+      }
+      return seen;
+    }""")
+    shown, cleared = ["f-name-hint f-name-error", "f-age-error"], ["f-name-hint", None]
+    assert described == [shown, cleared, shown, cleared]

@@ -140,7 +140,23 @@ async def test_an_interrupted_reply_is_marked_and_keeps_its_text(web: Api,
     assert saved["status"] == "interrupted"
     html = message_html((await alice.page(f"/chat/{sid}")).text, saved["id"])
     assert '<span class="badge interrupted">Interrupted</span>' in html
-    assert "Half a thought" in html and "cut short" in html
+    assert "Half a thought" in html
+    assert "The reply was cut short; the text saved up to then is kept." in html
+
+
+async def test_a_reply_cut_at_the_length_limit_says_so(alice: WebUser) -> None:
+    created = await alice.api("POST", "/v1/personas", json={"definition": {
+        "id": "terse", "name": "Terse", "language": "en", "model": {"max_tokens": 3}}})
+    assert created.status_code == 201, created.text
+    sid = await open_session(alice, "alice/terse")
+    cut = (await say(alice, sid, "a reply far longer than three tokens can hold"))["reply"]
+    assert cut["meta"]["finish_reason"] == "length"
+    whole = (await say(alice, sid, "hi"))["reply"]
+    assert whole["meta"]["finish_reason"] == "stop"
+    page = (await alice.page(f"/chat/{sid}")).text
+    note = "Cut off at the reply length limit"
+    assert note in message_html(page, cut["id"])
+    assert note not in message_html(page, whole["id"])
 
 
 async def test_a_complete_reply_has_no_status_badge(alice: WebUser) -> None:

@@ -107,14 +107,31 @@
       slot.hidden = false;
       slot.textContent = issue.message;
       field.setAttribute("aria-invalid", "true");
-      field.setAttribute("aria-describedby", id);
+      describedBy(field, (ids) => {
+        if (ids.includes(id)) return ids; // linked already (by the page, or an earlier issue)
+        field.dataset.errorId = id;
+        return [...ids, id];
+      });
     }
     if (!issues.length) left.push({ path: "", message: error.message });
     return left;
   }
 
+  // A field keeps the descriptions it had (its hint): an error's id is added to its
+  // aria-describedby list, and only that id is taken out again.
+  function describedBy(field, change) {
+    const ids = change((field.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean));
+    if (ids.length) field.setAttribute("aria-describedby", ids.join(" "));
+    else field.removeAttribute("aria-describedby");
+  }
+
   function clearErrors(form) {
     form.querySelectorAll("[aria-invalid]").forEach((f) => f.removeAttribute("aria-invalid"));
+    form.querySelectorAll("[data-error-id]").forEach((f) => {
+      const id = f.dataset.errorId;
+      describedBy(f, (ids) => ids.filter((other) => other !== id));
+      delete f.dataset.errorId;
+    });
     form.querySelectorAll(".field-error").forEach((e) => { e.hidden = true; e.textContent = ""; });
   }
 

@@ -12,6 +12,14 @@
     http: false, abort: null };
   let page = null;
 
+  // Show a reply's text as Markdown. The server sends history as text marked
+  // data-markdown="source" (readable without scripts); rendered, it says "rendered".
+  function renderReply(node, text) {
+    node.replaceChildren(...P.markdown(text));
+    node.classList.add("markdown");
+    node.setAttribute("data-markdown", "rendered");
+  }
+
   function speakerName(m) {
     return m.role === "user" ? "You" : (page.names[m.persona_id] || m.persona_id);
   }
@@ -19,7 +27,7 @@
   function statusNote(m) {
     if (m.status === "interrupted") {
       return [P.el("span", { class: "badge interrupted" }, "Interrupted"), " ",
-        P.el("span", { class: "status-text" }, "The reply was cut short; what was written is kept.")];
+        P.el("span", { class: "status-text" }, "The reply was cut short; the text saved up to then is kept.")];
     }
     if (m.status === "failed") {
       const why = (m.meta && m.meta.error && m.meta.error.message) || "The reply could not be written.";
@@ -57,6 +65,12 @@
       thumb("up", "Good reply", "▲", "Good"), " ", thumb("down", "Bad reply", "▼", "Bad"));
   }
 
+  function replyContent(text) {
+    const node = P.el("div", { class: "content" });
+    renderReply(node, text);
+    return node;
+  }
+
   function renderMessage(m) {
     if (m.role === "event") { // a note the session keeps, such as a switch
       return P.el("li", { class: "message event", "data-message-id": m.id, "data-status": m.status },
@@ -68,7 +82,9 @@
       P.el("p", { class: "meta" }, P.el("span", { class: "speaker" }, speakerName(m)), " ",
         m.meta && m.meta.greeting ? [P.el("span", { class: "muted" }, "(greeting)"), " "] : null,
         statusNote(m)),
-      P.el("div", { class: "content" }, m.content),
+      assistant ? replyContent(m.content) : P.el("div", { class: "content" }, m.content),
+      assistant && m.meta && m.meta.finish_reason === "length"
+        ? P.el("p", { class: "cut-note" }, "Cut off at the reply length limit") : null,
       assistant ? usedItems(m) : null,
       rateable(m) ? ratingButtons(null) : null);
   }
@@ -312,6 +328,7 @@
         send({ type: "switch", persona_id: switcher.querySelector("select").value });
       });
     }
+    list().querySelectorAll('[data-markdown="source"]').forEach((node) => renderReply(node, node.textContent));
     list().addEventListener("click", (e) => {
       const thumb = e.target.closest(".thumb");
       if (thumb) onRate(thumb);
