@@ -97,6 +97,25 @@ def test_an_upload_error_is_shown_next_to_the_file(page: Page, dashboard: Dashbo
     snap(page, "panels-upload-error")
 
 
+def test_no_transcript_is_asked_for_before_anything_is_sent(page: Page,
+                                                            dashboard: Dashboard) -> None:
+    sign_in(page, dashboard, "alice")
+    page.goto("/panels")
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url)
+            if "/v1/evaluations" in request.url else None)
+    page.get_by_label("Paste the transcript").fill("  \n ")
+    page.locator(f'input[name="personas"][value="{GENZ}"]').check()
+    page.get_by_role("button", name="Start evaluation").click()
+    expect(page.locator("#evaluation-content-error")).to_have_text(
+        "Paste a transcript or choose a file")
+    expect(page.get_by_label("Paste the transcript")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Paste the transcript")).to_be_focused()
+    expect(page.locator("#evaluation-form-error")).to_be_hidden()
+    assert sent == []
+    expect(page).to_have_url(re.compile(r"/panels$"))
+
+
 def test_export_link_downloads_csv(page: Page, dashboard: Dashboard) -> None:
     eid = evaluate_as(dashboard, "alice", content="Export me. Then count my rows.",
                       personas=[GENZ, ADVERTISER], title="export-test")

@@ -17,7 +17,6 @@ from tests.support.writing_samples import SAMPLES
 DRAFT = "Shipping beats polishing. Small releases teach us more than polished ones. 🚀"
 
 
-
 def test_build_a_writing_persona_from_pasted_samples(page: Page, dashboard: Dashboard) -> None:
     sign_in(page, dashboard, "alice")
     page.goto("/writing")
@@ -30,14 +29,37 @@ def test_build_a_writing_persona_from_pasted_samples(page: Page, dashboard: Dash
     page.get_by_role("button", name="Add a sample box").click()
     page.get_by_label("Sample 4", exact=True).fill(SAMPLES[3])
     page.get_by_role("button", name="Build the persona").click()
-    expect(page.locator("#build-message")).to_have_text("Built Pasted Voice (version 1).")
+    message = page.locator("#build-message")
+    expect(message).to_have_text("Built Pasted Voice (version 1).")
     card = page.locator("#writing-list li", has_text="Pasted Voice")
     expect(card).to_contain_text(f"{len(SAMPLES)} samples")
     expect(page.locator("#build-progress")).to_have_attribute("value", "100")
+    href = card.get_by_role("link", name="Pasted Voice").get_attribute("href")
+    assert href and href.startswith("/writing/")
+    expect(message.get_by_role("link", name="Pasted Voice")).to_have_attribute("href", href)
+    stored = api_call(dashboard, "alice", "GET", f"/v1/writing/personas/{href[9:]}")
+    errors = stored["definition"]["writing"]["synthesis"]["errors"]
+    reason = errors[-1].split(": ", 1)[1]  # "attempt 3: <why>"
+    expect(card.locator(".badge.failed")).to_have_attribute("title", "\n".join(errors))
+    expect(card).to_contain_text(f"Why: {reason}")
     snap(page, "writing-built")
-    card.get_by_role("link", name="Pasted Voice").click()
+    message.get_by_role("link", name="Pasted Voice").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Pasted Voice")
     expect(page.get_by_text("voice synthesis: failed").first).to_be_visible()
+    expect(page.locator("#synthesis-why")).to_contain_text(errors[-1])
+    page.get_by_role("link", name="← Writing studio").click()
+    card = page.locator("#writing-list li", has_text="Pasted Voice")  # drawn by the server now
+    card.get_by_role("link", name="Why it failed").click()
+    expect(page).to_have_url(f"{dashboard.url}{href}#synthesis-why")
+
+
+def test_the_studio_fits_a_phone_screen(page: Page, dashboard: Dashboard) -> None:
+    sign_in(page, dashboard, "alice")
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto("/writing")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"the page scrolls sideways ({width} px)"
+    snap(page, "writing-phone")
 
 
 def test_validate_a_draft_and_see_the_meter_and_report(page: Page,

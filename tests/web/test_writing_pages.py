@@ -152,6 +152,15 @@ async def test_a_failed_synthesis_is_shown_with_its_reasons(web: Api, alice: Web
     assert "voice synthesis: failed" in page and "The voice synthesis failed" in page
     for reason in persona["definition"]["writing"]["synthesis"]["errors"]:
         assert str(escape(reason)) in page
+    assert 'id="synthesis-why"' in page
+    studio = (await alice.page("/writing")).text
+    assert f'href="/writing/{persona["id"]}#synthesis-why">Why it failed</a>' in studio
+
+
+async def test_an_ok_synthesis_has_no_failure_link(web: Api, alice: WebUser) -> None:
+    await build(web)
+    studio = (await alice.page("/writing")).text
+    assert "voice synthesis: ok" in studio and "Why it failed" not in studio
 
 
 # -- what the page's script calls --------

@@ -15,12 +15,24 @@ app = typer.Typer(help="The embedded models: list them, prepare one.", no_args_i
                   invoke_without_command=True)
 
 
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON.")
+
+
 @app.callback()
-def models(ctx: typer.Context,
-           as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def models(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List the embedded models (installed or not), with size, speed, licence, origin."""
-    if ctx.invoked_subcommand is not None:
-        return
+    if ctx.invoked_subcommand is None:
+        _print_models(ctx, as_json)
+
+
+@app.command("list")
+def list_models(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """List the embedded models: the same as plain `personae models`."""
+    group = ctx.parent.params if ctx.parent else {}
+    _print_models(ctx, as_json or bool(group.get("as_json")))
+
+
+def _print_models(ctx: typer.Context, as_json: bool) -> None:
     data_dir = settings_for(ctx).data_dir
     rows = [describe(spec, data_dir) for spec in CATALOGUE.values()]
     if as_json:

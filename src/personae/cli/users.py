@@ -67,13 +67,18 @@ def list_users(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 def create_key(
     ctx: typer.Context,
     user: str = typer.Argument(..., help="User name or id."),
-    name: str = typer.Option("default", "--name", help="A label for the key."),
+    name: str | None = typer.Option(
+        None, "--name", help="A label for the key (default: 'default', or 'default-2' and "
+        "so on when the user has a key labelled so)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create an API key; the token is shown once and cannot be shown again."""
 
     async def work(runtime: Runtime) -> tuple[str, ApiKey]:
-        return await runtime.users.create_key(user, name)
+        label = name
+        if label is None:
+            label = _free_label({k.name for k in await runtime.users.keys_of(user)})
+        return await runtime.users.create_key(user, label)
 
     token, key = in_runtime(ctx, work)
     if as_json:
@@ -83,6 +88,17 @@ def create_key(
     output.emit_text(token)
     output.warn("store this key now: it cannot be shown again. "
                 "Send it as 'Authorization: Bearer <key>'.")
+
+
+def _free_label(taken: set[str], base: str = "default") -> str:
+    """``base``, else the first free ``base-2``, ``base-3``..., so unnamed keys stay apart
+    in `keys list` (which shows revoked keys too, so their labels count)."""
+    if base not in taken:
+        return base
+    number = 2
+    while f"{base}-{number}" in taken:
+        number += 1
+    return f"{base}-{number}"
 
 
 @keys_app.command("list")

@@ -37,7 +37,20 @@ _BOM = "\ufeff"
 _EXTENSIONS: dict[str, ContentFormat] = {".srt": "srt", ".vtt": "vtt", ".json": "json"}
 _SRT_TIME = r"\d{1,2}:\d{2}:\d{2}[,.]\d{1,3}"
 _SRT_HEAD = re.compile(rf"\A\s*\d+[ \t]*\n[ \t]*{_SRT_TIME}[ \t]*-->[ \t]*{_SRT_TIME}")
-_SRT_MARKUP = re.compile(r"<[^>\n]*>|\{\\[^}\n]*\}")  # <i>, </font>, and {\an8} position codes
+# Only the formatting each format defines is markup; any other "<...>" is the speaker's
+# words, kept verbatim (pages escape it when they show it).
+_SRT_MARKUP = re.compile(
+    r"</?[ibu]>|<font(?:[ \t][^>\n]*)?>|</font>"  # <i> <b> <u> <font color=...>, closed too
+    r"|\{\\[^}\n]*\}",  # {\an8}, {\pos(x,y)}: override codes
+    re.IGNORECASE,
+)
+_VTT_CLASSES = r"(?:\.[^\s.<>&]+)*"  # <c.yellow.bg_blue>
+_VTT_MARKUP = re.compile(  # WebVTT cue tags are case-sensitive
+    rf"<(?:c|i|b|u|ruby|rt){_VTT_CLASSES}>"
+    rf"|<(?:v|lang){_VTT_CLASSES}[ \t][^>\n]*>"  # <v Speaker>, <lang en-GB>
+    r"|</(?:c|i|b|u|ruby|rt|v|lang)>"
+    r"|<(?:\d{2,}:)?[0-5]\d:[0-5]\d\.\d{3}>"  # <00:00:01.000>, <01.500>: karaoke timing
+)
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 _MS = timedelta(milliseconds=1)
 _WINDOW = 4_000  # characters pysbd reads at once; see _sentences
@@ -165,7 +178,11 @@ def _parse_srt(body: str) -> list[_Part]:
 
 
 def _parse_vtt(body: str) -> list[_Part]:
-    """Strict parsing, so a malformed cue is reported instead of silently dropped."""
+    """Strict parsing, so a malformed cue is reported instead of silently dropped.
+
+    The raw cue text is read: the library's ``text`` drops every ``<...>``, words too.
+    Tags go before entities are decoded, so an escaped ``&lt;b&gt;`` stays as text.
+    """
     try:
         captions = webvtt.from_buffer(io.StringIO(body), strict=True).captions
     except (MalformedFileError, MalformedCaptionError, ValueError) as exc:
@@ -176,7 +193,8 @@ def _parse_vtt(body: str) -> list[_Part]:
         end = cue.end_time.in_milliseconds()
         name = f"{cue.identifier!r}" if cue.identifier else f"{number}"
         _check_order(f"vtt: cue {name}", start, end)
-        parts.append((_one_line(html.unescape(cue.text)), start, end))
+        text = html.unescape(_VTT_MARKUP.sub("", cue.raw_text))
+        parts.append((_one_line(text), start, end))
     return parts
 
 

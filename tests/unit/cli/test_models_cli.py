@@ -38,6 +38,21 @@ def test_models_json(runner: CliRunner) -> None:
     assert data["note"] == "The models' own licence terms apply."
 
 
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_models_list_prints_what_plain_models_prints(runner: CliRunner,
+                                                     extra: list[str]) -> None:
+    plain = runner.invoke(app, ["models", *extra])
+    listed = runner.invoke(app, ["models", "list", *extra])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output == plain.output and "smollm2-135m" in listed.output
+
+
+def test_models_help_names_the_list_command(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["models", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "list" in result.output.split("Commands")[1]
+
+
 def test_prepare_an_unknown_model_is_a_clear_error(runner: CliRunner) -> None:
     result = runner.invoke(app, ["models", "prepare", "gpt-7"])
     assert result.exit_code == 1

@@ -206,6 +206,31 @@ def test_srt_with_crlf_and_bom() -> None:
     assert _texts(segments) == ["Hello there, general Kenobi.", "Second line"]
 
 
+LOOKS_LIKE_HTML = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+
+
+def _srt(*cues: str) -> str:
+    return "".join(f"{n}\n00:00:0{n},000 --> 00:00:0{n},500\n{text}\n\n"
+                   for n, text in enumerate(cues, start=1))
+
+
+def _vtt(*cues: str) -> str:
+    return "WEBVTT\n\n" + "".join(f"00:0{n}.000 --> 00:0{n}.500\n{text}\n\n"
+                                    for n, text in enumerate(cues, start=1))
+
+
+def test_srt_keeps_words_that_only_look_like_markup() -> None:
+    spoken = [LOOKS_LIKE_HTML, "if a <b and c> d", "<br> <span>x</span> <I onclick=y>z",
+              "<3 <bold> <font", "{not an override} \\ {i}"]
+    assert _texts(parse_content(_srt(*spoken), "srt")) == spoken
+
+
+def test_srt_strips_its_own_formatting_in_any_case() -> None:
+    cue = ('<I>Hi</I> <B>there</b> <u>you</U> <FONT color="#ff0000">in</Font> '
+           '<font>red</font>{\\an8}{\\pos(10,20)}!')
+    assert _texts(parse_content(_srt(cue), "srt")) == ["Hi there you in red!"]
+
+
 # -- WebVTT ------------------------------------------------------------------------------
 
 
@@ -219,6 +244,24 @@ def test_vtt_skips_header_notes_and_blank_cues_and_strips_voice_tags() -> None:
 
 def test_vtt_by_filename() -> None:
     assert len(parse_content(VTT, filename="talk.vtt")) == 2
+
+
+def test_vtt_keeps_words_that_only_look_like_markup() -> None:
+    spoken = [LOOKS_LIKE_HTML, "<br> <span>x</span> <i onclick=y>z", "<B>caps</B> <vox> <c",
+              "a < b > c"]
+    assert _texts(parse_content(_vtt(*spoken), "vtt")) == spoken
+
+
+def test_vtt_strips_cue_tags_with_classes_and_timestamps() -> None:
+    cue = ("<c.yellow.bg_blue>Hi</c> <i.loud>there</i> <b>you</b> <u>in</u> "
+           "<v.first Ann Lee>the</v> <lang en-GB>red</lang> <ruby>car<rt>kar</rt></ruby>"
+           "<00:00:01.500>, <00:02.250>done")
+    assert _texts(parse_content(_vtt(cue), "vtt")) == ["Hi there you in the red carkar, done"]
+
+
+def test_vtt_escaped_brackets_become_text_and_stay() -> None:
+    segments = parse_content(_vtt("&lt;b&gt;bold&lt;/b&gt; &amp; <b>real</b>"), "vtt")
+    assert _texts(segments) == ["<b>bold</b> & real"]
 
 
 # -- JSON --------------------------------------------------------------------------------

@@ -5,8 +5,8 @@
 (function () {
   const P = window.Personae;
 
-  function fileError(form, message) {
-    P.showErrors(form, { message, details: { errors: [{ path: "file", message }] } });
+  function fieldError(form, path, message) {
+    P.showErrors(form, { message, details: { errors: [{ path, message }] } });
   }
 
   // Where an API error belongs: next to the field it names, else above the form.
@@ -45,7 +45,12 @@
     const limit = Number(form.dataset.uploadLimit);
     const file = form.elements.file.files[0];
     if (file && file.size > limit) {
-      fileError(form, `the file is larger than ${limit.toLocaleString("en")} bytes`);
+      fieldError(form, "file", `the file is larger than ${limit.toLocaleString("en")} bytes`);
+      return;
+    }
+    if (!file && !form.elements.content.value.trim()) {  // said here, not in the API's words
+      fieldError(form, "content", "Paste a transcript or choose a file");
+      form.elements.content.focus();
       return;
     }
     const button = form.querySelector('button[type="submit"]');

@@ -160,10 +160,22 @@
     });
   }
 
+  // The API derives a missing id from the name; a form without an id field tells an id
+  // problem at the name instead, and not at all when the name has its own error.
+  function idAsName(form, error) {
+    const issues = (error.details && error.details.errors) || [];
+    if (form.querySelector('[data-field="id"]') || !issues.some((i) => i.path === "id")) return error;
+    const named = issues.some((i) => i.path === "name");
+    const errors = issues.flatMap((i) => i.path !== "id" ? [i]
+      : named ? [] : [{ ...i, path: "name", message: `gives no usable id (${i.message})` }]);
+    return { status: error.status, local: error.local, message: error.message,
+             details: { ...error.details, errors } };
+  }
+
   // Errors next to their fields; the rest listed in the form's own error box.
   function showProblems(form, error) {
     const box = form.querySelector(".form-error[role=alert]");
-    const left = error.status === 422 || error.local ? P.showErrors(form, error)
+    const left = error.status === 422 || error.local ? P.showErrors(form, idAsName(form, error))
       : (P.clearErrors(form), [{ path: "", message: error.message }]);
     describeTraits(form);
     if (!box) return;

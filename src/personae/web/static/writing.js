@@ -16,20 +16,33 @@
     return STAGES[event.stage] ?? 50;
   }
 
+  const nameOf = (persona) => persona.definition.display_name || persona.definition.name;
+
+  // A failed synthesis keeps each attempt's reason ("attempt 3: <why>"): the badge's title
+  // lists them all, and the last one, which the model was told and still did not fix, shows.
+  function synthesisBadge(synthesis) {
+    const status = synthesis.status;
+    const kind = status === "ok" ? "ok" : status === "failed" ? "failed" : "warn";
+    const failed = status === "failed" && synthesis.errors.length > 0;
+    const badge = P.el("span", { class: `badge ${kind}`,
+                                 title: failed ? synthesis.errors.join("\n") : null },
+                       `voice synthesis: ${status}`);
+    if (!failed) return [badge];
+    const last = synthesis.errors[synthesis.errors.length - 1].replace(/^attempt \d+: /, "");
+    return [badge, P.el("span", { class: "synthesis-why" }, `Why: ${last}`)];
+  }
+
   function personaCard(persona) {
     const block = persona.definition.writing;
-    const status = block.synthesis.status;
-    const kind = status === "ok" ? "ok" : status === "failed" ? "failed" : "warn";
-    const name = persona.definition.display_name || persona.definition.name;
     return P.el("li", { class: "card writing-card" },
-      P.el("h3", {}, P.el("a", { href: `/writing/${persona.id}` }, name)),
+      P.el("h3", {}, P.el("a", { href: `/writing/${persona.id}` }, nameOf(persona))),
       P.el("p", { class: "muted" },
         `${persona.id} · version ${persona.version} · ${block.fingerprint.language}`),
       P.el("p", { class: "row" },
         P.el("span", { class: "badge" },
           `${block.samples.count} samples, ${block.samples.words} words`),
         P.el("span", { class: "badge" }, `confidence: ${block.fingerprint.confidence.level}`),
-        P.el("span", { class: `badge ${kind}` }, `voice synthesis: ${status}`)));
+        ...synthesisBadge(block.synthesis)));
   }
 
   async function collectSamples(form) {
@@ -114,7 +127,9 @@
       bar.value = 100;
       $("writing-list").prepend(personaCard(persona));
       $("writing-empty").hidden = true;
-      say(`Built ${persona.definition.name} (version ${persona.version}).`);
+      say("");
+      message.append("Built ", P.el("a", { href: `/writing/${persona.id}` }, nameOf(persona)),
+                     ` (version ${persona.version}).`);
       form.reset();
       showFiles(form, []);
     } else {
