@@ -32,8 +32,10 @@ OPENAI_PATHS = ("/v1/chat", "/v1/models")
 _OPENAI_TYPES = {401: "authentication_error", 403: "permission_error"}
 
 
-# Paths of the API and its machinery; everything else belongs to the dashboard.
-API_PREFIXES = ("/v1/", "/health", "/metrics", "/docs", "/openapi.json", "/static/")
+# Paths of the API and its machinery; everything else belongs to the dashboard (its
+# /static/ files too: a browser sent to a missing one gets the dashboard's 404 page,
+# while a script's or a style sheet's fetch, which does not ask for HTML, does not).
+API_PREFIXES = ("/v1/", "/health", "/metrics", "/docs", "/openapi.json")
 
 
 def is_page_request(request: Request) -> bool:
@@ -140,8 +142,10 @@ async def _request_validation(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers or {})
-    if exc.status_code == 405:
-        headers["Allow"] = ", ".join(allowed_methods(request))
+    if exc.status_code == 405:  # a page (not in the API's document) keeps the router's
+        allowed = allowed_methods(request) or sorted(
+            m.strip() for m in headers.get("Allow", "").split(",") if m.strip())
+        headers["Allow"] = ", ".join(allowed)
     return _answer(request, exc.status_code, code_for_status(exc.status_code),
                    str(exc.detail), headers=headers)
 

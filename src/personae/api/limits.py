@@ -11,7 +11,8 @@ itself against that setting); every other body ``max_body_bytes``.
 The JSON bodies FastAPI parses for its typed routes are also checked for nesting depth
 here (400, see :mod:`personae.limits`); the routes that read their own bodies (chat
 completions, evaluations, imports) check it as they parse. The OpenAI-compatible
-route answers in OpenAI's error shape, as its SDKs expect.
+route answers in OpenAI's error shape, as its SDKs expect; a browser on a dashboard
+page gets the dashboard's error page (``app.state.html_error``), as for any error.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import json
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from personae.api.errors import is_page_request
 from personae.api.routes.openai_compat import openai_error
 from personae.errors import error_envelope
 from personae.limits import NestedTooDeep, NotUnicode, load_json
@@ -94,7 +97,8 @@ class BodyLimits:
             too_large = (f"the audio is larger than {shown_limit:,} bytes "
                          "(PERSONAE_VOICE_MAX_AUDIO_BYTES)")
         if length is not None and length > limit:
-            await _send_error(send, path, 413, "too_large", too_large, {"limit": shown_limit})
+            await _send_error(scope, send, 413, "too_large", too_large,
+                              {"limit": shown_limit})
             return
         if json_like and not upload and path not in _PARSED_BY_ROUTE and (length or streamed):
             await self._checked_json(scope, receive, send, limit, too_large)
@@ -111,7 +115,7 @@ class BodyLimits:
                 return  # nobody left to answer
             body += message.get("body", b"")
             if len(body) > limit:
-                await _send_error(send, scope["path"], 413, "too_large", too_large,
+                await _send_error(scope, send, 413, "too_large", too_large,
                                   {"limit": limit})
                 return
             if not message.get("more_body", False):
@@ -119,7 +123,7 @@ class BodyLimits:
         try:
             load_json(bytes(body), "the request body")
         except (NestedTooDeep, NotUnicode) as exc:
-            await _send_error(send, scope["path"], 400, exc.code, exc.message, exc.details)
+            await _send_error(scope, send, 400, exc.code, exc.message, exc.details)
             return
         except ValueError:
             pass  # malformed JSON: the route reports it as usual
@@ -175,8 +179,17 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-async def _send_error(send: Send, path: str, status: int, code: str, message: str,
+async def _send_error(scope: Scope, send: Send, status: int, code: str, message: str,
                       details: dict[str, Any]) -> None:
+    """The refusal, sent at once: the body is not read, so the connection is closed."""
+    if "app" in scope:  # only a whole app knows the dashboard (and so its pages)
+        request = Request(scope)
+        if is_page_request(request):
+            page = request.app.state.html_error(request, status, message,
+                                                {"Connection": "close"})
+            await page(scope, _nothing, send)
+            return
+    path = scope["path"]
     shape = openai_error(status, code, message, details) if path in OPENAI_PATHS \
         else error_envelope(code, message, details)
     body = json.dumps(shape).encode()
@@ -184,3 +197,8 @@ async def _send_error(send: Send, path: str, status: int, code: str, message: st
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _nothing() -> Message:
+    """The ``receive`` an error page gets: the unread body is not its to read."""
+    return {"type": "http.disconnect"}

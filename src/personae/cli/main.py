@@ -132,8 +132,9 @@ def init(
             output.warn(f"sample not loaded: {entry['message']}")
     output.say("\nNext steps:", style="bold")
     output.say("  personae personas list        see the personas")
-    output.say(f"  personae serve                start the API on "
-               f"http://{settings.host}:{settings.port}")
+    served = "the dashboard and API" if settings.dashboard_enabled else "the API"
+    output.say(f"  personae serve                start {served} on "
+               f"{serve.base_url(settings.host, settings.port)}")
     output.say("  personae users create NAME    then `personae keys create NAME` for API keys")
 
 

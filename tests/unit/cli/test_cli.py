@@ -367,7 +367,8 @@ def test_serve_prints_banner_and_passes_settings(
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(serve_module.uvicorn, "run", lambda app, **kw: calls.append(kw))
     result = ok(ready("serve", "--port", "8123"))
-    assert "http://127.0.0.1:8123/docs" in result.output
+    assert "Dashboard: http://127.0.0.1:8123/" in result.output
+    assert "API docs:  http://127.0.0.1:8123/docs" in result.output
     assert "Keyless access" in result.output
     assert calls[0]["factory"] is True and calls[0]["port"] == 8123
     assert os.environ["PERSONAE_PORT"] == "8123"
