@@ -19,7 +19,8 @@ Adapters (API, CLI) map these to status codes and exit codes in one place::
     ├── DatabaseError             500  database_error     (the database refused a statement)
     └── ProviderError             502  provider_error     (names the provider and the cause)
         ├── ProviderUnavailable   503  provider_unavailable  (circuit open, not configured)
-        └── ProviderTimeout       504  provider_timeout
+        ├── ProviderTimeout       504  provider_timeout
+        └── ContextTooLong        400  context_length_exceeded (the prompt does not fit)
 """
 
 from __future__ import annotations
@@ -245,3 +246,32 @@ class ProviderUnavailable(ProviderError):
 class ProviderTimeout(ProviderError):
     code = "provider_timeout"
     status = 504
+
+
+class ContextTooLong(ProviderError):
+    """The prompt (persona, history and message) does not fit the model's context window.
+
+    The request is at fault, not the provider, so it is a 400 with OpenAI's own code:
+    never retried, never sent to a fallback, never counted against the provider's
+    circuit breaker. ``details`` hold ``prompt_tokens`` and ``context_window`` when
+    known, and ``param`` (``messages``) as OpenAI names it.
+    """
+
+    code = "context_length_exceeded"
+    status = 400
+
+    @classmethod
+    def for_prompt(cls, provider: str, *, prompt_tokens: int | None = None,
+                   context_window: int | None = None,
+                   details: dict[str, Any] | None = None) -> ContextTooLong:
+        """The error with a message that gives the counts, when known, and what to do."""
+        counts = {"prompt_tokens": prompt_tokens, "context_window": context_window}
+        known = {key: value for key, value in counts.items() if value is not None}
+        sizes = [f"{prompt_tokens:,} tokens"] if prompt_tokens is not None else []
+        if context_window is not None:
+            sizes.append(f"the model takes {context_window:,}")
+        message = ("the prompt does not fit the model's context window"
+                   + (f" ({', '.join(sizes)})" if sizes else "")
+                   + "; shorten the persona's prompt or the conversation, or use a model "
+                   "with a larger context")
+        return cls(provider, message, details={"param": "messages", **known, **(details or {})})

@@ -13,14 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slugify import slugify
-
 from personae.errors import FieldIssue, InvalidInput, ValidationFailed
 from personae.limits import load_json
 from personae.personas import card_assets, card_files, lorebook
 from personae.personas.assets import Blobs
 from personae.personas.card_examples import parse_examples, read_examples
-from personae.personas.schema import PersonaDefinition
+from personae.personas.schema import PersonaDefinition, id_from_name
 from personae.personas.validation import parse_persona
 
 V2_SPEC = "chara_card_v2"
@@ -267,7 +265,8 @@ def _persona_raw(fields: dict[str, Any], ours: dict[str, Any], persona_id: str |
     traits = {key: fields[key] for key in _CARD_TRAITS if fields[key]}
     greetings = [fields["first_mes"], *fields["alternate_greetings"]]
     raw: dict[str, Any] = {
-        "id": persona_id or slugify(fields["name"], max_length=64) or "character",
+        # No id given: parse_persona makes one from the name, which fits any namespace.
+        "id": persona_id or ("" if id_from_name(fields["name"]) else "character"),
         "name": fields["name"],
         "description": fields["description"],
         "system_prompt": fields["system_prompt"],

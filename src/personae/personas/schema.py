@@ -16,7 +16,8 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import regex
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, field_validator
+from slugify import slugify
 
 from personae.auth.principal import USER_NAME_PATTERN
 from personae.personas.language import normalize_language
@@ -238,6 +239,17 @@ class PersonaDefinition(_Strict):
     assets: list[PersonaAsset] = Field(default_factory=list)
     # A writing persona's measured fingerprint and synthesis (personae.writing).
     writing: WritingBlock | None = None
+    # The id was made from the name (none was given), so it may be made again to fit a
+    # namespace (validation.in_namespace); a chosen id never changes. Never stored.
+    _id_from_name: bool = PrivateAttr(default=False)
+
+    @property
+    def id_made_from_name(self) -> bool:
+        return self._id_from_name
+
+    def mark_id_made_from_name(self) -> PersonaDefinition:
+        self._id_from_name = True
+        return self
 
     @field_validator("language")
     @classmethod
@@ -308,6 +320,19 @@ def split_id(persona_id: str) -> tuple[str | None, str]:
     """``alice/tutor`` -> ``("alice", "tutor")``; a global ``tina`` -> ``(None, "tina")``."""
     namespace, sep, name = persona_id.rpartition("/")
     return (namespace if sep else None), name
+
+
+def id_from_name(name: str, namespace: str | None = None) -> str:
+    """The id a persona named ``name`` takes when none is given: the name as a slug,
+    cut after its last whole word that fits, so that with ``namespace/`` before it the
+    id is at most ``ID_MAX_LENGTH``; a first word longer than that is cut itself. ``""``
+    when the name has no letter or digit to make a slug of."""
+    room = ID_MAX_LENGTH - (len(namespace) + 1 if namespace else 0)
+    slug = slugify(name)
+    if len(slug) <= room:
+        return slug
+    cut = slug.rfind("-", 0, room + 1)  # a hyphen right after the room ends a word too
+    return slug[:cut] if cut > 0 else slug[:room]
 
 
 def hash_data(data: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from personae.errors import (
 from personae.personas import assets
 from personae.personas import audit_notes as notes
 from personae.personas.assets import AssetLimits, Blobs
+from personae.personas.definition_bounds import check_bounds
 from personae.personas.files import SyncReport, dump_definition, sync_folder
 from personae.personas.records import ListQuery, NewVersion, Page, PersonaRecord, VersionRecord
 from personae.personas.registry import CachedPersona, PersonaRegistry
@@ -204,8 +205,8 @@ class PersonaService:
             raw, inline = assets.inline_avatar(raw, limits=self.asset_limits)
             files |= inline
         # Validation renders the prompt template (up to its time bound): off the loop.
-        definition = raw if isinstance(raw, PersonaDefinition) else \
-            await asyncio.to_thread(parse_persona, raw)
+        definition = await asyncio.to_thread(
+            check_bounds if isinstance(raw, PersonaDefinition) else parse_persona, raw)
         (record,) = await self.create_many(principal, [definition], visibility=visibility,
                                            global_scope=global_scope, note=note, author=author,
                                            blobs=files)
@@ -278,7 +279,9 @@ class PersonaService:
         record = await self._writable(principal, persona_id)
         target = await self.version(principal, persona_id, to_version)
         base = record.version if base_version is None else base_version
-        return await self._write(principal, record, target.definition, base,
+        # The old version is current again: it meets today's bounds, as a new write would.
+        definition = await asyncio.to_thread(check_bounds, target.definition)
+        return await self._write(principal, record, definition, base,
                                  note or f"rollback to version {to_version}",
                                  action="persona.rollback")
 

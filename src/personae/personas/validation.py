@@ -9,7 +9,9 @@ Every problem is reported with its field path, never as a traceback. A definitio
 also checked as it will be used: trait and extension values may nest at most
 ``MAX_DEPTH`` levels, and a ``prompt_template`` is rendered once against the
 definition under the template bounds, so one that fails or breaks a bound is refused
-here (422) rather than when a conversation starts.
+here (422) rather than when a conversation starts. Text fields and the whole
+definition have maximum sizes (:mod:`~personae.personas.definition_bounds`), checked
+here, where every write's input passes, and not when a stored version is read.
 """
 
 from __future__ import annotations
@@ -20,16 +22,17 @@ from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
-from slugify import slugify
 
 from personae.errors import FieldIssue, PermissionDenied, ValidationFailed
 from personae.limits import MAX_DEPTH, nesting_depth
+from personae.personas.definition_bounds import bound_issues
 from personae.personas.prompt import build_system_prompt
 from personae.personas.schema import (
     DEFINITION_FIELDS,
     ID_MAX_LENGTH,
     RESERVED_NAMES,
     PersonaDefinition,
+    id_from_name,
     split_id,
 )
 
@@ -146,9 +149,12 @@ def parse_persona(
     """Validate loose input into a definition, or raise :class:`ValidationFailed`.
 
     ``default_id`` fills a missing ``id`` (a file's stem); failing that, the id is
-    made from the name. ``source`` prefixes the error message (a file path).
-    ``render=False`` skips rendering the prompt template, for a definition that is
-    only compared, never stored.
+    made from the name (:func:`~personae.personas.schema.id_from_name`), and the
+    definition remembers so, for :func:`in_namespace`. ``source`` prefixes the error
+    message (a file path).
+    ``render=False`` skips rendering the prompt template and the text bounds
+    (:mod:`~personae.personas.definition_bounds`), for a definition that is only
+    compared, never stored (a stored card, read back for an export).
     """
     if not isinstance(raw, Mapping):
         kind = type(raw).__name__
@@ -157,9 +163,9 @@ def parse_persona(
     issues: list[FieldIssue] = []
     _apply_aliases(data, issues)
     _move_unknown_to_traits(data, issues)
+    from_name = not data.get("id") and not default_id and bool(data.get("name"))
     if not data.get("id"):
-        fallback = default_id or (slugify(str(data["name"]), max_length=64)
-                                  if data.get("name") else "")
+        fallback = default_id or (id_from_name(str(data["name"])) if from_name else "")
         if fallback:
             data["id"] = fallback
     try:
@@ -167,6 +173,8 @@ def parse_persona(
     except ValidationError as exc:
         issues.extend(issues_from(exc))
         definition = None
+    if definition is not None and from_name:
+        definition.mark_id_made_from_name()
     if definition is not None and (problem := reserved_name_problem(definition.id)):
         issues.append(FieldIssue("id", problem))
     if definition is not None and not issues:
@@ -177,11 +185,14 @@ def parse_persona(
 
 
 def _usable_issues(definition: PersonaDefinition, render: bool) -> list[FieldIssue]:
-    """What would fail when the definition is used: deep values, a failing template."""
+    """What would fail when the definition is used: deep values, text past its bound,
+    a failing template (the last two only for a definition to be stored)."""
     issues = [FieldIssue(f"{field}.{key}", f"nested deeper than {MAX_DEPTH} levels")
               for field, values in (("traits", definition.traits),
                                     ("extensions", definition.extensions))
               for key, value in values.items() if nesting_depth(value) > MAX_DEPTH]
+    if render and not issues:
+        issues = bound_issues(definition)
     if render and definition.prompt_template and not issues:
         try:
             build_system_prompt(definition)
@@ -203,9 +214,11 @@ def in_namespace(definition: PersonaDefinition, namespace: str | None, *,
                  whose: str = "your own") -> PersonaDefinition:
     """The definition with its id in ``namespace`` (the owner's user name; None: global).
 
-    A plain id is put in the namespace (``tutor`` -> ``alice/tutor``); an id naming another
-    namespace is refused before anything is looked up, so the answer never depends on
-    which personas exist there. Global personas keep plain ids.
+    A plain id is put in the namespace (``tutor`` -> ``alice/tutor``). One made from the
+    persona's name is made again to fit when the namespace makes it too long; a chosen
+    one is then refused (422 naming ``id``). An id naming another namespace is refused
+    before anything is looked up, so the answer never depends on which personas exist
+    there. Global personas keep plain ids.
     """
     given, name = split_id(definition.id)
     if namespace is None:
@@ -218,6 +231,8 @@ def in_namespace(definition: PersonaDefinition, namespace: str | None, *,
                                f"{whose} namespace '{namespace}/'",
                                {"namespace": f"{namespace}/"})
     full = f"{namespace}/{name}"
+    if len(full) > ID_MAX_LENGTH and definition.id_made_from_name:
+        full = f"{namespace}/{id_from_name(definition.name, namespace)}"
     problem = reserved_name_problem(full)
     if problem is None and len(full) > ID_MAX_LENGTH:
         problem = f"'{full}' is longer than {ID_MAX_LENGTH} characters; choose a shorter name"

@@ -9,7 +9,8 @@ Failures surface at once (no retries here: :mod:`personae.providers.resilience` 
 them) as the package's provider errors, classified by :func:`map_error`:
 
 - the server's status: 429 and 5xx are retryable, other 4xx are not; the message is
-  the server's own explanation;
+  the server's own explanation; a prompt too long for the model
+  (``context_length_exceeded``) is the caller's ``ContextTooLong``, a 400;
 - a timeout (connecting, or waiting for bytes): ``ProviderTimeout``, retryable;
 - a refused, reset or dropped connection: ``ProviderUnavailable``, retryable;
 - an error event inside a stream: ``ProviderError`` ("stream failed"), retryable.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,7 +31,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from personae.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from personae.errors import ContextTooLong, ProviderError, ProviderTimeout, ProviderUnavailable
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 KEEPALIVE_SECONDS = 5.0  # an idle pooled connection is closed after this long
@@ -38,6 +40,9 @@ SHOWN_CHARS = 200  # of an unexpected body, in an error message
 STREAM_ERROR = "An error occurred during streaming"
 TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
 _DONE = b"[DONE]"
+CONTEXT_CODE = "context_length_exceeded"
+_WINDOW = re.compile(r"maximum context length is ([\d,]+) tokens")
+_PROMPT = re.compile(r"(?:resulted in|requested) ([\d,]+) tokens")
 
 
 class ChatClient:
@@ -188,12 +193,52 @@ class EventDecoder:
 
 
 async def status_error(provider: str, response: aiohttp.ClientResponse) -> ProviderError:
-    """An error answer: 429 and 5xx are worth retrying, other statuses are not."""
-    status = response.status
+    """An error answer, classified by :func:`upstream_error`."""
     raw = await response.content.read(ERROR_BODY_BYTES)
-    return ProviderError(provider, f"{status} {upstream_message(raw, response.reason)}",
-                         retryable=status == 429 or status >= 500,
-                         details={"status": status})
+    return upstream_error(provider, response.status, raw, response.reason)
+
+
+def upstream_error(provider: str, status: int, raw: bytes,
+                   reason: str | None = None) -> ProviderError:
+    """429 and 5xx are worth retrying, other statuses are not; a prompt too long for
+    the model is the caller's :class:`ContextTooLong` (400), not a provider failure."""
+    explained = upstream_message(raw, reason)
+    if 400 <= status < 500 and (error := _context_error(raw)) is not None:
+        prompt, window = _context_counts(error, explained)
+        return ContextTooLong.for_prompt(
+            provider, prompt_tokens=prompt, context_window=window,
+            details={"status": status, "upstream_message": explained})
+    return ProviderError(provider, f"{status} {explained}",
+                         retryable=status == 429 or status >= 500, details={"status": status})
+
+
+def _context_error(raw: bytes) -> dict[str, Any] | None:
+    """The error object of a "prompt too long" answer: OpenAI's (and Groq's, ...) code
+    ``context_length_exceeded``, llama.cpp's server's type, vLLM's wording; else None."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None
+    message = error.get("message")
+    if (error.get("code") == CONTEXT_CODE or error.get("type") == "exceed_context_size_error"
+            or (isinstance(message, str) and "maximum context length" in message)):
+        return error
+    return None
+
+
+def _context_counts(error: dict[str, Any], message: str) -> tuple[int | None, int | None]:
+    """The prompt's tokens and the model's context, from llama.cpp's fields or from
+    OpenAI's message ("maximum context length is 8192 tokens ... resulted in 10018")."""
+    prompt, window = error.get("n_prompt_tokens"), error.get("n_ctx")
+    if not isinstance(window, int) and (found := _WINDOW.search(message)):
+        window = int(found[1].replace(",", ""))
+    if not isinstance(prompt, int) and (found := _PROMPT.search(message)):
+        prompt = int(found[1].replace(",", ""))
+    return (prompt if isinstance(prompt, int) else None,
+            window if isinstance(window, int) else None)
 
 
 def upstream_message(raw: bytes, reason: str | None = None) -> str:

@@ -22,6 +22,7 @@ import asyncio
 import importlib
 import json
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from personae.config import default_data_dir
-from personae.errors import PersonaeError, ProviderError, ProviderUnavailable
+from personae.errors import ContextTooLong, PersonaeError, ProviderError, ProviderUnavailable
 from personae.providers.base import (
     ChatMessage,
     Finished,
@@ -58,6 +59,8 @@ if TYPE_CHECKING:
     from personae.config import ProviderConfig, Settings
 
 DEFAULT_MAX_TOKENS = 256
+# How llama-cpp-python refuses a prompt longer than the context (a ValueError).
+_OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
 log = logging.getLogger(__name__)
 
 
@@ -347,13 +350,19 @@ def build_embedded(name: str, config: ProviderConfig, settings: Settings) -> Emb
 
 
 def _provider_error(exc: BaseException) -> PersonaeError:
-    """Name the cause in the package's terms; a too-long prompt is not worth a retry."""
+    """Name the cause in the package's terms. A prompt past the context window is the
+    caller's to shorten (llama-cpp-python says "Requested tokens (N) exceed context
+    window of M"): a 400 ``context_length_exceeded``, not a provider failure."""
     if isinstance(exc, PersonaeError):
         return exc
     message = str(exc) or type(exc).__name__
+    error: ProviderError
     if isinstance(exc, ValueError) and "context window" in message:
-        error = ProviderError(NAME, f"prompt does not fit the context window: {message}",
-                              details={"reason": "context_overflow"})
+        counts = _OVERFLOW.search(message)
+        error = ContextTooLong.for_prompt(
+            NAME, prompt_tokens=int(counts[1]) if counts else None,
+            context_window=int(counts[2]) if counts else None,
+            details={"reason": "context_overflow"})
     else:
         error = ProviderError(NAME, f"generation failed: {message}")
     error.__cause__ = exc

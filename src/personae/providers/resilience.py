@@ -4,7 +4,10 @@ Providers fail in ways worth treating differently: a 503 is worth another try, a
 400 is not, and a provider that keeps failing should be skipped quickly instead of
 making every user wait for its timeout. Retrying is only safe before the first
 delta: once text has reached the user, restarting would duplicate or contradict
-it, so a later failure propagates and the caller marks the reply interrupted.
+it, so a later failure propagates and the caller marks the reply interrupted. A
+prompt too long for the model (:class:`~personae.errors.ContextTooLong`) is the
+caller's to fix: neither retried nor sent down the fallback chain, and the breaker
+counts the provider healthy.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, Literal, Protocol, TypeVar
 
-from personae.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from personae.errors import ContextTooLong, ProviderError, ProviderTimeout, ProviderUnavailable
 from personae.providers.base import LLM, ChatMessage, Finished, GenerationSettings, StreamEvent
 from personae.providers.metering import report_usage
 
@@ -228,6 +231,8 @@ class ResilientLLM:
             breaker = self.breakers.get(llm.name) or _NoBreaker()
             try:
                 events, first = await self._start(llm, breaker, messages, wanted, deadline)
+            except ContextTooLong:
+                raise  # the caller's to shorten: no fallback is asked the same prompt
             except ProviderError as exc:
                 failures.append(exc)
                 continue

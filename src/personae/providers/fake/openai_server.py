@@ -130,15 +130,18 @@ class FakeOpenAIServer(BackgroundServer):
         self.interrupt_after: int | None = None  # drop the stream after N deltas
         self.interrupt_with_error = False  # ...with an SSE error event instead of a drop
         with self._lock:
-            self._fail_count, self._fail_status, self._fail_message = 0, 503, ""
+            self._fail_count = 0
+            self._failure: tuple[int, str, str | None] = (503, "", None)
 
-    def fail_next(self, n: int = 1, status: int = 503, message: str = "") -> None:
-        """Answer the next ``n`` chat requests with ``status`` and an OpenAI error body."""
+    def fail_next(self, n: int = 1, status: int = 503, message: str = "",
+                  code: str | None = None) -> None:
+        """Answer the next ``n`` chat requests with ``status`` and an OpenAI error body
+        (with ``code`` as its ``error.code``, e.g. ``"context_length_exceeded"``)."""
         with self._lock:
-            self._fail_count, self._fail_status, self._fail_message = n, status, message
+            self._fail_count, self._failure = n, (status, message, code)
 
-    def fail_always(self, status: int = 503, message: str = "") -> None:
-        self.fail_next(-1, status, message)
+    def fail_always(self, status: int = 503, message: str = "", code: str | None = None) -> None:
+        self.fail_next(-1, status, message, code)
 
     @property
     def chat_count(self) -> int:
@@ -148,13 +151,13 @@ class FakeOpenAIServer(BackgroundServer):
     def last_request(self) -> RecordedRequest:
         return self.requests[-1]
 
-    def _take_failure(self) -> tuple[int, str] | None:
+    def _take_failure(self) -> tuple[int, str, str | None] | None:
         with self._lock:
             if self._fail_count == 0:
                 return None
             if self._fail_count > 0:
                 self._fail_count -= 1
-            return self._fail_status, self._fail_message
+            return self._failure
 
     # -- HTTP ------------------------------------------------------------------------
 
@@ -313,11 +316,11 @@ def sse(payload: Body) -> str:
     return f"data: {json.dumps(payload)}\n\n"
 
 
-def error_response(status: int, message: str = "") -> Response:
+def error_response(status: int, message: str = "", code: str | None = None) -> Response:
     """An error in OpenAI's shape, which the SDK turns into its status exceptions."""
     kind = "invalid_request_error" if status < 500 else "server_error"
     text = message or f"fake upstream failure ({status})"
-    return JSONResponse({"error": {"message": text, "type": kind, "code": None}},
+    return JSONResponse({"error": {"message": text, "type": kind, "code": code}},
                         status_code=status)
 
 
